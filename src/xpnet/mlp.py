@@ -1,0 +1,277 @@
+"""The multilayer perceptron: parameters, a forward pass that keeps what backward needs, and backward.
+
+Samples are rows. Layer ``l`` maps ``a_l`` (batch, n_l) to ``a_{l+1} = f(a_l @ W_l + b_l)`` with
+``W_l`` of shape (n_l, n_{l+1}) and ``b_l`` of shape (n_{l+1},); ``a_0`` is the input ``X``. The last
+layer's pre-activation ``z`` goes through the output activation of the :class:`~xpnet.functions.Head`.
+
+Backward is the chain rule written out (derivation in docs/math.md)::
+
+    delta_L = dLoss/dz                                  (the head's delta, already / batch)
+    dW_l    = a_l^T @ delta_l,     db_l = sum(delta_l over the batch)
+    delta_l = (delta_{l+1} @ W_l^T) * f'(a_l)           (f' from the activation's output)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from . import functions
+from .backends import Backend, get_backend
+from .errors import ValidationError
+from .init import initial_weights
+
+
+def forward(xp, params, X, activations, head):
+    """Run the network on ``X``; return ``(out, z, acts)``: outputs, last pre-activation, and the
+    input of every layer (``acts[0] is X``), which is all that :func:`backward` needs."""
+    acts = [X]
+    for (W, b), f in zip(params[:-1], activations):
+        acts.append(f(xp, acts[-1] @ W + b))
+    W, b = params[-1]
+    z = acts[-1] @ W + b
+    return head.activation(xp, z), z, acts
+
+
+def backward(xp, params, acts, out, z, t, derivatives, head):
+    """Gradients ``[(dW_0, db_0), ...]`` of the batch-mean loss, from what :func:`forward` returned."""
+    delta = head.delta(xp, z, out, t)
+    grads = []
+    for l in range(len(params) - 1, -1, -1):
+        grads.append((xp.matrix_transpose(acts[l]) @ delta, xp.sum(delta, axis=0)))
+        if l > 0:
+            delta = (delta @ xp.matrix_transpose(params[l][0])) * derivatives[l - 1](xp, acts[l])
+    return grads[::-1]
+
+
+def parse_layers(layers) -> list[int]:
+    """``"784-32-10"`` or ``[784, 32, 10]`` -> ``[784, 32, 10]``, with a clear error otherwise."""
+    if isinstance(layers, str):
+        parts = layers.replace(",", "-").split("-")
+        if not all(p.strip().isdigit() for p in parts):
+            raise ValidationError(f"layers must look like '784-32-10' (sizes joined by '-'); got {layers!r}")
+        sizes = [int(p) for p in parts]
+    else:
+        try:
+            sizes = [int(n) for n in layers]
+        except (TypeError, ValueError):
+            raise ValidationError(f"layers must be a sequence of ints or a string like '784-32-10'; got {layers!r}") from None
+        if any(int(n) != n for n in layers):
+            raise ValidationError(f"layer sizes must be whole numbers; got {list(layers)!r}")
+    if len(sizes) < 2:
+        raise ValidationError(f"layers needs at least an input and an output size; got {sizes}")
+    if min(sizes) < 1:
+        raise ValidationError(f"every layer size must be at least 1; got {sizes}")
+    return sizes
+
+
+class MLP:
+    """A fully connected network trained by hand-written backpropagation.
+
+    >>> net = MLP("4-8-3", activation="tanh", seed=0)
+    >>> net.predict([[0.0, 1.0, 2.0, 3.0]]).shape
+    (1,)
+
+    Parameters are plain arrays of the backend in ``net.params``: a list of ``(W, b)`` pairs with
+    ``W`` of shape (n_in, n_out) and ``b`` of shape (n_out,).
+    """
+
+    def __init__(
+        self,
+        layers: str | Sequence[int],
+        activation: str | Sequence[str] = "sigmoid",
+        loss: str = "cross-entropy",
+        output: str | None = None,
+        init: str = "normal-max",
+        seed: int = 0,
+        backend: str | Backend = "numpy",
+        device: str | None = None,
+        dtype: str = "float32",
+    ):
+        self.sizes = parse_layers(layers)
+        hidden = len(self.sizes) - 2
+        names = [activation] * hidden if isinstance(activation, str) else list(activation)
+        if len(names) != hidden:
+            raise ValidationError(
+                f"{hidden} hidden layer(s) need {hidden} activation(s); got {len(names)}: {names}"
+            )
+        pairs = [functions.get_activation(n) for n in names]
+        self.activation_names = names
+        self._activations = [f for f, _ in pairs]
+        self._derivatives = [d for _, d in pairs]
+        self.head = functions.get_head(loss, output)
+        n_out = self.sizes[-1]
+        if self.head.loss == "logistic" and n_out != 1:
+            raise ValidationError(f"the logistic loss takes one output unit (labels 0/1); layers end in {n_out}")
+        if self.head.loss == "cross-entropy" and n_out < 2:
+            raise ValidationError("softmax + cross-entropy needs at least 2 output units; use loss='logistic' for 1")
+        self.init, self.seed = init, seed
+        self.backend = get_backend(backend, device)
+        self.xp = self.backend.xp
+        self.dtype = dtype
+        self.backend.dtype(dtype)  # fail now if the device lacks this dtype
+        self.set_weights(initial_weights(self.sizes, init, seed))
+
+    # -- parameters ---------------------------------------------------------------------------------
+    @property
+    def n_classes(self) -> int:
+        """Number of classes the network predicts (2 for a single sigmoid/identity output unit)."""
+        return max(self.sizes[-1], 2)
+
+    def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """A host (NumPy) copy of every ``(W, b)``."""
+        return [(self.backend.to_host(W).copy(), self.backend.to_host(b).copy()) for W, b in self.params]
+
+    def set_weights(self, weights) -> None:
+        """Replace the parameters with host arrays ``[(W, b), ...]`` (shapes are checked)."""
+        weights = list(weights)
+        if len(weights) != len(self.sizes) - 1:
+            raise ValidationError(f"expected {len(self.sizes) - 1} (W, b) pairs for layers {self.sizes}; got {len(weights)}")
+        params = []
+        for l, (W, b) in enumerate(weights):
+            shape = (self.sizes[l], self.sizes[l + 1])
+            if tuple(W.shape) != shape or tuple(b.shape) != shape[1:]:
+                raise ValidationError(
+                    f"layer {l}: expected W{shape} and b{shape[1:]}; got W{tuple(W.shape)} and b{tuple(b.shape)}"
+                )
+            params.append((self.backend.asarray(W, self.dtype), self.backend.asarray(b, self.dtype)))
+        self.params = params
+
+    def config(self) -> dict:
+        """Everything needed to rebuild this network (weights aside), as JSON-ready values."""
+        return {
+            "sizes": self.sizes,
+            "activations": self.activation_names,
+            "output": self.head.output,
+            "loss": self.head.loss,
+            "init": self.init,
+            "seed": self.seed,
+            "dtype": self.dtype,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"MLP({'-'.join(map(str, self.sizes))}, activations={self.activation_names}, "
+            f"output={self.head.output}, loss={self.head.loss}, backend={self.backend}, dtype={self.dtype})"
+        )
+
+    # -- data ---------------------------------------------------------------------------------------
+    def inputs(self, X):
+        """``X`` on this network's device in its dtype; host arrays are copied, device arrays kept."""
+        if isinstance(X, np.ndarray) or isinstance(X, (list, tuple)):
+            X = np.asarray(X)
+            if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+                raise ValidationError(f"X must have shape (n_samples, {self.sizes[0]}); got {X.shape}")
+            return self.backend.asarray(X, self.dtype)
+        if X.ndim != 2 or X.shape[1] != self.sizes[0]:
+            raise ValidationError(f"X must have shape (n_samples, {self.sizes[0]}); got {tuple(X.shape)}")
+        return X
+
+    def targets(self, y) -> np.ndarray:
+        """Host float64 targets for host labels ``y``: one-hot rows for several outputs, a column for one.
+
+        A 2-D ``y`` of shape (n, n_out) is taken as targets already (regression with the squared loss).
+        """
+        y = np.asarray(y)
+        n_out = self.sizes[-1]
+        if y.ndim == 2:
+            if y.shape[1] != n_out:
+                raise ValidationError(f"2-D targets must have {n_out} columns; got shape {y.shape}")
+            return y.astype(np.float64)
+        if y.ndim != 1:
+            raise ValidationError(f"y must be a 1-D array of labels; got shape {y.shape}")
+        if y.dtype.kind not in "iub":
+            if y.dtype.kind != "f" or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+                raise ValidationError(f"labels must be integers; got dtype {y.dtype}")
+        labels = y.astype(np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= self.n_classes):
+            raise ValidationError(
+                f"labels must lie in 0..{self.n_classes - 1} for {n_out} output unit(s); "
+                f"got values from {labels.min()} to {labels.max()}"
+            )
+        if n_out == 1:
+            return labels[:, None].astype(np.float64)
+        return np.eye(n_out)[labels]
+
+    # -- the maths ----------------------------------------------------------------------------------
+    def forward(self, X, params=None):
+        """``(out, z, acts)`` for a device batch ``X`` (see :func:`forward`)."""
+        return forward(self.xp, self.params if params is None else params, X, self._activations, self.head)
+
+    def backward(self, acts, out, z, t, params=None):
+        """Gradients ``[(dW, db), ...]`` for one batch (see :func:`backward`)."""
+        params = self.params if params is None else params
+        return backward(self.xp, params, acts, out, z, t, self._derivatives, self.head)
+
+    def loss_and_gradients(self, X, t, params=None):
+        """Batch-mean loss (a device scalar) and its gradients, for device arrays ``X`` and targets ``t``."""
+        out, z, acts = self.forward(X, params)
+        return self.head.value(self.xp, z, out, t), self.backward(acts, out, z, t, params)
+
+    def step(self, params, X, t, lr):
+        """One SGD step on a batch: a pure function of arrays, returning ``(new_params, loss)``."""
+        from .optim import sgd
+
+        loss, grads = self.loss_and_gradients(X, t, params)
+        return sgd(params, grads, lr), loss
+
+    # -- user-facing --------------------------------------------------------------------------------
+    def predict_proba(self, X):
+        """Output activations for host ``X``, as a NumPy array (softmax probabilities for cross-entropy)."""
+        out, _, _ = self.forward(self.inputs(X))
+        return self.backend.to_host(out)
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted class indices for host ``X`` (threshold 0.5 for a single output unit)."""
+        return predicted_classes(self.predict_proba(X))
+
+    def loss(self, X, y) -> float:
+        """Batch-mean loss of host ``X`` against labels (or targets) ``y``."""
+        out, z, _ = self.forward(self.inputs(X))
+        t = self.backend.asarray(self.targets(y), self.dtype)
+        return float(self.head.value(self.xp, z, out, t))
+
+    def fit(self, X, y, **kwargs):
+        """Train with SGD; see :func:`xpnet.train.fit` for the arguments. Returns the history."""
+        from .train import fit
+
+        return fit(self, X, y, **kwargs)
+
+    def evaluate(self, X, y, **kwargs):
+        """Mean loss, accuracy and confusion matrix on a dataset; see :func:`xpnet.train.evaluate`."""
+        from .train import evaluate
+
+        return evaluate(self, X, y, **kwargs)
+
+    # -- saving -------------------------------------------------------------------------------------
+    def save(self, path, **extra_meta) -> None:
+        """Write ``W0, b0, W1, b1, ...`` and a JSON ``meta`` entry to an ``.npz`` atomically."""
+        from .io import save_weights
+
+        save_weights(path, self.get_weights(), {**self.config(), **extra_meta})
+
+    @classmethod
+    def load(cls, path, backend="numpy", device=None, dtype=None) -> "MLP":
+        """Rebuild a network saved by :meth:`save` (nothing is unpickled)."""
+        from .io import load_weights
+
+        weights, meta = load_weights(path)
+        net = cls(
+            meta["sizes"], meta["activations"], loss=meta["loss"], output=meta["output"],
+            init=meta.get("init", "normal-max"), seed=meta.get("seed", 0),
+            backend=backend, device=device, dtype=dtype or meta.get("dtype", "float32"),
+        )
+        net.set_weights(weights)
+        net.meta = meta
+        return net
+
+
+def predicted_classes(out: np.ndarray) -> np.ndarray:
+    """Class indices from host output activations: argmax, or ``out > 0.5`` for one column."""
+    if out.shape[1] == 1:
+        return (out[:, 0] > 0.5).astype(np.int64)
+    return np.argmax(out, axis=1)
+
+
+__all__ = ["MLP", "forward", "backward", "parse_layers", "predicted_classes"]

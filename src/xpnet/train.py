@@ -1,0 +1,204 @@
+"""Training and evaluation loops.
+
+Data moves to the device once per :func:`fit`. Each step slices (or, when shuffling, ``xp.take``-s) a
+batch on the device, runs forward, backward and the SGD update, and adds the batch loss to a running sum
+that also stays on the device. The host reads one number every few thousand samples (to notice
+divergence and draw the progress bar) and the epoch's figures once per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .errors import DivergenceError, ValidationError
+from .metrics import accuracy, confusion_matrix
+from .mlp import predicted_classes
+from .progress import Progress
+
+#: Samples between two host reads of the running loss (divergence check and progress bar).
+CHECK_SAMPLES = 4096
+
+
+def _check_number(name, value, low=None, integer=False):
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if ok and integer:
+        ok = float(value) == int(value)
+    if not ok or not math.isfinite(value) or (low is not None and value < low):
+        kind = "an integer" if integer else "a finite number"
+        bound = f" >= {low}" if low is not None else ""
+        raise ValidationError(f"{name} must be {kind}{bound}; got {value!r}")
+
+
+def _check_data(model, X, y, what="training"):
+    """Device inputs and targets for host (or device) ``X`` and labels ``y``, validated."""
+    Xd = model.inputs(X)
+    n = Xd.shape[0]
+    if n == 0:
+        raise ValidationError(f"the {what} data is empty (X has 0 rows)")
+    if len(y) != n:
+        raise ValidationError(f"X and y must have the same number of samples; got {n} and {len(y)} ({what} data)")
+    xp = model.xp
+    if not bool(xp.all(xp.isfinite(Xd))):
+        raise ValidationError(f"the {what} inputs X contain NaN or infinity")
+    t = model.targets(y)
+    if not np.all(np.isfinite(t)):
+        raise ValidationError(f"the {what} targets y contain NaN or infinity")
+    return Xd, model.backend.asarray(t, model.dtype)
+
+
+def _is_finite(xp, x) -> bool:
+    return math.isfinite(float(xp.sum(x)))
+
+
+def evaluate(model, X, y, batch_size: int = 10000) -> dict:
+    """Mean loss, accuracy and confusion matrix of ``model`` on ``X`` with labels ``y``."""
+    Xd, Td = _check_data(model, X, y, "evaluation")
+    return _evaluate_device(model, Xd, Td, np.asarray(y), batch_size)
+
+
+def _evaluate_device(model, Xd, Td, y, batch_size=10000) -> dict:
+    xp, n = model.xp, Xd.shape[0]
+    total = 0.0
+    outputs = []
+    for i in range(0, n, batch_size):
+        rows = slice(i, min(i + batch_size, n))  # out-of-range slice ends are not in the standard
+        out, z, _ = model.forward(Xd[rows, :])
+        total = total + model.head.value(xp, z, out, Td[rows, :]) * out.shape[0]
+        outputs.append(model.backend.to_host(out))
+    result = {"loss": float(total) / n, "n": n}
+    if y.ndim == 1:  # class labels (2-D y is regression targets: no accuracy)
+        pred = predicted_classes(np.concatenate(outputs))
+        result["accuracy"] = accuracy(y, pred)
+        result["confusion"] = confusion_matrix(y, pred, model.n_classes)
+    return result
+
+
+def fit(
+    model,
+    X,
+    y,
+    *,
+    epochs: int = 1,
+    lr: float = 0.01,
+    batch_size: int = 1,
+    shuffle: bool | None = None,
+    seed: int | None = None,
+    X_test=None,
+    y_test=None,
+    progress: bool | None = None,
+    on_epoch=None,
+) -> list[dict]:
+    """Train ``model`` in place with SGD and return one history record per epoch.
+
+    ``batch_size=1`` without shuffling is the textbook per-sample algorithm; ``shuffle`` defaults to
+    ``batch_size > 1``. Epoch ``e`` is shuffled with ``numpy.random.default_rng([seed, e])`` (seed
+    defaults to the model's), so every backend sees the same batches. Each record holds ``epoch``,
+    ``train_loss`` (mean of the epoch's batch losses, per sample), ``test_loss`` and ``test_accuracy``
+    (``None`` without test data), ``samples_per_second`` (training loop only), ``seconds`` and
+    ``weight_change`` (the L2 norm of each layer's weight change over the epoch). ``on_epoch(record)`` is
+    called after each epoch.
+
+    A non-finite loss or weight raises :class:`~xpnet.errors.DivergenceError` naming the epoch and step;
+    the model keeps the last finite weights and ``error.history`` holds the finished epochs.
+    """
+    _check_number("epochs", epochs, low=0, integer=True)
+    _check_number("lr", lr)
+    if lr <= 0:
+        raise ValidationError(f"lr must be > 0; got {lr!r}")
+    _check_number("batch_size", batch_size, low=1, integer=True)
+    Xd, Td = _check_data(model, X, y)
+    n = Xd.shape[0]
+    if batch_size > n:
+        raise ValidationError(f"batch_size must be at most the number of samples ({n}); got {batch_size}")
+    test = None
+    if X_test is not None:
+        if y_test is None:
+            raise ValidationError("X_test was given without y_test")
+        test = (*_check_data(model, X_test, y_test, "test"), np.asarray(y_test))
+    shuffle = batch_size > 1 if shuffle is None else shuffle
+    seed = model.seed if seed is None else seed
+    xp, backend = model.xp, model.backend
+    batch_size, lr = int(batch_size), float(lr)
+    steps = -(-n // batch_size)
+    check_every = max(1, CHECK_SAMPLES // batch_size)
+    history: list[dict] = []
+
+    for epoch in range(1, int(epochs) + 1):
+        if shuffle:
+            order = backend.asarray(np.random.default_rng([seed, epoch]).permutation(n))
+
+            def batch(k):
+                idx = order[k * batch_size : min((k + 1) * batch_size, n)]
+                return xp.take(Xd, idx, axis=0), xp.take(Td, idx, axis=0)
+        else:
+
+            def batch(k):
+                rows = slice(k * batch_size, min((k + 1) * batch_size, n))
+                return Xd[rows, :], Td[rows, :]
+
+        start_params = params = model.params
+        saved = (0, params)  # the last step index (and its parameters) known to be finite
+        running = 0.0
+        t0 = time.perf_counter()
+        with Progress(n, f"epoch {epoch}/{epochs}", enabled=progress) as bar:
+            for k in range(steps):
+                xb, tb = batch(k)
+                params, loss = model.step(params, xb, tb, lr)
+                running = running + loss * xb.shape[0]
+                if (k + 1) % check_every == 0 or k + 1 == steps:
+                    if not math.isfinite(float(running)) or (
+                        k + 1 == steps and not all(_is_finite(xp, W) for W, _ in params)
+                    ):
+                        _diverged(model, batch, saved, k, lr, epoch, steps, history)
+                    bar.update(min(n, (k + 1) * batch_size) - bar.done)
+                    saved = (k + 1, params)
+            backend.synchronize(*params[-1])
+        seconds = time.perf_counter() - t0
+        model.params = params
+        record = {
+            "epoch": epoch,
+            "train_loss": float(running) / n,
+            "test_loss": None,
+            "test_accuracy": None,
+            "samples_per_second": n / seconds,
+            "seconds": seconds,
+            "weight_change": [
+                float(xp.sqrt(xp.sum((W - W0) * (W - W0)))) for (W, _), (W0, _) in zip(params, start_params)
+            ],
+        }
+        if test is not None:
+            result = _evaluate_device(model, *test)
+            record["test_loss"], record["test_accuracy"] = result["loss"], result.get("accuracy")
+        history.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    return history
+
+
+def _diverged(model, batch, saved, last, lr, epoch, steps, history):
+    """Replay from the last parameters known to be finite to find the first bad step, keep the weights
+    from before it, and raise. The batches are deterministic, so the replay retraces the same steps."""
+    xp = model.xp
+    first, params = saved
+    for k in range(first, last + 1):
+        new_params, loss = model.step(params, *batch(k), lr)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            what = f"the loss became {loss}"
+        elif not all(_is_finite(xp, W) for W, _ in new_params):
+            what = "a weight became non-finite"
+        else:
+            params = new_params
+            continue
+        break
+    else:  # only a non-deterministic backend could get here
+        what = "a non-finite value appeared"
+    model.params = params
+    raise DivergenceError(
+        f"training diverged at epoch {epoch}, step {k + 1} of {steps} (lr={lr:g}): {what}; "
+        "kept the last finite weights (from before that step); try a smaller learning rate",
+        epoch=epoch, step=k + 1, lr=lr, history=history,
+    )

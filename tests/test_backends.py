@@ -1,0 +1,105 @@
+"""One seed, one code path, the same weights on every backend; clear errors for missing ones."""
+
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet.backends import get_backend
+from xpnet.errors import BackendError
+
+from conftest import CPU_BACKENDS, backend_params, random_problem
+
+TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
+
+
+def _train(backend, device, dtype, batch_size, X, y):
+    net = xpnet.MLP([30, 16, 16, 4], activation="sigmoid", init="normal-max", seed=7,
+                    backend=backend, device=device, dtype=dtype)
+    steps = 50
+    n = steps * batch_size
+    xpnet.fit(net, X[:n], y[:n], epochs=1, lr=0.5, batch_size=batch_size, progress=False)
+    return net.get_weights()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    X, y = random_problem(30, 4, n=800, seed=5)
+    return X, y, {(d, b): _train("numpy", None, d, b, X, y) for d in TOLERANCE for b in (1, 16)}
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+@pytest.mark.parametrize("dtype", list(TOLERANCE))
+@pytest.mark.parametrize("backend", backend_params(CPU_BACKENDS[1:]))
+def test_fifty_steps_give_the_same_weights_as_numpy(backend, dtype, batch_size, reference):
+    X, y, expected = reference
+    got = _train(*backend, dtype, batch_size, X, y)
+    for (W, b), (eW, eb) in zip(got, expected[(dtype, batch_size)]):
+        assert W.dtype == np.dtype(dtype)
+        scale = np.abs(eW).max()
+        np.testing.assert_allclose(W, eW, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * scale)
+        np.testing.assert_allclose(b, eb, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype] * scale)
+    # and training actually moved the weights away from their initial values
+    init = xpnet.MLP([30, 16, 16, 4], seed=7).get_weights()
+    assert not np.allclose(got[0][0], init[0][0], atol=1e-3)
+
+
+def test_float32_runs_on_a_device_without_float64():
+    pytest.importorskip("array_api_strict")
+    X, y = random_problem(30, 4, n=64)
+    net = xpnet.MLP([30, 16, 4], backend="array_api_strict", device="no_float64", dtype="float32")
+    history = net.fit(X, y, epochs=2, lr=0.1, batch_size=1, X_test=X, y_test=y, progress=False)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    with pytest.raises(BackendError, match="float64 is not supported"):
+        xpnet.MLP([30, 4], backend="array_api_strict", device="no_float64", dtype="float64")
+
+
+def test_unknown_backend_names_the_known_ones():
+    with pytest.raises(BackendError, match=r"unknown backend 'tensorflow'; known backends: numpy, cupy"):
+        get_backend("tensorflow")
+
+
+def test_missing_library_gives_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` fail
+    with pytest.raises(BackendError) as info:
+        get_backend("torch")
+    message = str(info.value)
+    assert "needs the 'torch' package, which is not installed" in message and "\n" not in message
+
+
+def test_cupy_without_a_cuda_device_gives_one_line(monkeypatch):
+    def no_device():
+        raise RuntimeError("cudaErrorNoDevice: no CUDA-capable device is detected")
+
+    fake = types.ModuleType("cupy")
+    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=no_device))
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    with pytest.raises(BackendError) as info:
+        get_backend("cupy")
+    message = str(info.value)
+    assert "backend 'cupy' is installed but no CUDA device" in message and "\n" not in message
+    assert "numpy" in message  # it says what can be used instead
+
+
+def test_bad_devices_are_refused():
+    with pytest.raises(BackendError, match="numpy' runs on device 'cpu' only"):
+        get_backend("numpy", "cuda:0")
+    pytest.importorskip("array_api_strict")
+    with pytest.raises(BackendError, match="no device 'gpu7'.*device1"):
+        get_backend("array_api_strict", "gpu7")
+
+
+def test_jax_float64_is_enabled_on_request():
+    pytest.importorskip("jax")
+    net = xpnet.MLP([5, 3], backend="jax", dtype="float64")
+    assert str(net.params[0][0].dtype) == "float64"
+
+
+def test_host_round_trip_on_every_backend():
+    for name, device in CPU_BACKENDS:
+        pytest.importorskip(name)
+        be = get_backend(name, device)
+        host = np.arange(6.0).reshape(2, 3)
+        np.testing.assert_array_equal(be.to_host(be.asarray(host, "float32")), host.astype(np.float32))

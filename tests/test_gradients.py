@@ -1,0 +1,76 @@
+"""Backward against finite differences and against PyTorch autograd (an independent oracle)."""
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import functions as F
+from xpnet.mlp import MLP
+
+from conftest import random_biases, random_problem
+
+ACTIVATIONS = list(F.ACTIVATIONS)
+HEADS = [(h.loss, h.output) for h in F.HEADS.values()]
+
+
+def _net(activation, loss, output, dtype="float64", backend="numpy", device=None):
+    n_out = 1 if loss == "logistic" else 4
+    net = MLP([12, 9, 7, n_out], activation=activation, loss=loss, output=output, init="xavier",
+              dtype=dtype, backend=backend, device=device, seed=3)
+    return random_biases(net)
+
+
+@pytest.mark.parametrize("loss,output", HEADS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_gradcheck_two_hidden_layers(activation, loss, output):
+    net = _net(activation, loss, output)
+    X, y = random_problem(12, net.sizes[-1], n=10)
+    result = xpnet.gradcheck(net, X, y, max_entries=200)
+    assert result["passed"], result
+    assert result["max_rel_error"] < 1e-6
+    assert set(result["arrays"]) == {"W0", "b0", "W1", "b1", "W2", "b2"}
+
+
+def test_gradcheck_catches_a_wrong_derivative(monkeypatch):
+    net = _net("tanh", "cross-entropy", "softmax")
+    X, y = random_problem(12, 4, n=10)
+    monkeypatch.setattr(net, "_derivatives", [lambda xp, a: 1.0 - a] * 2)  # tanh' is 1 - a², not 1 - a
+    result = xpnet.gradcheck(net, X, y)
+    assert not result["passed"]
+    assert result["arrays"]["W2"] < 1e-6 < result["arrays"]["W0"]
+
+
+# -- the oracle: PyTorch autograd on the same weights and batch ------------------------------------
+def _torch_gradients(net, X, y):
+    torch = pytest.importorskip("torch", reason="the autograd oracle needs torch")
+    tf = torch.nn.functional
+    act = {"sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu": torch.relu, "identity": lambda z: z}
+    params = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in net.get_weights()]
+    a = torch.tensor(X)
+    for (W, b), name in zip(params[:-1], net.activation_names):
+        a = act[name](a @ W + b)
+    z = a @ params[-1][0] + params[-1][1]
+    labels = torch.tensor(y)
+    if net.head.loss == "cross-entropy":
+        loss = tf.cross_entropy(z, labels)
+    elif net.head.loss == "logistic":
+        loss = tf.binary_cross_entropy_with_logits(z[:, 0], labels.double())
+    else:
+        out = torch.sigmoid(z) if net.head.output == "sigmoid" else z
+        target = tf.one_hot(labels, z.shape[1]).double()
+        loss = 0.5 * ((out - target) ** 2).sum(dim=1).mean()
+    loss.backward()
+    return loss.item(), [(W.grad.numpy(), b.grad.numpy()) for W, b in params]
+
+
+@pytest.mark.parametrize("loss,output", HEADS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_gradients_equal_pytorch_autograd(activation, loss, output):
+    net = _net(activation, loss, output)
+    X, y = random_problem(12, net.sizes[-1], n=10)
+    expected_loss, expected = _torch_gradients(net, X, y)
+    value, grads = net.loss_and_gradients(net.inputs(X), net.backend.asarray(net.targets(y), "float64"))
+    np.testing.assert_allclose(float(value), expected_loss, rtol=1e-12)
+    for (dW, db), (eW, eb) in zip(grads, expected):
+        np.testing.assert_allclose(dW, eW, rtol=1e-10, atol=1e-10 * np.abs(eW).max())
+        np.testing.assert_allclose(db, eb, rtol=1e-10, atol=1e-10 * np.abs(eb).max())
