@@ -14,7 +14,7 @@ import numpy as np
 
 from . import functions
 from .backends import LIBRARIES
-from .errors import XpnetError
+from .errors import DivergenceError, ValidationError, XpnetError
 from .init import INITIALISERS
 
 
@@ -31,7 +31,19 @@ def _add_model_args(p, layers="784-32-32-10"):
 def _add_backend_args(p, dtype="float32"):
     p.add_argument("--backend", default="numpy", help=f"array library: {', '.join(LIBRARIES)} (default numpy)")
     p.add_argument("--device", default=None, help="device, e.g. cpu, cuda:0, device1 (default: the backend's)")
-    p.add_argument("--dtype", default=dtype, choices=["float32", "float64"])
+    p.add_argument("--dtype", default=dtype, choices=["float32", "float64"],
+                   help=f"floating-point type (default {dtype or 'as saved'})")
+
+
+def _add_data_args(p, saved=False):
+    from .datasets import DATASETS, SCALINGS
+
+    default = " (default: as saved)" if saved else ""
+    p.add_argument("--dataset", default=None if saved else "mnist", choices=DATASETS, help="data set" + (default or " (default mnist)"))
+    p.add_argument("--data-dir", default=None, help="directory holding the IDX files (default: $XPNET_DATA, the package, the cache)")
+    p.add_argument("--scale", default=None if saved else "255", choices=SCALINGS,
+                   help="pixel scaling: /255, per-image max, standardize, or none (raw 0-255)" + (default or " (default 255)"))
+    p.add_argument("--digits", default=None, metavar="A,B", help="train on two classes only, labelled 0 and 1 (e.g. 3,9)" + default)
 
 
 def _activation(text):
@@ -71,9 +83,141 @@ def cmd_gradcheck(args) -> int:
     return 0 if result["passed"] else 1
 
 
+def _load_data(name, data_dir, scaling, digits, progress):
+    from . import datasets
+
+    data = datasets.load(name, data_dir, progress=progress)
+    return data, datasets.prepare(data, scaling, digits)
+
+
+def _check_layers(net, X, n_classes):
+    if net.sizes[0] != X.shape[1]:
+        raise ValidationError(f"--layers must start with the input size {X.shape[1]}; got {net.sizes[0]}")
+    wanted = {n_classes} | ({1} if n_classes == 2 else set())
+    if net.sizes[-1] not in wanted:
+        raise ValidationError(
+            f"--layers must end with the class count {' or '.join(map(str, sorted(wanted, reverse=True)))}; "
+            f"got {net.sizes[-1]}"
+        )
+
+
+def _epoch_line(r) -> str:
+    line = f"epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f}"
+    for name in ("val", "test"):
+        if r.get(f"{name}_loss") is not None:
+            line += f"  {name} loss {r[f'{name}_loss']:.4f}  {name} acc {100 * r[f'{name}_accuracy']:6.2f}%"
+    return line + f"  {r['samples_per_second']:,.0f} samples/s"
+
+
+def cmd_train(args) -> int:
+    from . import datasets
+    from .train import evaluate
+
+    progress = False if args.no_progress else None
+    data, (X, y, X_test, y_test) = _load_data(args.dataset, args.data_dir, args.scale, args.digits, progress)
+    net = _model(args)
+    _check_layers(net, X, 2 if args.digits else len(data.classes))
+    validation = None
+    if args.validation:
+        X, y, X_val, y_val = datasets.validation_split(X, y, args.validation, args.seed)
+        validation = (X_val, y_val)
+    meta = {"dataset": args.dataset, "scaling": args.scale, "digits": args.digits, "lr": args.lr,
+            "batch_size": args.batch_size, "backend": args.backend}
+    initial = evaluate(net, X_test, y_test)
+    warned = []
+
+    def report(record):
+        if not args.json:
+            print(_epoch_line(record), flush=True)
+        if record["test_loss"] > 1.5 * initial["loss"] and not warned:
+            warned.append(record["epoch"])
+            print(f"xpnet train: warning: the test loss rose from {initial['loss']:.3g} before training to "
+                  f"{record['test_loss']:.3g}; the learning rate {args.lr:g} is probably too high", file=sys.stderr)
+
+    if not args.json:
+        print(f"{net!r}\ntraining on {len(y)} {args.dataset} samples, testing on {len(y_test)}; "
+              f"before training: test accuracy {100 * initial['accuracy']:.2f}%", flush=True)
+    status, history = 0, []
+    try:
+        history = net.fit(
+            X, y, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, shuffle=args.shuffle,
+            seed=args.seed, X_test=X_test, y_test=y_test, validation=validation, progress=progress,
+            on_epoch=report,
+        )
+    except DivergenceError as exc:
+        print(f"xpnet train: {exc}", file=sys.stderr)
+        status, history = 3, exc.history
+        meta["diverged"] = str(exc)
+    final = evaluate(net, X_test, y_test)
+    result = {"history": history, "test_accuracy": final["accuracy"], "test_loss": final["loss"],
+              "initial_test_accuracy": initial["accuracy"], "initial_test_loss": initial["loss"], **meta,
+              "model": net.config()}
+    if args.save:
+        net.save(args.save, **meta, history=history, test_accuracy=final["accuracy"])
+        if not args.json:
+            print(f"saved {'the last finite ' if status else ''}weights to {args.save}", file=sys.stderr if status else sys.stdout)
+    if args.json:
+        print(json.dumps(result))
+    elif status == 0:
+        print(f"test accuracy {100 * final['accuracy']:.2f}%  test loss {final['loss']:.4f}")
+    return status
+
+
+def cmd_evaluate(args) -> int:
+    from .mlp import MLP
+
+    net = MLP.load(args.weights, backend=args.backend, device=args.device, dtype=args.dtype)
+    meta = net.meta
+    dataset = args.dataset or meta.get("dataset", "mnist")
+    scaling = args.scale or meta.get("scaling", "255")
+    digits = args.digits or meta.get("digits")
+    data, (X, y, X_test, y_test) = _load_data(dataset, args.data_dir, scaling, digits, False)
+    _check_layers(net, X_test, 2 if digits else len(data.classes))
+    result = net.evaluate(X_test, y_test)
+    if args.json:
+        print(json.dumps({"test_accuracy": result["accuracy"], "test_loss": result["loss"], "n": result["n"],
+                          "confusion": result["confusion"].tolist(), "dataset": dataset}))
+        return 0
+    print(f"{net!r}\n{dataset} test set ({result['n']} samples): accuracy {100 * result['accuracy']:.2f}%  "
+          f"loss {result['loss']:.4f}")
+    print("confusion matrix (rows: true class, columns: predicted):")
+    for i, row in enumerate(result["confusion"]):
+        print(f"  {i:>2} " + " ".join(f"{v:5d}" for v in row))
+    return 0
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0; got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xpnet", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a network on MNIST or Fashion-MNIST")
+    _add_model_args(p)
+    _add_backend_args(p)
+    _add_data_args(p)
+    p.add_argument("--lr", type=float, default=0.003, help="learning rate (default 0.003)")
+    p.add_argument("--epochs", type=_positive_int, default=3, help="epochs; 0 evaluates the untrained net (default 3)")
+    p.add_argument("--batch-size", type=int, default=1, help="samples per SGD step; 1 is the textbook per-sample algorithm (default 1)")
+    p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None,
+                   help="reshuffle every epoch (default: on for batch size > 1, off for 1)")
+    p.add_argument("--validation", type=float, default=None, metavar="FRACTION", help="hold out this fraction of the training set")
+    p.add_argument("--save", default=None, metavar="PATH", help="write weights, config and history to this .npz")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_train)
+
+    p = sub.add_parser("evaluate", help="score saved weights on a test set")
+    p.add_argument("--weights", required=True, metavar="PATH", help="an .npz written by 'xpnet train --save'")
+    _add_backend_args(p, dtype=None)
+    _add_data_args(p, saved=True)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=cmd_evaluate)
 
     p = sub.add_parser("gradcheck", help="check backward() against central finite differences (float64)")
     _add_model_args(p, layers="20-16-16-10")

@@ -88,6 +88,7 @@ def fit(
     seed: int | None = None,
     X_test=None,
     y_test=None,
+    validation=None,
     progress: bool | None = None,
     on_epoch=None,
 ) -> list[dict]:
@@ -97,7 +98,8 @@ def fit(
     ``batch_size > 1``. Epoch ``e`` is shuffled with ``numpy.random.default_rng([seed, e])`` (seed
     defaults to the model's), so every backend sees the same batches. Each record holds ``epoch``,
     ``train_loss`` (mean of the epoch's batch losses, per sample), ``test_loss`` and ``test_accuracy``
-    (``None`` without test data), ``samples_per_second`` (training loop only), ``seconds`` and
+    (``None`` without test data), ``val_loss`` and ``val_accuracy`` when ``validation=(X_val, y_val)``
+    is given, ``samples_per_second`` (training loop only), ``seconds`` and
     ``weight_change`` (the L2 norm of each layer's weight change over the epoch). ``on_epoch(record)`` is
     called after each epoch.
 
@@ -113,11 +115,12 @@ def fit(
     n = Xd.shape[0]
     if batch_size > n:
         raise ValidationError(f"batch_size must be at most the number of samples ({n}); got {batch_size}")
-    test = None
-    if X_test is not None:
-        if y_test is None:
-            raise ValidationError("X_test was given without y_test")
-        test = (*_check_data(model, X_test, y_test, "test"), np.asarray(y_test))
+    if (X_test is None) != (y_test is None):
+        raise ValidationError("X_test and y_test must be given together")
+    sets = {} if X_test is None else {"test": (X_test, y_test)}
+    if validation is not None:
+        sets["val"] = validation
+    scored = {k: (*_check_data(model, X, y, k), np.asarray(y)) for k, (X, y) in sets.items()}
     shuffle = batch_size > 1 if shuffle is None else shuffle
     seed = model.seed if seed is None else seed
     xp, backend = model.xp, model.backend
@@ -169,9 +172,9 @@ def fit(
                 float(xp.sqrt(xp.sum((W - W0) * (W - W0)))) for (W, _), (W0, _) in zip(params, start_params)
             ],
         }
-        if test is not None:
-            result = _evaluate_device(model, *test)
-            record["test_loss"], record["test_accuracy"] = result["loss"], result.get("accuracy")
+        for name, data in scored.items():
+            result = _evaluate_device(model, *data)
+            record[f"{name}_loss"], record[f"{name}_accuracy"] = result["loss"], result.get("accuracy")
         history.append(record)
         if on_epoch is not None:
             on_epoch(record)

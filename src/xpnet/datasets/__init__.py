@@ -1,0 +1,211 @@
+"""MNIST (shipped inside the package) and Fashion-MNIST (found on disk or downloaded), plus preprocessing.
+
+Data flows one way: IDX files -> host ``uint8`` arrays (:func:`load`) -> float host arrays
+(:func:`scale`, :func:`digit_pair`, :func:`validation_split`) -> the device, once, inside ``fit``.
+
+>>> data = load("mnist")
+>>> data.X_train.shape, data.X_train.dtype
+((60000, 784), dtype('uint8'))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError, ValidationError
+from .download import download
+from .idx import read_idx
+
+FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+#: SHA-256 of each file's *uncompressed* IDX content: valid for a copy from any mirror, gzip or raw.
+SHA256 = {
+    "mnist": dict(zip(FILES, (
+        "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    ))),
+    "fashion-mnist": dict(zip(FILES, (
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    ))),
+}
+MIRRORS = {
+    "fashion-mnist": [
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ],
+}
+CLASSES = {
+    "mnist": [str(d) for d in range(10)],
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+}
+DATASETS = tuple(SHA256)
+SCALINGS = ("255", "max", "standardize", "none")
+PACKAGED = Path(__file__).parent / "mnist"
+DEBIAN_DIR = Path("/usr/share/datasets")
+
+
+@dataclass
+class Dataset:
+    """Host arrays: images flattened to (n, 784) ``uint8``, labels (n,) ``int64``."""
+
+    name: str
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    classes: list
+    source: str
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/xpnet`` (default ``~/.cache/xpnet``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "xpnet"
+
+
+def _find(directory: Path, name: str, base: str) -> Path | None:
+    """``base`` or ``base.gz`` in ``directory`` or ``directory/name``."""
+    for folder in (directory, directory / name):
+        for candidate in (folder / f"{base}.gz", folder / base):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _candidates(name: str, data_dir) -> list[Path]:
+    dirs = []
+    if data_dir is not None:
+        dirs.append(Path(data_dir))
+    elif os.environ.get("XPNET_DATA"):
+        dirs.append(Path(os.environ["XPNET_DATA"]))
+    else:
+        if name == "mnist":
+            dirs.append(PACKAGED)
+        dirs += [cache_dir() / name, DEBIAN_DIR / name]
+    return dirs
+
+
+def locate(name: str, data_dir=None, allow_download: bool = True, progress: bool | None = None) -> dict[str, Path]:
+    """Paths of the four files of dataset ``name``.
+
+    Looked for in ``data_dir`` (or ``$XPNET_DATA``) if given; otherwise in the package (MNIST), the
+    user cache and Debian's ``/usr/share/datasets/<name>``; otherwise downloaded into the cache.
+    """
+    if name not in SHA256:
+        raise ValidationError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")
+    searched = _candidates(name, data_dir)
+    for directory in searched:
+        paths = {base: _find(directory, name, base) for base in FILES}
+        if all(paths.values()):
+            return paths
+    if data_dir is not None or os.environ.get("XPNET_DATA"):
+        raise DataError(f"{name} files not found in {searched[0]} (nor in {searched[0] / name}); expected {', '.join(f + '.gz' for f in FILES)}")
+    if not allow_download or name not in MIRRORS:
+        raise DataError(f"{name} files not found in {', '.join(map(str, searched))}")
+    target = cache_dir() / name
+    return {base: download(f"{base}.gz", target, MIRRORS[name], SHA256[name][base], progress) for base in FILES}
+
+
+def load(name: str = "mnist", data_dir=None, allow_download: bool = True, progress: bool | None = None) -> Dataset:
+    """Load dataset ``name`` ("mnist" or "fashion-mnist"), verifying every file's checksum."""
+    paths = locate(name, data_dir, allow_download, progress)
+    packaged = paths[FILES[0]].parent == PACKAGED
+    if packaged:  # our own .gz files: their SHA256SUMS is cheaper to check than the content
+        _verify_packaged()
+    arrays = [read_idx(paths[base], None if packaged else SHA256[name][base]) for base in FILES]
+    for images, labels, split in ((arrays[0], arrays[1], "train"), (arrays[2], arrays[3], "test")):
+        if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
+            raise DataError(f"{name} {split}: {images.shape} images do not match {labels.shape} labels")
+    X_train, y_train, X_test, y_test = arrays
+    return Dataset(
+        name, X_train.reshape(len(X_train), -1), y_train.astype(np.int64),
+        X_test.reshape(len(X_test), -1), y_test.astype(np.int64), CLASSES[name], str(paths[FILES[0]].parent),
+    )
+
+
+def load_mnist(data_dir=None) -> Dataset:
+    """MNIST from the copy inside the package (or ``data_dir``); works offline."""
+    return load("mnist", data_dir)
+
+
+def load_fashion_mnist(data_dir=None, allow_download: bool = True, progress: bool | None = None) -> Dataset:
+    """Fashion-MNIST from ``data_dir``/``$XPNET_DATA``, the cache, Debian's package, or a download."""
+    return load("fashion-mnist", data_dir, allow_download, progress)
+
+
+def _verify_packaged() -> None:
+    """Check the shipped .gz files against the SHA256SUMS shipped beside them."""
+    for line in (PACKAGED / "SHA256SUMS").read_text().splitlines():
+        digest, filename = line.split()
+        actual = hashlib.sha256((PACKAGED / filename).read_bytes()).hexdigest()
+        if actual != digest:
+            raise DataError(f"{PACKAGED / filename}: the packaged MNIST file is damaged (sha256 mismatch); reinstall xpnet")
+
+
+# -- preprocessing -------------------------------------------------------------------------------
+def scale(X, method: str = "255", reference=None) -> np.ndarray:
+    """Float64 features from ``uint8`` pixels.
+
+    ``"255"`` divides by 255 (default); ``"max"`` divides each image by its own maximum (seed 004);
+    ``"standardize"`` subtracts the mean and divides by the standard deviation of ``reference`` (the
+    training images; default ``X`` itself), one scalar each; ``"none"`` keeps raw 0-255 values (the seed
+    notebooks).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if method == "255":
+        return X / 255.0
+    if method == "max":
+        peak = X.max(axis=1, keepdims=True)
+        return X / np.where(peak > 0, peak, 1.0)
+    if method == "standardize":
+        ref = X if reference is None else np.asarray(reference, dtype=np.float64)
+        return (X - ref.mean()) / (ref.std() or 1.0)
+    if method == "none":
+        return X
+    raise ValidationError(f"scale must be one of {', '.join(SCALINGS)}; got {method!r}")
+
+
+def digit_pair(X, y, digits) -> tuple[np.ndarray, np.ndarray]:
+    """The samples of two classes, relabelled ``digits[0] -> 0`` and ``digits[1] -> 1``."""
+    a, b = _parse_digits(digits)
+    keep = (y == a) | (y == b)
+    return X[keep], (y[keep] == b).astype(np.int64)
+
+
+def _parse_digits(digits) -> tuple[int, int]:
+    parts = digits.split(",") if isinstance(digits, str) else list(digits)
+    try:
+        a, b = (int(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ValidationError(f"digits must be two class labels like '3,9'; got {digits!r}") from None
+    if a == b or not (0 <= a <= 9 and 0 <= b <= 9):
+        raise ValidationError(f"digits must be two different classes in 0..9; got {digits!r}")
+    return a, b
+
+
+def validation_split(X, y, fraction: float, seed: int = 0):
+    """``(X_train, y_train, X_val, y_val)`` with a random ``fraction`` of the samples held out."""
+    if not 0.0 < fraction < 1.0:
+        raise ValidationError(f"validation fraction must be between 0 and 1 (exclusive); got {fraction!r}")
+    order = np.random.default_rng(seed).permutation(len(y))
+    cut = len(y) - max(1, int(round(fraction * len(y))))
+    return X[order[:cut]], y[order[:cut]], X[order[cut:]], y[order[cut:]]
+
+
+def prepare(data: Dataset, scaling: str = "255", digits=None):
+    """``(X_train, y_train, X_test, y_test)`` as float64 features, optionally one digit pair."""
+    X_train, X_test = scale(data.X_train, scaling), scale(data.X_test, scaling, reference=data.X_train)
+    y_train, y_test = data.y_train, data.y_test
+    if digits is not None:
+        X_train, y_train = digit_pair(X_train, y_train, digits)
+        X_test, y_test = digit_pair(X_test, y_test, digits)
+    return X_train, y_train, X_test, y_test
