@@ -33,3 +33,15 @@ def random_biases(net, seed=1):
     rng = np.random.default_rng(seed)
     net.set_weights([(W, rng.normal(0.0, 0.1, size=b.shape)) for W, b in net.get_weights()])
     return net
+
+
+@pytest.fixture
+def shared_fashion():
+    """The real Fashion-MNIST beside the checkout (or Debian's copy); skipped when neither exists."""
+    from pathlib import Path
+
+    for candidate in (Path(__file__).parents[2] / "shared" / "data" / "fashion-mnist",
+                      Path("/usr/share/datasets/fashion-mnist")):
+        if (candidate / "t10k-labels-idx1-ubyte.gz").is_file():
+            return candidate
+    pytest.skip("Fashion-MNIST is not on this machine (../shared/data or apt-get install dataset-fashion-mnist)")

@@ -63,11 +63,12 @@ def _evaluate_device(model, Xd, Td, y, batch_size=10000) -> dict:
     xp, n = model.xp, Xd.shape[0]
     total = 0.0
     outputs = []
-    for i in range(0, n, batch_size):
-        rows = slice(i, min(i + batch_size, n))  # out-of-range slice ends are not in the standard
-        out, z, _ = model.forward(Xd[rows, :])
-        total = total + model.head.value(xp, z, out, Td[rows, :]) * out.shape[0]
-        outputs.append(model.backend.to_host(out))
+    with model.backend.quiet_overflow():
+        for i in range(0, n, batch_size):
+            rows = slice(i, min(i + batch_size, n))  # out-of-range slice ends are not in the standard
+            out, z, _ = model.forward(Xd[rows, :])
+            total = total + model.head.value(xp, z, out, Td[rows, :]) * out.shape[0]
+            outputs.append(model.backend.to_host(out))
     result = {"loss": float(total) / n, "n": n}
     if y.ndim == 1:  # class labels (2-D y is regression targets: no accuracy)
         pred = predicted_classes(np.concatenate(outputs))
@@ -123,62 +124,68 @@ def fit(
     scored = {k: (*_check_data(model, X, y, k), np.asarray(y)) for k, (X, y) in sets.items()}
     shuffle = batch_size > 1 if shuffle is None else shuffle
     seed = model.seed if seed is None else seed
-    xp, backend = model.xp, model.backend
+    backend = model.backend
     batch_size, lr = int(batch_size), float(lr)
+    history: list[dict] = []
+    with backend.quiet_overflow():
+        for epoch in range(1, int(epochs) + 1):
+            history.append(_epoch(model, Xd, Td, epoch, epochs, lr, batch_size, shuffle, seed, scored, progress, history))
+            if on_epoch is not None:
+                on_epoch(history[-1])
+    return history
+
+
+def _epoch(model, Xd, Td, epoch, epochs, lr, batch_size, shuffle, seed, scored, progress, history) -> dict:
+    """Train one epoch in place and return its history record."""
+    xp, backend, n = model.xp, model.backend, Xd.shape[0]
     steps = -(-n // batch_size)
     check_every = max(1, CHECK_SAMPLES // batch_size)
-    history: list[dict] = []
+    if shuffle:
+        order = backend.asarray(np.random.default_rng([seed, epoch]).permutation(n))
 
-    for epoch in range(1, int(epochs) + 1):
-        if shuffle:
-            order = backend.asarray(np.random.default_rng([seed, epoch]).permutation(n))
+        def batch(k):
+            idx = order[k * batch_size : min((k + 1) * batch_size, n)]
+            return xp.take(Xd, idx, axis=0), xp.take(Td, idx, axis=0)
+    else:
 
-            def batch(k):
-                idx = order[k * batch_size : min((k + 1) * batch_size, n)]
-                return xp.take(Xd, idx, axis=0), xp.take(Td, idx, axis=0)
-        else:
+        def batch(k):
+            rows = slice(k * batch_size, min((k + 1) * batch_size, n))
+            return Xd[rows, :], Td[rows, :]
 
-            def batch(k):
-                rows = slice(k * batch_size, min((k + 1) * batch_size, n))
-                return Xd[rows, :], Td[rows, :]
-
-        start_params = params = model.params
-        saved = (0, params)  # the last step index (and its parameters) known to be finite
-        running = 0.0
-        t0 = time.perf_counter()
-        with Progress(n, f"epoch {epoch}/{epochs}", enabled=progress) as bar:
-            for k in range(steps):
-                xb, tb = batch(k)
-                params, loss = model.step(params, xb, tb, lr)
-                running = running + loss * xb.shape[0]
-                if (k + 1) % check_every == 0 or k + 1 == steps:
-                    if not math.isfinite(float(running)) or (
-                        k + 1 == steps and not all(_is_finite(xp, W) for W, _ in params)
-                    ):
-                        _diverged(model, batch, saved, k, lr, epoch, steps, history)
-                    bar.update(min(n, (k + 1) * batch_size) - bar.done)
-                    saved = (k + 1, params)
-            backend.synchronize(*params[-1])
-        seconds = time.perf_counter() - t0
-        model.params = params
-        record = {
-            "epoch": epoch,
-            "train_loss": float(running) / n,
-            "test_loss": None,
-            "test_accuracy": None,
-            "samples_per_second": n / seconds,
-            "seconds": seconds,
-            "weight_change": [
-                float(xp.sqrt(xp.sum((W - W0) * (W - W0)))) for (W, _), (W0, _) in zip(params, start_params)
-            ],
-        }
-        for name, data in scored.items():
-            result = _evaluate_device(model, *data)
-            record[f"{name}_loss"], record[f"{name}_accuracy"] = result["loss"], result.get("accuracy")
-        history.append(record)
-        if on_epoch is not None:
-            on_epoch(record)
-    return history
+    start_params = params = model.params
+    saved = (0, params)  # the last step index (and its parameters) known to be finite
+    running = 0.0
+    t0 = time.perf_counter()
+    with Progress(n, f"epoch {epoch}/{epochs}", enabled=progress) as bar:
+        for k in range(steps):
+            xb, tb = batch(k)
+            params, loss = model.step(params, xb, tb, lr)
+            running = running + loss * xb.shape[0]
+            if (k + 1) % check_every == 0 or k + 1 == steps:
+                if not math.isfinite(float(running)) or (
+                    k + 1 == steps and not all(_is_finite(xp, W) for W, _ in params)
+                ):
+                    _diverged(model, batch, saved, k, lr, epoch, steps, history)
+                bar.update(min(n, (k + 1) * batch_size) - bar.done)
+                saved = (k + 1, params)
+        backend.synchronize(*params[-1])
+    seconds = time.perf_counter() - t0
+    model.params = params
+    record = {
+        "epoch": epoch,
+        "train_loss": float(running) / n,
+        "test_loss": None,
+        "test_accuracy": None,
+        "samples_per_second": n / seconds,
+        "seconds": seconds,
+        "weight_change": [
+            float(xp.sqrt(xp.sum((W - W0) * (W - W0)))) for (W, _), (W0, _) in zip(params, start_params)
+        ],
+    }
+    for name, data in scored.items():
+        result = _evaluate_device(model, *data)
+        record[f"{name}_loss"], record[f"{name}_accuracy"] = result["loss"], result.get("accuracy")
+    return record
 
 
 def _diverged(model, batch, saved, last, lr, epoch, steps, history):

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, ValidationError
-from .download import download
+from .fetch import download
 from .idx import read_idx
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -121,7 +121,7 @@ def load(name: str = "mnist", data_dir=None, allow_download: bool = True, progre
     packaged = paths[FILES[0]].parent == PACKAGED
     if packaged:  # our own .gz files: their SHA256SUMS is cheaper to check than the content
         _verify_packaged()
-    arrays = [read_idx(paths[base], None if packaged else SHA256[name][base]) for base in FILES]
+    arrays = [_read_verified(name, paths[base], base, packaged, allow_download, progress) for base in FILES]
     for images, labels, split in ((arrays[0], arrays[1], "train"), (arrays[2], arrays[3], "test")):
         if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
             raise DataError(f"{name} {split}: {images.shape} images do not match {labels.shape} labels")
@@ -130,6 +130,17 @@ def load(name: str = "mnist", data_dir=None, allow_download: bool = True, progre
         name, X_train.reshape(len(X_train), -1), y_train.astype(np.int64),
         X_test.reshape(len(X_test), -1), y_test.astype(np.int64), CLASSES[name], str(paths[FILES[0]].parent),
     )
+
+
+def _read_verified(name, path, base, packaged, allow_download, progress):
+    """Read one file, checking its content; a damaged copy in the cache is downloaded again, once."""
+    try:
+        return read_idx(path, None if packaged else SHA256[name][base])
+    except DataError:
+        if path.parent != cache_dir() / name or not allow_download or name not in MIRRORS:
+            raise
+    path = download(path.name, path.parent, MIRRORS[name], SHA256[name][base], progress)
+    return read_idx(path, SHA256[name][base])
 
 
 def load_mnist(data_dir=None) -> Dataset:

@@ -1,0 +1,79 @@
+"""The xpnet command: JSON output, saved files, and one-line errors instead of tracebacks."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from xpnet.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_gradcheck_json(capsys):
+    code, out, _ = run(capsys, "gradcheck", "--activation", "relu", "--loss", "logistic", "--layers", "10-6-6-1", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["passed"] and result["max_rel_error"] < 1e-6
+    assert result["layers"] == [10, 6, 6, 1] and set(result["arrays"]) == {"W0", "b0", "W1", "b1", "W2", "b2"}
+
+
+def test_train_json_save_and_evaluate(capsys, tmp_path):
+    path = tmp_path / "pair.npz"
+    code, out, _ = run(capsys, "train", "--digits", "1,5", "--layers", "784-16-1", "--loss", "logistic",
+                       "--activation", "relu", "--init", "he", "--lr", "0.1", "--batch-size", "32", "--epochs", "2",
+                       "--json", "--save", str(path), "--no-progress")
+    result = json.loads(out)
+    assert code == 0 and len(result["history"]) == 2
+    assert {"epoch", "train_loss", "test_loss", "test_accuracy", "samples_per_second"} <= set(result["history"][0])
+    assert result["test_accuracy"] > 0.98 and abs(result["initial_test_accuracy"] - 0.5) < 0.2
+    code, out, _ = run(capsys, "evaluate", "--weights", str(path), "--json")
+    scored = json.loads(out)
+    assert code == 0 and scored["test_accuracy"] == result["test_accuracy"]
+    assert np.array(scored["confusion"]).shape == (2, 2)
+
+
+def test_epochs_zero_scores_the_untrained_net(capsys):
+    code, out, _ = run(capsys, "train", "--epochs", "0", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["history"] == [] and 0.05 < result["test_accuracy"] < 0.15
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--layers", "780-10"], "--layers must start with the input size 784; got 780"),
+        (["train", "--layers", "784-32-9"], "--layers must end with the class count 10; got 9"),
+        (["train", "--backend", "tensorflow"], "unknown backend 'tensorflow'"),
+        (["train", "--activation", "swish"], "activation must be one of"),
+        (["train", "--loss", "cross-entropy", "--output", "sigmoid"], "cannot be paired"),
+        (["train", "--lr", "-1"], "lr must be > 0"),
+        (["train", "--digits", "3"], "digits must be two class labels"),
+        (["train", "--dataset", "fashion-mnist", "--data-dir", "/nonexistent"], "fashion-mnist files not found"),
+        (["evaluate", "--weights", "/nonexistent.npz"], "no such weights file"),
+    ],
+)
+def test_user_errors_are_one_line(capsys, argv, message):
+    code, _, err = run(capsys, *argv, "--no-progress") if argv[0] == "train" else run(capsys, *argv)
+    assert code == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_divergence_exits_3_and_saves_the_last_finite_weights(capsys, tmp_path):
+    path = tmp_path / "w.npz"
+    code, _, err = run(capsys, "train", "--activation", "identity", "--lr", "10", "--epochs", "1",
+                       "--save", str(path), "--no-progress")
+    assert code == 3 and "diverged at epoch 1, step" in err
+    with np.load(path, allow_pickle=False) as f:
+        assert np.isfinite(f["W0"]).all() and "diverged" in json.loads(str(f["meta"]))
+
+
+def test_the_console_script_prints_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "xpnet.cli", "train", "--layers", "10-10"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("xpnet train: error: --layers must start")
