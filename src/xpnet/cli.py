@@ -186,6 +186,46 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from . import bench
+
+    impls = args.impl.split(",") if args.impl else [
+        i for i in bench.implementations(("cpu", "cuda")) if i != "xpnet-array_api_strict"
+    ]
+    nets, dtypes = args.net.split(","), args.dtype.split(",")
+    batches = [b if b == "full" else int(b) for b in args.batch_sizes.split(",")]
+    for name, values, allowed in (("--net", nets, bench.NETS), ("--dtype", dtypes, ("float32", "float64")),
+                                  ("--batch-sizes", batches, bench.BATCH_SIZES)):
+        bad = [v for v in values if v not in allowed]
+        if bad:
+            raise ValidationError(f"{name} takes {', '.join(map(str, allowed))}; got {', '.join(map(str, bad))}")
+    total = len(impls) * len(nets) * len(dtypes) * len(batches)
+    done = []
+
+    def show(result):
+        done.append(result)
+        if args.json:
+            return
+        what = f"[{len(done)}/{total}] {result['implementation']} {result['net']} {result['dtype']} batch {result['batch_size']}"
+        if "skipped" in result:
+            line = f"{what}: skipped ({result['skipped']})"
+        else:
+            line = (f"{what}: {result['samples_per_second']:,.0f} samples/s "
+                    f"(min {result['min']:,.0f}, max {result['max']:,.0f}; {result['samples_per_round']} samples a round)")
+        print(line, file=sys.stderr, flush=True)
+
+    results = bench.run_suite(impls, nets, dtypes, batches, rounds=args.rounds, target=args.target, on_result=show)
+    if args.json:
+        print(json.dumps({"environment": bench.environment(), "results": results}, indent=1))
+        return 0
+    for net in nets:
+        for dtype in dtypes:
+            print(f"\n{net} net {bench.NETS[net]['layers']}, {dtype}: median samples/s of {args.rounds} rounds "
+                  "(ratio to the same implementation at batch 1)")
+            print(bench.markdown_table(results, net, dtype))
+    return 0
+
+
 def _positive_int(text):
     value = int(text)
     if value < 0:
@@ -218,6 +258,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(p, saved=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="training throughput per implementation and batch size (about 2 minutes)")
+    p.add_argument("--impl", default=None, help="comma-separated implementations (default: every one installed "
+                   "here except xpnet-array_api_strict; e.g. xpnet-numpy,torch-eager,sklearn,seeds-loop)")
+    p.add_argument("--net", default="small", help="small (784-32-32-10 sigmoid) and/or large (784-256-128-64-10 relu)")
+    p.add_argument("--dtype", default="float32", help="float32 and/or float64, comma-separated")
+    p.add_argument("--batch-sizes", default="1,16,64,256,1024,full", help="comma-separated; 'full' is the whole training set")
+    p.add_argument("--rounds", type=int, default=5, help="timed rounds per case; the table shows their median")
+    p.add_argument("--target", type=float, default=0.25, help="seconds per timed round (default 0.25)")
+    p.add_argument("--json", action="store_true", help="print the raw measurements as JSON")
+    p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("gradcheck", help="check backward() against central finite differences (float64)")
     _add_model_args(p, layers="20-16-16-10")

@@ -1,0 +1,125 @@
+"""Turn benchmark JSON into markdown tables and a log-log PNG plot.
+
+    python benchmarks/report.py RUN.json [--png docs/benchmarks.png] [--compare OTHER.json]
+
+RUN.json is what `python -m pytest benchmarks --benchmark-json=RUN.json` or `xpnet bench --json` wrote.
+Tables: one per network and dtype; rows are implementations, columns batch sizes, cells the median
+samples/s and the ratio to the same implementation at batch 1. With --compare, a second run of the same
+cases is set beside the first: for each case the ratio of the two medians, against the spread (max/min
+of the rounds) each run measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+
+from xpnet import bench
+
+
+def load(path) -> list[dict]:
+    with open(path) as f:
+        data = json.load(f)
+    if "benchmarks" in data:  # pytest-benchmark
+        return [b["extra_info"] for b in data["benchmarks"] if "samples_per_second" in b.get("extra_info", {})]
+    return [r for r in data["results"] if "skipped" not in r]
+
+
+def tables(results) -> str:
+    out = []
+    for net in bench.NETS:
+        for dtype in ("float32", "float64"):
+            if any(r["net"] == net and r["dtype"] == dtype for r in results):
+                layers = "-".join(map(str, bench.NETS[net]["layers"]))
+                out.append(f"**{net} net ({layers}, {bench.NETS[net]['activation']}), {dtype}**: median samples/s "
+                           "(× ratio to batch 1)\n\n" + bench.markdown_table(results, net, dtype) + "\n")
+    return "\n".join(out)
+
+
+def _key(r):
+    return (r["implementation"], r["net"], r["dtype"], str(r["batch_size"]))
+
+
+def compare(first, second) -> str:
+    """Per case: second median / first median, and each run's own max/min spread."""
+    a, b = {_key(r): r for r in first}, {_key(r): r for r in second}
+    rows, ratios, spreads = [], [], []
+    for key in a:
+        if key not in b:
+            continue
+        ratio = b[key]["samples_per_second"] / a[key]["samples_per_second"]
+        spread = max(r["max"] / r["min"] for r in (a[key], b[key]))
+        ratios.append(ratio)
+        spreads.append(spread)
+        inside = min(a[key]["max"], b[key]["max"]) >= max(a[key]["min"], b[key]["min"])
+        rows.append((key, ratio, spread, inside))
+    if not rows:
+        return "no common cases"
+    overlap = sum(r[3] for r in rows)
+    lines = [
+        f"{len(rows)} common cases. Ratio of medians (second / first): median {statistics.median(ratios):.2f}, "
+        f"range {min(ratios):.2f}-{max(ratios):.2f}. Within-run spread (max/min of the rounds): median "
+        f"{statistics.median(spreads):.2f}. Cases whose [min, max] ranges overlap between the runs: "
+        f"{overlap} of {len(rows)}.",
+        "",
+        "| case | second / first | spread (max/min) | ranges overlap |",
+        "|---|---|---|---|",
+    ]
+    for key, ratio, spread, inside in sorted(rows, key=lambda r: -abs(r[1] - 1))[:10]:
+        lines.append(f"| {' '.join(key)} | {ratio:.2f} | {spread:.2f} | {'yes' if inside else 'no'} |")
+    return "\n".join(lines)
+
+
+def plot(results, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(n, d) for n in bench.NETS for d in ("float32", "float64")
+              if any(r["net"] == n and r["dtype"] == d for r in results)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), sharey=True, squeeze=False)
+    names = list(dict.fromkeys(r["implementation"] for r in results))
+    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    for ax, (net, dtype) in zip(axes[0], panels):
+        for name in names:
+            rows = sorted((r for r in results if r["implementation"] == name and r["net"] == net and r["dtype"] == dtype),
+                          key=lambda r: bench.resolve_batch(r["batch_size"], 60000))
+            if not rows:
+                continue
+            x = [bench.resolve_batch(r["batch_size"], 60000) for r in rows]
+            y = [r["samples_per_second"] for r in rows]
+            err = [[m - r["min"] for m, r in zip(y, rows)], [r["max"] - m for m, r in zip(y, rows)]]
+            ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=2, label=name, color=colours[name])
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{net} net ({'-'.join(map(str, bench.NETS[net]['layers']))}), {dtype}", fontsize=10)
+        ax.set_xlabel("batch size (60000 = full batch)")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].set_ylabel("training samples / s (median, bars: min-max)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="benchmark JSON (pytest-benchmark or xpnet bench --json)")
+    parser.add_argument("--png", help="write the throughput plot here")
+    parser.add_argument("--compare", help="a second run's JSON: report how the two agree")
+    args = parser.parse_args(argv)
+    results = load(args.run)
+    print(tables(results))
+    if args.compare:
+        print(compare(results, load(args.compare)))
+    if args.png:
+        plot(results, args.png)
+        print(f"\nplot written to {args.png}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""The benchmark core: runners train correctly, calibration and tables behave. No timings asserted."""
+
+import json
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import bench
+from xpnet.cli import main
+
+from conftest import random_problem
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = random_problem(784, 10, n=512, seed=2)
+    return np.abs(X) / 4, y
+
+
+@pytest.mark.parametrize("implementation", ["xpnet-numpy", "torch-eager", "sklearn", "seeds-loop"])
+def test_every_runner_trains_the_same_kind_of_network(implementation, data):
+    X, y = data
+    try:
+        runner = bench.make_runner(implementation, "small", "float64", 1, X, y)
+    except bench.Unavailable as exc:
+        pytest.skip(str(exc))
+    runner.setup(64)
+    runner.run()  # must not raise; the xpnet runner's weights must have moved
+    if implementation == "xpnet-numpy":
+        assert not np.allclose(runner.model.get_weights()[0][0], xpnet.MLP(**bench.NETS["small"]).get_weights()[0][0])
+
+
+def test_seeds_loop_matches_xpnet_per_sample_training(data):
+    """The baseline is the same algorithm: same init, same per-sample steps, same weights."""
+    X, y = data
+    seeds = bench.make_runner("seeds-loop", "small", "float64", 1, X, y)
+    ours = bench.make_runner("xpnet-numpy", "small", "float64", 1, X, y)
+    for r in (seeds, ours):
+        r.setup(200)
+        r.run()
+    for (W, b), W_seeds, b_seeds in zip(ours.model.get_weights(), seeds.net.weights, seeds.net.biases):
+        np.testing.assert_allclose(W, W_seeds.T, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(b, b_seeds[:, 0], rtol=1e-9, atol=1e-12)
+
+
+def test_unavailable_cases_say_why(data):
+    X, y = data
+    with pytest.raises(bench.Unavailable, match="per-sample, float64"):
+        bench.make_runner("seeds-loop", "small", "float32", 1, X, y)
+    with pytest.raises(xpnet.ValidationError, match="unknown implementation"):
+        bench.make_runner("tensorflow", "small", "float32", 1, X, y)
+
+
+def test_calibrate_returns_whole_batches_within_the_data(data):
+    X, y = data
+    runner = bench.make_runner("xpnet-numpy", "small", "float32", 16, X, y)
+    n = bench.calibrate(runner, 16, 500, target=0.01)
+    assert n % 16 == 0 and 16 <= n <= 496
+
+
+def test_markdown_table_shows_ratios_to_batch_one():
+    results = [{"implementation": "a", "net": "small", "dtype": "float32", "batch_size": b, "samples_per_second": s}
+               for b, s in ((1, 1000.0), (64, 32000.0))]
+    table = bench.markdown_table(results, "small", "float32")
+    assert "| a | 1e+03 | 32k (×32.0) |" in table.replace("1k", "1e+03")
+
+
+def test_cli_bench_json(capsys):
+    code = main(["bench", "--impl", "xpnet-numpy,seeds-loop", "--batch-sizes", "16", "--rounds", "2",
+                 "--target", "0.01", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["environment"]["versions"]["numpy"] == np.__version__
+    measured, skipped = out["results"]
+    assert measured["samples_per_second"] > 0 and len(measured["rounds"]) == 2
+    assert "per-sample" in skipped["skipped"]
