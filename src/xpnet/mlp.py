@@ -21,6 +21,8 @@ from . import functions
 from .backends import Backend, get_backend
 from .errors import ValidationError
 from .init import initial_weights
+from .io import load_weights, save_weights
+from .optim import sgd
 
 
 def forward(xp, params, X, activations, head):
@@ -211,8 +213,6 @@ class MLP:
 
     def step(self, params, X, t, lr):
         """One SGD step on a batch: a pure function of arrays, returning ``(new_params, loss)``."""
-        from .optim import sgd
-
         loss, grads = self.loss_and_gradients(X, t, params)
         return sgd(params, grads, lr), loss
 
@@ -247,15 +247,11 @@ class MLP:
     # -- saving -------------------------------------------------------------------------------------
     def save(self, path, **extra_meta) -> None:
         """Write ``W0, b0, W1, b1, ...`` and a JSON ``meta`` entry to an ``.npz`` atomically."""
-        from .io import save_weights
-
         save_weights(path, self.get_weights(), {**self.config(), **extra_meta})
 
     @classmethod
     def load(cls, path, backend="numpy", device=None, dtype=None) -> "MLP":
         """Rebuild a network saved by :meth:`save` (nothing is unpickled)."""
-        from .io import load_weights
-
         weights, meta = load_weights(path)
         net = cls(
             meta["sizes"], meta["activations"], loss=meta["loss"], output=meta["output"],
