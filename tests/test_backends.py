@@ -103,3 +103,25 @@ def test_host_round_trip_on_every_backend():
         be = get_backend(name, device)
         host = np.arange(6.0).reshape(2, 3)
         np.testing.assert_array_equal(be.to_host(be.asarray(host, "float32")), host.astype(np.float32))
+
+
+def test_jax_compiled_epochs_match_the_step_by_step_loop():
+    pytest.importorskip("jax")
+    X, y = random_problem(30, 4, n=203, seed=3)  # 203 = 12 batches of 16 and a remainder of 11
+    weights = []
+    for compile in (True, False):
+        net = xpnet.MLP([30, 16, 4], backend="jax", dtype="float64", seed=2)
+        net.fit(X, y, epochs=2, lr=0.3, batch_size=16, compile=compile, progress=False)
+        weights.append(net.get_weights())
+    for (W, b), (W2, b2) in zip(*weights):
+        np.testing.assert_allclose(W, W2, rtol=1e-10, atol=1e-12)
+
+
+def test_jax_compiled_epoch_still_names_the_diverging_step():
+    pytest.importorskip("jax")
+    X, y = random_problem(8, 3, n=300)
+    net = xpnet.MLP("8-16-16-3", activation="identity", loss="squared", backend="jax", dtype="float32")
+    with pytest.raises(xpnet.DivergenceError, match=r"epoch 1, step \d+ of 300") as info:
+        net.fit(X * 100, y, epochs=1, lr=10.0, batch_size=1, compile=True, progress=False)
+    assert info.value.step < 300
+    assert all(np.isfinite(W).all() for W, _ in net.get_weights())

@@ -63,11 +63,12 @@ def _torch_gradients(net, X, y):
     return loss.item(), [(W.grad.numpy(), b.grad.numpy()) for W, b in params]
 
 
+@pytest.mark.parametrize("n", [10, 1], ids=["batch10", "batch1"])  # batch 1 has its own outer-product path
 @pytest.mark.parametrize("loss,output", HEADS)
 @pytest.mark.parametrize("activation", ACTIVATIONS)
-def test_gradients_equal_pytorch_autograd(activation, loss, output):
+def test_gradients_equal_pytorch_autograd(activation, loss, output, n):
     net = _net(activation, loss, output)
-    X, y = random_problem(12, net.sizes[-1], n=10)
+    X, y = random_problem(12, net.sizes[-1], n=n)
     expected_loss, expected = _torch_gradients(net, X, y)
     value, grads = net.loss_and_gradients(net.inputs(X), net.backend.asarray(net.targets(y), "float64"))
     np.testing.assert_allclose(float(value), expected_loss, rtol=1e-12)

@@ -52,6 +52,15 @@ class Backend:
     xp: Any = field(repr=False)
     device: Any
 
+    @property
+    def inplace(self) -> bool:
+        """Whether arrays can be updated in place (``W -= step``); JAX arrays are immutable."""
+        return self.name != "jax"
+
+    def copy(self, x):
+        """A copy of ``x`` that later in-place updates of ``x`` leave alone (``x`` itself on JAX)."""
+        return self.xp.asarray(x, copy=True) if self.inplace else x
+
     # -- dtypes -------------------------------------------------------------------------------------
     def dtype(self, name: str):
         """The namespace's dtype object for ``"float32"`` or ``"float64"``, checked against the device."""
@@ -101,6 +110,46 @@ class Backend:
         elif self.name == "jax":
             for a in arrays:
                 a.block_until_ready()
+
+    @property
+    def can_compile(self) -> bool:
+        """Whether :meth:`compile_epoch` can compile a training epoch (JAX's tracing compiler)."""
+        return self.name == "jax"
+
+    def compile_epoch(self, step, batch_size: int, lr: float, shuffled: bool):
+        """Compile the whole batches of an epoch into one call, or return ``None`` without a compiler.
+
+        ``step(params, X, t, lr) -> (params, loss)`` must be pure. The result is called as
+        ``run(params, X, T, order) -> (params, summed loss)``; it runs ``X.shape[0] // batch_size`` steps
+        over consecutive rows of ``X``, or over the rows ``order`` lists when ``shuffled``. With JAX the
+        loop is ``lax.scan`` inside ``jax.jit``: one dispatch per epoch instead of dozens per step.
+        """
+        if not self.can_compile:
+            return None
+        import jax
+
+        xp = self.xp
+
+        def rows(A, start):
+            return jax.lax.dynamic_slice_in_dim(A, start, batch_size, axis=0)
+
+        def epoch(params, X, T, order):
+            def body(carry, k):
+                params, total = carry
+                if shuffled:
+                    idx = rows(order, k * batch_size)
+                    xb, tb = xp.take(X, idx, axis=0), xp.take(T, idx, axis=0)
+                else:
+                    xb, tb = rows(X, k * batch_size), rows(T, k * batch_size)
+                params, loss = step(params, xb, tb, lr)
+                return (params, total + loss), None
+
+            steps = X.shape[0] // batch_size
+            start = (params, xp.zeros((), dtype=X.dtype))
+            (params, total), _ = jax.lax.scan(body, start, xp.arange(steps))
+            return params, total
+
+        return jax.jit(epoch)
 
     def quiet_overflow(self):
         """A context in which overflow to inf/NaN raises no warning (xpnet checks for it itself)."""
@@ -156,16 +205,51 @@ def get_backend(name: str | Backend = "numpy", device: str | None = None) -> Bac
     return resolve(module, device)
 
 
+def _fast_numpy():
+    """NumPy's own namespace (which implements the Array API standard from 2.1 on), with the three
+    functions a training step calls most replaced by equivalents that skip NumPy's Python-level
+    wrappers: at batch size 1, ``np.sum`` costs ~5 us against ~2 us for ``np.add.reduce``."""
+    import types
+
+    ns = types.ModuleType("xpnet._numpy", "numpy with faster reductions (see xpnet.backends)")
+    for name in dir(np):
+        if not name.startswith("_"):
+            try:
+                setattr(ns, name, getattr(np, name))
+            except AttributeError:  # names NumPy keeps only to explain their removal
+                pass
+    ns.__array_namespace_info__ = np.__array_namespace_info__
+    ns.__array_api_version__ = np.__array_api_version__
+
+    def sum(x, /, *, axis=None, dtype=None, keepdims=False):
+        return np.add.reduce(x, axis=axis, dtype=dtype, keepdims=keepdims)
+
+    def max(x, /, *, axis=None, keepdims=False):
+        return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
+
+    def matrix_transpose(x, /):
+        return x.mT
+
+    ns.sum, ns.max, ns.matrix_transpose = sum, max, matrix_transpose
+    return ns
+
+
 def _numpy(np_module, device):
     if device not in (None, "cpu"):
         raise BackendError(f"backend 'numpy' runs on device 'cpu' only; got {device!r}")
     # NumPy >= 2.1 implements the Array API standard itself; calling it directly skips the
     # array-api-compat wrappers, which cost microseconds per call at batch size 1.
     if tuple(int(p) for p in np_module.__version__.split(".")[:2]) >= (2, 1):
-        xp = np_module
+        global _NUMPY
+        if _NUMPY is None:
+            _NUMPY = _fast_numpy()
+        xp = _NUMPY
     else:
         import array_api_compat.numpy as xp
     return Backend("numpy", xp, "cpu")
+
+
+_NUMPY = None
 
 
 def _cuda_index(device) -> int:

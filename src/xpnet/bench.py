@@ -4,7 +4,8 @@ A *runner* trains one network with one implementation at one batch size: ``setup
 ``n`` training samples (outside the clock) and ``run()`` trains one pass over them with plain SGD,
 returning only when the device has finished. Implementations:
 
-- ``xpnet-<backend>``: xpnet's own training loop (:func:`xpnet.train.train_epoch`) on each backend;
+- ``xpnet-<backend>``: xpnet's own training loop (:func:`xpnet.train.train_epoch`) on each backend,
+  compiled where the backend can (JAX); ``xpnet-jax-eager`` is JAX without the compiled epoch;
 - ``torch-eager``: ``nn.Sequential`` + ``torch.optim.SGD``, the usual PyTorch loop;
 - ``sklearn``: ``MLPClassifier(solver="sgd", momentum=0, alpha=0)`` through ``partial_fit``;
 - ``seeds-loop``: the seed notebooks' per-sample NumPy loop (``benchmarks/seeds_loop.py``, batch 1 and
@@ -44,14 +45,14 @@ class Unavailable(Exception):
 
 # -- runners -------------------------------------------------------------------------------------
 class XpnetRunner:
-    def __init__(self, backend, device, net, dtype, batch_size, X, y):
+    def __init__(self, backend, device, net, dtype, batch_size, X, y, compile=True):
         from .mlp import MLP
 
         try:
             self.model = MLP(**NETS[net], seed=0, backend=backend, device=device, dtype=dtype)
         except BackendError as exc:
             raise Unavailable(str(exc)) from None
-        self.backend, self.batch_size = self.model.backend, batch_size
+        self.backend, self.batch_size, self.compile = self.model.backend, batch_size, compile
         self.X = self.model.inputs(X)
         self.T = self.backend.asarray(self.model.targets(y), dtype)
         self.device = str(self.backend.device)
@@ -63,7 +64,7 @@ class XpnetRunner:
     def run(self):
         from .train import train_epoch
 
-        train_epoch(self.model, self.Xn, self.Tn, lr=LR, batch_size=self.batch_size)
+        train_epoch(self.model, self.Xn, self.Tn, lr=LR, batch_size=self.batch_size, compile=self.compile)
 
 
 class TorchRunner:
@@ -162,6 +163,8 @@ def implementations(devices=("cpu",)) -> list[str]:
             if device == "cpu" and backend == "cupy" or device != "cpu" and backend not in ("cupy", "torch"):
                 continue
             names.append(f"xpnet-{backend}" + ("" if device == "cpu" else f"@{device}"))
+            if backend == "jax" and device == "cpu":
+                names.append("xpnet-jax-eager")
         names.append("torch-eager" + ("" if device == "cpu" else f"@{device}"))
     return names + ["sklearn", "seeds-loop"]
 
@@ -172,10 +175,10 @@ def make_runner(implementation, net, dtype, batch_size, X, y):
     name, _, device = implementation.partition("@")
     device = device or None
     if name.startswith("xpnet-"):
-        backend = name[len("xpnet-"):]
+        backend, _, eager = name[len("xpnet-"):].partition("-")
         if backend not in installed_backends():
             raise Unavailable(f"{LIBRARIES.get(backend, backend)} is not installed")
-        return XpnetRunner(backend, device, net, dtype, batch_size, X, y)
+        return XpnetRunner(backend, device, net, dtype, batch_size, X, y, compile=eager != "eager")
     if name == "torch-eager":
         return TorchRunner(device, net, dtype, batch_size, X, y)
     if name == "sklearn":
@@ -213,8 +216,10 @@ def calibrate(runner, batch: int, n_total: int, target: float = 0.25) -> int:
 
 
 def time_rounds(runner, n: int, rounds: int) -> list[float]:
-    """Samples per second of ``rounds`` timed passes over ``n`` samples."""
+    """Samples per second of ``rounds`` timed passes over ``n`` samples (after one untimed pass, which
+    compiles for this size where the implementation compiles)."""
     runner.setup(n)
+    runner.run()
     rates = []
     for _ in range(rounds):
         t0 = time.perf_counter()

@@ -141,7 +141,7 @@ def cmd_train(args) -> int:
     try:
         history = net.fit(
             X, y, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, shuffle=args.shuffle,
-            seed=args.seed, X_test=X_test, y_test=y_test, validation=validation, progress=progress,
+            seed=args.seed, X_test=X_test, y_test=y_test, validation=validation, compile=args.compile, progress=progress,
             on_epoch=report,
         )
     except DivergenceError as exc:
@@ -247,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None,
                    help="reshuffle every epoch (default: on for batch size > 1, off for 1)")
     p.add_argument("--validation", type=float, default=None, metavar="FRACTION", help="hold out this fraction of the training set")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="run each epoch as one compiled call (default: on where the backend has a compiler: jax)")
     p.add_argument("--save", default=None, metavar="PATH", help="write weights, config and history to this .npz")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -7,8 +7,9 @@ the activation's *output* ``a = f(z)`` -- sigmoid' = a(1 - a), tanh' = 1 - a², 
 backward pass needs only the activations the forward pass already keeps.
 
 Output layers and losses come as pairs (:class:`Head`), because the pair, not each half, has the simple
-derivative: softmax + cross-entropy and sigmoid + logistic loss both give dL/dz = p - y. Losses are
-**means over the batch**; see docs/math.md for why and how that relates to per-sample sums.
+derivative: softmax + cross-entropy and sigmoid + logistic loss both give dl/dz = p - y. xpnet minimises
+the **mean over the batch** of the per-sample losses; see docs/math.md for why and how that relates to
+per-sample sums.
 """
 
 from __future__ import annotations
@@ -63,10 +64,25 @@ ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
 
 
 # -- output layers and losses --------------------------------------------------------------------
-def log_softmax(xp, z):
-    """log softmax(z) along the last axis, shifted by the row max so exp never overflows."""
+# Each output/loss pair has
+#   forward(xp, z, t) -> (out, loss): the output activation of the last pre-activation z, and the loss
+#       *summed* over the batch (callers divide by the batch size for the mean);
+#   delta(xp, z, out, t) -> dl/dz: the derivative of each sample's own loss with respect to z
+#       (backward divides it by the batch size, because xpnet minimises the batch mean).
+# Targets t are rows: one-hot (or probability) rows for softmax, a 0/1 column for the logistic loss.
+def softmax(xp, z):
+    """softmax(z) along the last axis, shifted by the row max so exp never overflows."""
+    e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
+    return e / xp.sum(e, axis=-1, keepdims=True)
+
+
+def softmax_cross_entropy(xp, z, t):
+    # log p = (z - m) - log s with s = sum(e^(z - m)) >= 1: a stable log-softmax that never takes log 0.
+    # Summed over the batch, -sum(t log p) = sum(log s) - sum(t (z - m)), since every row of t sums to 1.
     shifted = z - xp.max(z, axis=-1, keepdims=True)
-    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+    e = xp.exp(shifted)
+    s = xp.sum(e, axis=-1, keepdims=True)
+    return e / s, xp.sum(xp.log(s)) - xp.sum(t * shifted)
 
 
 def softplus(xp, z):
@@ -74,64 +90,47 @@ def softplus(xp, z):
     return xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))
 
 
-def _batch_mean(xp, per_sample):
-    return xp.sum(per_sample) / per_sample.shape[0]
-
-
-# Each loss is (value(z, out, t), delta(z, out, t)): the batch-mean loss and its derivative with
-# respect to the output layer's pre-activation z. `out` is the output activation of z, `t` the targets.
-def cross_entropy_softmax(xp, z, out, t):
-    return _batch_mean(xp, -xp.sum(t * log_softmax(xp, z), axis=-1))
-
-
-def cross_entropy_softmax_delta(xp, z, out, t):
-    return (out - t) * (1.0 / z.shape[0])
-
-
-def logistic_sigmoid(xp, z, out, t):
+def sigmoid_logistic(xp, z, t):
     # -[t log σ(z) + (1 - t) log(1 - σ(z))] = softplus(z) - t z, never log 0.
-    return _batch_mean(xp, xp.sum(softplus(xp, z) - t * z, axis=-1))
+    return sigmoid(xp, z), xp.sum(softplus(xp, z) - t * z)
 
 
-def logistic_sigmoid_delta(xp, z, out, t):
-    return (out - t) * (1.0 / z.shape[0])
+def identity_squared(xp, z, t):
+    err = z - t
+    return z, 0.5 * xp.sum(err * err)
 
 
-def squared(xp, z, out, t):
+def sigmoid_squared(xp, z, t):
+    out = sigmoid(xp, z)
     err = out - t
-    return _batch_mean(xp, 0.5 * xp.sum(err * err, axis=-1))
+    return out, 0.5 * xp.sum(err * err)
 
 
-def squared_identity_delta(xp, z, out, t):
-    return (out - t) * (1.0 / z.shape[0])
+def output_error(xp, z, out, t):
+    """dl/dz = out - t: softmax + cross-entropy, sigmoid + logistic, identity + squared (docs/math.md)."""
+    return out - t
 
 
-def squared_sigmoid_delta(xp, z, out, t):
-    return (out - t) * sigmoid_derivative(xp, out) * (1.0 / z.shape[0])
-
-
-def softmax(xp, z):
-    return xp.exp(log_softmax(xp, z))
+def sigmoid_squared_delta(xp, z, out, t):
+    return (out - t) * sigmoid_derivative(xp, out)
 
 
 @dataclass(frozen=True)
 class Head:
-    """An output activation paired with a loss: forward, batch-mean loss, and dL/dz."""
+    """An output activation paired with a loss (see the comment above for ``forward`` and ``delta``)."""
 
     output: str
     loss: str
     activation: Callable
-    value: Callable
+    forward: Callable
     delta: Callable
 
 
 HEADS: dict[tuple[str, str], Head] = {
-    ("softmax", "cross-entropy"): Head(
-        "softmax", "cross-entropy", softmax, cross_entropy_softmax, cross_entropy_softmax_delta
-    ),
-    ("sigmoid", "logistic"): Head("sigmoid", "logistic", sigmoid, logistic_sigmoid, logistic_sigmoid_delta),
-    ("identity", "squared"): Head("identity", "squared", identity, squared, squared_identity_delta),
-    ("sigmoid", "squared"): Head("sigmoid", "squared", sigmoid, squared, squared_sigmoid_delta),
+    ("softmax", "cross-entropy"): Head("softmax", "cross-entropy", softmax, softmax_cross_entropy, output_error),
+    ("sigmoid", "logistic"): Head("sigmoid", "logistic", sigmoid, sigmoid_logistic, output_error),
+    ("identity", "squared"): Head("identity", "squared", identity, identity_squared, output_error),
+    ("sigmoid", "squared"): Head("sigmoid", "squared", sigmoid, sigmoid_squared, sigmoid_squared_delta),
 }
 #: The output each loss uses when none is named.
 DEFAULT_OUTPUT = {"cross-entropy": "softmax", "logistic": "sigmoid", "squared": "identity"}

@@ -25,23 +25,33 @@ from .io import load_weights, save_weights
 from .optim import sgd
 
 
-def forward(xp, params, X, activations, head):
-    """Run the network on ``X``; return ``(out, z, acts)``: outputs, last pre-activation, and the
-    input of every layer (``acts[0] is X``), which is all that :func:`backward` needs."""
+def forward(xp, params, X, activations):
+    """Run the layers on ``X``; return ``(z, acts)``: the last layer's pre-activation and the input of
+    every layer (``acts[0] is X``), which with the output is all that :func:`backward` needs."""
     acts = [X]
     for (W, b), f in zip(params[:-1], activations):
         acts.append(f(xp, acts[-1] @ W + b))
     W, b = params[-1]
-    z = acts[-1] @ W + b
-    return head.activation(xp, z), z, acts
+    return acts[-1] @ W + b, acts
 
 
-def backward(xp, params, acts, out, z, t, derivatives, head):
-    """Gradients ``[(dW_0, db_0), ...]`` of the batch-mean loss, from what :func:`forward` returned."""
+def backward(xp, params, acts, out, z, t, derivatives, head, scale=1.0):
+    """``scale`` times the gradients ``[(dW_0, db_0), ...]`` of the batch-mean loss.
+
+    Every gradient is linear in the output delta, so scaling that one (small) array by ``scale`` -- the
+    learning rate, in a training step -- scales them all at no extra cost.
+    """
+    n = acts[0].shape[0]
     delta = head.delta(xp, z, out, t)
+    if scale / n != 1.0:
+        delta = delta * (scale / n)
     grads = []
     for l in range(len(params) - 1, -1, -1):
-        grads.append((xp.matrix_transpose(acts[l]) @ delta, xp.sum(delta, axis=0)))
+        a = xp.matrix_transpose(acts[l])
+        if n == 1:  # one sample: the outer product, which BLAS does badly as a k=1 matrix product
+            grads.append((a * delta, delta[0, :]))
+        else:
+            grads.append((a @ delta, xp.sum(delta, axis=0)))
         if l > 0:
             delta = (delta @ xp.matrix_transpose(params[l][0])) * derivatives[l - 1](xp, acts[l])
     return grads[::-1]
@@ -114,6 +124,7 @@ class MLP:
         self.dtype = dtype
         self.backend.dtype(dtype)  # fail now if the device lacks this dtype
         self.set_weights(initial_weights(self.sizes, init, seed))
+        self._compiled = {}  # compiled epochs by (batch size, lr, shuffle), for backends with a compiler
 
     # -- parameters ---------------------------------------------------------------------------------
     @property
@@ -198,23 +209,34 @@ class MLP:
 
     # -- the maths ----------------------------------------------------------------------------------
     def forward(self, X, params=None):
-        """``(out, z, acts)`` for a device batch ``X`` (see :func:`forward`)."""
-        return forward(self.xp, self.params if params is None else params, X, self._activations, self.head)
+        """``(out, z, acts)`` for a device batch ``X``: outputs, last pre-activation, layer inputs."""
+        z, acts = forward(self.xp, self.params if params is None else params, X, self._activations)
+        return self.head.activation(self.xp, z), z, acts
 
-    def backward(self, acts, out, z, t, params=None):
-        """Gradients ``[(dW, db), ...]`` for one batch (see :func:`backward`)."""
+    def backward(self, acts, out, z, t, params=None, scale=1.0):
+        """Gradients ``[(dW, db), ...]`` of the batch-mean loss, times ``scale`` (see :func:`backward`)."""
         params = self.params if params is None else params
-        return backward(self.xp, params, acts, out, z, t, self._derivatives, self.head)
+        return backward(self.xp, params, acts, out, z, t, self._derivatives, self.head, scale)
 
     def loss_and_gradients(self, X, t, params=None):
         """Batch-mean loss (a device scalar) and its gradients, for device arrays ``X`` and targets ``t``."""
-        out, z, acts = self.forward(X, params)
-        return self.head.value(self.xp, z, out, t), self.backward(acts, out, z, t, params)
+        params = self.params if params is None else params
+        z, acts = forward(self.xp, params, X, self._activations)
+        out, total = self.head.forward(self.xp, z, t)
+        return total / X.shape[0], self.backward(acts, out, z, t, params)
 
     def step(self, params, X, t, lr):
-        """One SGD step on a batch: a pure function of arrays, returning ``(new_params, loss)``."""
-        loss, grads = self.loss_and_gradients(X, t, params)
-        return sgd(params, grads, lr), loss
+        """One SGD step on a batch: returns ``(params, loss)`` with the loss *summed* over the batch.
+
+        On backends whose arrays can be updated in place (NumPy, CuPy, PyTorch, array-api-strict) the
+        given parameter arrays are updated and returned; elsewhere (JAX) new arrays are returned and the
+        step is a pure function, ready for a tracing compiler.
+        """
+        xp = self.xp
+        z, acts = forward(xp, params, X, self._activations)
+        out, total = self.head.forward(xp, z, t)
+        steps = backward(xp, params, acts, out, z, t, self._derivatives, self.head, scale=lr)
+        return sgd(params, steps, self.backend.inplace), total
 
     # -- user-facing --------------------------------------------------------------------------------
     def predict_proba(self, X):
@@ -227,10 +249,11 @@ class MLP:
         return predicted_classes(self.predict_proba(X))
 
     def loss(self, X, y) -> float:
-        """Batch-mean loss of host ``X`` against labels (or targets) ``y``."""
-        out, z, _ = self.forward(self.inputs(X))
-        t = self.backend.asarray(self.targets(y), self.dtype)
-        return float(self.head.value(self.xp, z, out, t))
+        """Mean loss of host ``X`` against labels (or targets) ``y``."""
+        X = self.inputs(X)
+        z, _ = forward(self.xp, self.params, X, self._activations)
+        _, total = self.head.forward(self.xp, z, self.backend.asarray(self.targets(y), self.dtype))
+        return float(total) / X.shape[0]
 
     def fit(self, X, y, **kwargs):
         """Train with SGD; see :func:`xpnet.train.fit` for the arguments. Returns the history."""

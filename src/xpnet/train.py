@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import DivergenceError, ValidationError
 from .metrics import accuracy, confusion_matrix
-from .mlp import predicted_classes
+from .mlp import forward, predicted_classes
 from .progress import Progress
 
 #: Samples between two host reads of the running loss (divergence check and progress bar).
@@ -66,8 +66,9 @@ def _evaluate_device(model, Xd, Td, y, batch_size=10000) -> dict:
     with model.backend.quiet_overflow():
         for i in range(0, n, batch_size):
             rows = slice(i, min(i + batch_size, n))  # out-of-range slice ends are not in the standard
-            out, z, _ = model.forward(Xd[rows, :])
-            total = total + model.head.value(xp, z, out, Td[rows, :]) * out.shape[0]
+            z, _ = forward(xp, model.params, Xd[rows, :], model._activations)
+            out, loss = model.head.forward(xp, z, Td[rows, :])
+            total = total + loss
             outputs.append(model.backend.to_host(out))
     result = {"loss": float(total) / n, "n": n}
     if y.ndim == 1:  # class labels (2-D y is regression targets: no accuracy)
@@ -90,6 +91,7 @@ def fit(
     X_test=None,
     y_test=None,
     validation=None,
+    compile: bool | None = None,
     progress: bool | None = None,
     on_epoch=None,
 ) -> list[dict]:
@@ -102,7 +104,8 @@ def fit(
     (``None`` without test data), ``val_loss`` and ``val_accuracy`` when ``validation=(X_val, y_val)``
     is given, ``samples_per_second`` (training loop only), ``seconds`` and
     ``weight_change`` (the L2 norm of each layer's weight change over the epoch). ``on_epoch(record)`` is
-    called after each epoch.
+    called after each epoch. ``compile`` (default: where the backend can) runs each epoch as one compiled
+    call (JAX: ``jit`` + ``lax.scan`` of the very same step).
 
     A non-finite loss or weight raises :class:`~xpnet.errors.DivergenceError` naming the epoch and step;
     the model keeps the last finite weights and ``error.history`` holds the finished epochs.
@@ -124,11 +127,13 @@ def fit(
     scored = {k: (*_check_data(model, X, y, k), np.asarray(y)) for k, (X, y) in sets.items()}
     shuffle = batch_size > 1 if shuffle is None else shuffle
     seed = model.seed if seed is None else seed
+    compile = model.backend.can_compile if compile is None else bool(compile)
     history: list[dict] = []
     for epoch in range(1, int(epochs) + 1):
         try:
             record = train_epoch(model, Xd, Td, lr=float(lr), batch_size=int(batch_size), shuffle=shuffle,
-                                 seed=seed, epoch=epoch, progress=progress, label=f"epoch {epoch}/{epochs}")
+                                 seed=seed, epoch=epoch, compile=compile, progress=progress,
+                                 label=f"epoch {epoch}/{epochs}")
         except DivergenceError as exc:
             exc.history = history
             raise
@@ -142,17 +147,20 @@ def fit(
     return history
 
 
-def train_epoch(model, Xd, Td, *, lr, batch_size, shuffle=False, seed=0, epoch=1, progress=False, label="") -> dict:
+def train_epoch(model, Xd, Td, *, lr, batch_size, shuffle=False, seed=0, epoch=1, compile=False, progress=False,
+                label="") -> dict:
     """One epoch of SGD over device inputs ``Xd`` and targets ``Td``, in place; returns its record
     (``epoch``, ``train_loss``, ``samples_per_second``, ``seconds``, ``weight_change``).
 
     This is the loop :func:`fit` runs, without its argument checks; the benchmarks time it directly.
+    ``compile=True`` runs the whole batches as one compiled call where the backend has a compiler (JAX);
+    a divergence is then noticed at the end of the epoch and located by replaying the steps uncompiled.
     """
     with model.backend.quiet_overflow():
-        return _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, progress, label)
+        return _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, compile, progress, label)
 
 
-def _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, progress, label) -> dict:
+def _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, compile, progress, label) -> dict:
     xp, backend, n = model.xp, model.backend, Xd.shape[0]
     steps = -(-n // batch_size)
     check_every = max(1, CHECK_SAMPLES // batch_size)
@@ -168,22 +176,34 @@ def _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, progress, label)
             rows = slice(k * batch_size, min((k + 1) * batch_size, n))
             return Xd[rows, :], Td[rows, :]
 
-    start_params = params = model.params
-    saved = (0, params)  # the last step index (and its parameters) known to be finite
-    running = 0.0
+    params = model.params
+    start = [backend.copy(W) for W, _ in params]
+    saved = (0, _copy(backend, params))  # the last step index (and its parameters) known to be finite
+    running = 0.0  # the loss summed over the epoch's samples, kept on the device
     t0 = time.perf_counter()
     with Progress(n, label, enabled=progress) as bar:
-        for k in range(steps):
+        first = 0
+        if compile and backend.can_compile:  # every whole batch in one compiled call, checked after it
+            first = n // batch_size
+            key = (batch_size, lr, shuffle)
+            if key not in model._compiled:
+                model._compiled[key] = backend.compile_epoch(model.step, batch_size, lr, shuffle)
+            params, running = model._compiled[key](params, Xd, Td, order if shuffle else None)
+            check_every = first  # the remainder batch, if any, is then checked step by step
+        for k in range(first, steps):
             xb, tb = batch(k)
             params, loss = model.step(params, xb, tb, lr)
-            running = running + loss * xb.shape[0]
+            running = running + loss
             if (k + 1) % check_every == 0 or k + 1 == steps:
                 if not math.isfinite(float(running)) or (
                     k + 1 == steps and not all(_is_finite(xp, W) for W, _ in params)
                 ):
                     _diverged(model, batch, saved, k, lr, epoch, steps)
                 bar.update(min(n, (k + 1) * batch_size) - bar.done)
-                saved = (k + 1, params)
+                saved = (k + 1, _copy(backend, params))
+        if first == steps and not (math.isfinite(float(running)) and all(_is_finite(xp, W) for W, _ in params)):
+            _diverged(model, batch, saved, steps - 1, lr, epoch, steps)
+        bar.update(n - bar.done)
         backend.synchronize(*params[-1])
     seconds = time.perf_counter() - t0
     model.params = params
@@ -192,11 +212,14 @@ def _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, progress, label)
         "train_loss": float(running) / n,
         "samples_per_second": n / seconds,
         "seconds": seconds,
-        "weight_change": [
-            float(xp.sqrt(xp.sum((W - W0) * (W - W0)))) for (W, _), (W0, _) in zip(params, start_params)
-        ],
+        "weight_change": [float(xp.sqrt(xp.sum((W - W0) * (W - W0)))) for (W, _), W0 in zip(params, start)],
     }
     return record
+
+
+def _copy(backend, params):
+    """Parameters that later in-place steps will not change."""
+    return [(backend.copy(W), backend.copy(b)) for W, b in params]
 
 
 def _diverged(model, batch, saved, last, lr, epoch, steps):
@@ -205,7 +228,7 @@ def _diverged(model, batch, saved, last, lr, epoch, steps):
     xp = model.xp
     first, params = saved
     for k in range(first, last + 1):
-        new_params, loss = model.step(params, *batch(k), lr)
+        new_params, loss = model.step(_copy(model.backend, params), *batch(k), lr)
         loss = float(loss)
         if not math.isfinite(loss):
             what = f"the loss became {loss}"
