@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BackendError
+from .errors import BackendError, ValidationError
 
 #: Backend name -> the module that must be importable for it.
 LIBRARIES = {
@@ -65,7 +65,7 @@ class Backend:
     def dtype(self, name: str):
         """The namespace's dtype object for ``"float32"`` or ``"float64"``, checked against the device."""
         if name not in DTYPES:
-            raise BackendError(f"dtype must be one of {', '.join(DTYPES)}; got {name!r}")
+            raise ValidationError(f"dtype must be one of {', '.join(DTYPES)}; got {name!r}")
         if name == "float64" and self.name == "jax":
             _enable_jax_x64()
         dtype = getattr(self.xp, name)

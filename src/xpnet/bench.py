@@ -196,15 +196,15 @@ def resolve_batch(batch_size, n_total: int) -> int:
 def calibrate(runner, batch: int, n_total: int, target: float = 0.25) -> int:
     """Warm the runner up and return the sample count (a multiple of ``batch``) for ~``target`` s rounds.
 
-    The first pass (allocations, kernel compilation, caches) is not timed; passes then grow fourfold
-    until one lasts a tenth of the target or covers the whole training set.
+    Passes grow fourfold until one lasts a tenth of the target or covers the whole training set. Each
+    size runs once untimed first: a first pass pays for allocations and, where the implementation
+    compiles (JAX), for compiling that size.
     """
     steps_total = max(1, n_total // batch)
     steps = 1
-    runner.setup(batch)
-    runner.run()
     while True:
         runner.setup(steps * batch)
+        runner.run()
         t0 = time.perf_counter()
         runner.run()
         elapsed = time.perf_counter() - t0

@@ -109,10 +109,38 @@ def _epoch_line(r) -> str:
     return line + f"  {r['samples_per_second']:,.0f} samples/s"
 
 
+#: Settings a checkpoint must share with the command that resumes it (besides the network itself).
+RUN_SETTINGS = ("dataset", "scaling", "digits", "lr", "batch_size", "shuffle", "seed", "validation")
+
+
+def _resume(net, args, meta):
+    """``(epochs done, history)`` from the checkpoint at ``--save``, loaded into ``net``; (0, []) if none."""
+    from pathlib import Path
+
+    from .io import load_weights
+
+    if not Path(args.save).exists():
+        print(f"xpnet train: no checkpoint at {args.save} yet; starting from the beginning", file=sys.stderr)
+        return 0, []
+    weights, saved = load_weights(args.save)
+    saved_model = {k: saved.get(k) for k in ("sizes", "activations", "output", "loss", "init", "dtype")}
+    ours = {k: net.config()[k] for k in saved_model}
+    differ = [k for k in saved_model if saved_model[k] != ours[k]] + [k for k in RUN_SETTINGS if saved.get(k) != meta[k]]
+    if differ or "epochs_done" not in saved:
+        what = ", ".join(f"{k} {saved.get(k)!r} there, {ours.get(k, meta.get(k))!r} here" for k in differ)
+        raise ValidationError(f"{args.save} is not a checkpoint of this run ({what or 'no epochs_done entry'})")
+    net.set_weights(weights)
+    done = int(saved["epochs_done"])
+    print(f"xpnet train: resuming from {args.save} after epoch {done}", file=sys.stderr)
+    return done, list(saved.get("history", []))
+
+
 def cmd_train(args) -> int:
     from . import datasets
     from .train import evaluate
 
+    if (args.resume or args.checkpoint_every) and not args.save:
+        raise ValidationError("--resume and --checkpoint-every need --save PATH (where the checkpoint lives)")
     progress = False if args.no_progress else None
     data, (X, y, X_test, y_test) = _load_data(args.dataset, args.data_dir, args.scale, args.digits, progress)
     net = _model(args)
@@ -122,38 +150,45 @@ def cmd_train(args) -> int:
         X, y, X_val, y_val = datasets.validation_split(X, y, args.validation, args.seed)
         validation = (X_val, y_val)
     meta = {"dataset": args.dataset, "scaling": args.scale, "digits": args.digits, "lr": args.lr,
-            "batch_size": args.batch_size, "backend": args.backend}
+            "batch_size": args.batch_size, "shuffle": args.shuffle, "seed": args.seed,
+            "validation": args.validation, "backend": args.backend}
+    done, history = _resume(net, args, meta) if args.resume else (0, [])
     initial = evaluate(net, X_test, y_test)
     warned = []
 
     def report(record):
+        history.append(record)
         if not args.json:
             print(_epoch_line(record), flush=True)
         if record["test_loss"] > 1.5 * initial["loss"] and not warned:
             warned.append(record["epoch"])
             print(f"xpnet train: warning: the test loss rose from {initial['loss']:.3g} before training to "
                   f"{record['test_loss']:.3g}; the learning rate {args.lr:g} is probably too high", file=sys.stderr)
+        if args.checkpoint_every and record["epoch"] % args.checkpoint_every == 0:
+            net.save(args.save, **meta, history=history, epochs_done=record["epoch"])
 
     if not args.json:
         print(f"{net!r}\ntraining on {len(y)} {args.dataset} samples, testing on {len(y_test)}; "
-              f"before training: test accuracy {100 * initial['accuracy']:.2f}%", flush=True)
-    status, history = 0, []
+              f"before {'this run' if done else 'training'}: test accuracy {100 * initial['accuracy']:.2f}%",
+              flush=True)
+    status = 0
     try:
-        history = net.fit(
+        net.fit(
             X, y, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, shuffle=args.shuffle,
-            seed=args.seed, X_test=X_test, y_test=y_test, validation=validation, compile=args.compile, progress=progress,
-            on_epoch=report,
+            seed=args.seed, X_test=X_test, y_test=y_test, validation=validation, compile=args.compile,
+            progress=progress, on_epoch=report, initial_epoch=min(done, args.epochs),
         )
     except DivergenceError as exc:
         print(f"xpnet train: {exc}", file=sys.stderr)
-        status, history = 3, exc.history
+        status = 3
         meta["diverged"] = str(exc)
     final = evaluate(net, X_test, y_test)
     result = {"history": history, "test_accuracy": final["accuracy"], "test_loss": final["loss"],
               "initial_test_accuracy": initial["accuracy"], "initial_test_loss": initial["loss"], **meta,
               "model": net.config()}
     if args.save:
-        net.save(args.save, **meta, history=history, test_accuracy=final["accuracy"])
+        epochs_done = history[-1]["epoch"] if history else done
+        net.save(args.save, **meta, history=history, epochs_done=epochs_done, test_accuracy=final["accuracy"])
         if not args.json:
             print(f"saved {'the last finite ' if status else ''}weights to {args.save}", file=sys.stderr if status else sys.stdout)
     if args.json:
@@ -249,7 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation", type=float, default=None, metavar="FRACTION", help="hold out this fraction of the training set")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="run each epoch as one compiled call (default: on where the backend has a compiler: jax)")
-    p.add_argument("--save", default=None, metavar="PATH", help="write weights, config and history to this .npz")
+    p.add_argument("--save", default=None, metavar="PATH", help="write weights, config and history to this .npz (atomically)")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N", help="also write --save after every N epochs")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint at --save, if there is one; "
+                   "the result equals an uninterrupted run")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train)

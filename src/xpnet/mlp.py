@@ -170,16 +170,20 @@ class MLP:
         )
 
     # -- data ---------------------------------------------------------------------------------------
-    def inputs(self, X):
-        """``X`` on this network's device in its dtype; host arrays are copied, device arrays kept."""
-        if isinstance(X, np.ndarray) or isinstance(X, (list, tuple)):
+    def inputs(self, X, name: str = "X"):
+        """``X`` on this network's device in its dtype, checked: host arrays (NumPy, lists) are copied,
+        arrays already on the backend are used as they are."""
+        host = isinstance(X, (np.ndarray, list, tuple))
+        if host:
             X = np.asarray(X)
-            if X.ndim != 2 or X.shape[1] != self.sizes[0]:
-                raise ValidationError(f"X must have shape (n_samples, {self.sizes[0]}); got {X.shape}")
-            return self.backend.asarray(X, self.dtype)
+            if X.dtype.kind not in "biuf":
+                raise ValidationError(f"{name} must hold numbers; got dtype {X.dtype}")
         if X.ndim != 2 or X.shape[1] != self.sizes[0]:
-            raise ValidationError(f"X must have shape (n_samples, {self.sizes[0]}); got {tuple(X.shape)}")
-        return X
+            raise ValidationError(f"{name} must have shape (n_samples, {self.sizes[0]}); got {tuple(X.shape)}")
+        finite = np.isfinite(X).all() if host else self.xp.all(self.xp.isfinite(X))
+        if not bool(finite):
+            raise ValidationError(f"{name} contains NaN or infinity")
+        return self.backend.asarray(X, self.dtype) if host else X
 
     def targets(self, y) -> np.ndarray:
         """Host float64 targets for host labels ``y``: one-hot rows for several outputs, a column for one.

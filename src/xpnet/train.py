@@ -34,15 +34,12 @@ def _check_number(name, value, low=None, integer=False):
 
 def _check_data(model, X, y, what="training"):
     """Device inputs and targets for host (or device) ``X`` and labels ``y``, validated."""
-    Xd = model.inputs(X)
+    Xd = model.inputs(X, name={"training": "X", "test": "X_test", "val": "X_val"}.get(what, "X"))
     n = Xd.shape[0]
     if n == 0:
         raise ValidationError(f"the {what} data is empty (X has 0 rows)")
     if len(y) != n:
         raise ValidationError(f"X and y must have the same number of samples; got {n} and {len(y)} ({what} data)")
-    xp = model.xp
-    if not bool(xp.all(xp.isfinite(Xd))):
-        raise ValidationError(f"the {what} inputs X contain NaN or infinity")
     t = model.targets(y)
     if not np.all(np.isfinite(t)):
         raise ValidationError(f"the {what} targets y contain NaN or infinity")
@@ -94,6 +91,7 @@ def fit(
     compile: bool | None = None,
     progress: bool | None = None,
     on_epoch=None,
+    initial_epoch: int = 0,
 ) -> list[dict]:
     """Train ``model`` in place with SGD and return one history record per epoch.
 
@@ -107,10 +105,17 @@ def fit(
     called after each epoch. ``compile`` (default: where the backend can) runs each epoch as one compiled
     call (JAX: ``jit`` + ``lax.scan`` of the very same step).
 
+    ``initial_epoch`` continues an interrupted run: epochs ``initial_epoch + 1 .. epochs`` are trained,
+    each shuffled exactly as in an uninterrupted run, so resuming from a checkpoint of the weights after
+    epoch ``initial_epoch`` ends with the same weights.
+
     A non-finite loss or weight raises :class:`~xpnet.errors.DivergenceError` naming the epoch and step;
     the model keeps the last finite weights and ``error.history`` holds the finished epochs.
     """
     _check_number("epochs", epochs, low=0, integer=True)
+    _check_number("initial_epoch", initial_epoch, low=0, integer=True)
+    if initial_epoch > epochs:
+        raise ValidationError(f"initial_epoch must be at most epochs ({epochs}); got {initial_epoch}")
     _check_number("lr", lr)
     if lr <= 0:
         raise ValidationError(f"lr must be > 0; got {lr!r}")
@@ -129,7 +134,7 @@ def fit(
     seed = model.seed if seed is None else seed
     compile = model.backend.can_compile if compile is None else bool(compile)
     history: list[dict] = []
-    for epoch in range(1, int(epochs) + 1):
+    for epoch in range(int(initial_epoch) + 1, int(epochs) + 1):
         try:
             record = train_epoch(model, Xd, Td, lr=float(lr), batch_size=int(batch_size), shuffle=shuffle,
                                  seed=seed, epoch=epoch, compile=compile, progress=progress,

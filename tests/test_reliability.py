@@ -1,0 +1,171 @@
+"""Bad input and faults: fuzzed file readers, interrupted training, resumed runs, nothing unpickled.
+
+XPNET_FUZZ_EXAMPLES (default 200) and XPNET_KILLS (default 3) scale the fuzzing and the number of
+killed training runs; docs/reliability.md reports a larger run.
+"""
+
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import xpnet
+from xpnet.datasets.idx import encode_idx, parse_idx
+from xpnet.errors import DataError, ValidationError
+from xpnet.io import load_weights
+
+FUZZ = settings(max_examples=int(os.environ.get("XPNET_FUZZ_EXAMPLES", 200)), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+KILLS = int(os.environ.get("XPNET_KILLS", 3))
+
+VALID_IDX = encode_idx(np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4))
+
+
+def _weights_file_bytes():
+    buf = io.BytesIO()
+    net = xpnet.MLP("6-4-3", seed=0)
+    arrays = {f"{k}{l}": v for l, (W, b) in enumerate(net.get_weights()) for k, v in (("W", W), ("b", b))}
+    np.savez(buf, meta=np.array(json.dumps(net.config())), **arrays)
+    return buf.getvalue()
+
+
+VALID_NPZ = _weights_file_bytes()
+
+
+def _mutate(data: bytes, edits):
+    data = bytearray(data)
+    for position, value in edits:
+        if data:
+            data[position % len(data)] = value
+    return bytes(data)
+
+
+# -- fuzzing: only DataError ever escapes the readers ------------------------------------------
+@FUZZ
+@given(st.binary(max_size=200))
+def test_idx_reader_on_random_bytes(data):
+    try:
+        parse_idx(data, "fuzz")
+    except DataError:
+        pass
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6),
+       st.integers(0, len(VALID_IDX)))
+def test_idx_reader_on_damaged_files(edits, cut):
+    try:
+        a = parse_idx(_mutate(VALID_IDX, edits)[:cut], "fuzz")
+    except DataError:
+        return
+    assert a.size * a.itemsize + 4 + 4 * a.ndim == cut  # whatever parses is exactly what its header says
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_weights_loader_on_random_bytes(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("fuzz") / "w.npz"
+    path.write_bytes(data)
+    with pytest.raises(DataError):
+        load_weights(path)
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=8),
+       st.integers(0, len(VALID_NPZ)))
+def test_weights_loader_on_damaged_files(tmp_path_factory, edits, cut):
+    path = tmp_path_factory.mktemp("fuzz") / "w.npz"
+    path.write_bytes(_mutate(VALID_NPZ, edits)[:cut])
+    try:
+        weights, meta = load_weights(path)
+    except DataError:
+        return
+    assert [W.shape for W, _ in weights] == [(6, 4), (4, 3)]
+
+
+def test_nothing_is_ever_unpickled(tmp_path):
+    """An object array in a weights file would run code when unpickled; xpnet refuses to load it."""
+    path = tmp_path / "evil.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        buf = io.BytesIO()
+        np.save(buf, np.array([print], dtype=object), allow_pickle=True)
+        z.writestr("meta.npy", buf.getvalue())
+    with pytest.raises(DataError, match="not a readable xpnet weights file"):
+        load_weights(path)
+
+
+# -- validation of API arguments ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: xpnet.MLP("784-x-10"), "layers must look like"),
+        (lambda: xpnet.MLP([784, 0, 10]), "at least 1"),
+        (lambda: xpnet.MLP("4-3", init="glorot"), "init must be one of"),
+        (lambda: xpnet.MLP("4-3", dtype="float16"), "dtype must be one of"),
+        (lambda: xpnet.MLP("4-3-3", activation=["relu", "tanh"]), "1 hidden layer"),
+        (lambda: xpnet.MLP("4-3", loss="logistic"), "one output unit"),
+        (lambda: xpnet.MLP("4-3").predict(np.array([["a"] * 4])), "X must hold numbers"),
+        (lambda: xpnet.MLP("4-3").predict(np.full((1, 4), np.inf)), "X contains NaN or infinity"),
+        (lambda: xpnet.MLP("4-3").fit(np.zeros((0, 4)), np.zeros(0, int)), "empty"),
+        (lambda: xpnet.MLP("4-3").set_weights([(np.zeros((3, 4)), np.zeros(3))]), "layer 0: expected W"),
+    ],
+)
+def test_api_errors_name_the_argument(call, match):
+    with pytest.raises(ValidationError, match=match):
+        call()
+
+
+# -- interrupted training: checkpoints, resume, atomic saves -------------------------------------
+TRAIN = [sys.executable, "-m", "xpnet.cli", "train", "--digits", "1,5", "--layers", "784-8-1", "--loss",
+         "logistic", "--activation", "tanh", "--lr", "0.05", "--batch-size", "16", "--epochs", "5",
+         "--checkpoint-every", "1", "--no-progress", "--json"]
+
+
+def _train(path, *extra, timeout=300):
+    return subprocess.run([*TRAIN, "--save", str(path), *extra], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ref") / "w.npz"
+    proc = _train(path)
+    assert proc.returncode == 0, proc.stderr
+    return load_weights(path)
+
+
+def test_killed_runs_resume_to_the_same_weights(tmp_path, uninterrupted):
+    rng = random.Random(0)
+    expected, expected_meta = uninterrupted
+    for trial in range(KILLS):
+        path = tmp_path / f"run{trial}.npz"
+        proc = subprocess.Popen([*TRAIN, "--save", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.5, 4.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if path.exists():  # whatever the kill left must be a whole, loadable checkpoint
+            _, meta = load_weights(path)
+            assert 1 <= meta["epochs_done"] <= 5
+        done = _train(path, "--resume")
+        assert done.returncode == 0, done.stderr
+        weights, meta = load_weights(path)
+        assert meta["epochs_done"] == 5 and [r["epoch"] for r in meta["history"]] == [1, 2, 3, 4, 5]
+        for (W, b), (eW, eb) in zip(weights, expected):
+            np.testing.assert_array_equal(W, eW)
+            np.testing.assert_array_equal(b, eb)
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, uninterrupted):
+    path = tmp_path / "w.npz"
+    _train(path, "--epochs", "1")
+    proc = subprocess.run([*TRAIN, "--save", str(path), "--resume", "--lr", "0.5"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "is not a checkpoint of this run (lr 0.05 there, 0.5 here)" in proc.stderr
