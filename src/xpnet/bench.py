@@ -196,30 +196,34 @@ def resolve_batch(batch_size, n_total: int) -> int:
 def calibrate(runner, batch: int, n_total: int, target: float = 0.25) -> int:
     """Warm the runner up and return the sample count (a multiple of ``batch``) for ~``target`` s rounds.
 
-    Passes grow fourfold until one lasts a tenth of the target or covers the whole training set. Each
-    size runs once untimed first: a first pass pays for allocations and, where the implementation
-    compiles (JAX), for compiling that size.
+    Passes grow fourfold until one lasts a tenth of the target or would cover the whole training set.
+    Each size runs once untimed first -- a first pass pays for allocations and, where the implementation
+    compiles (JAX), for compiling that size -- and so does the size returned: the runner is ready to time.
     """
     steps_total = max(1, n_total // batch)
     steps = 1
     while True:
         runner.setup(steps * batch)
         runner.run()
+        if steps == steps_total:
+            return steps * batch
         t0 = time.perf_counter()
         runner.run()
         elapsed = time.perf_counter() - t0
-        if elapsed >= target / 10 or steps == steps_total:
+        if elapsed >= target / 10:
             break
         steps = min(steps_total, steps * 4)
     rate = steps * batch / max(elapsed, 1e-9)
-    return max(1, min(steps_total, round(rate * target / batch))) * batch
+    n = max(1, min(steps_total, round(rate * target / batch))) * batch
+    if n != steps * batch:
+        runner.setup(n)
+        runner.run()
+    return n
 
 
 def time_rounds(runner, n: int, rounds: int) -> list[float]:
-    """Samples per second of ``rounds`` timed passes over ``n`` samples (after one untimed pass, which
-    compiles for this size where the implementation compiles)."""
+    """Samples per second of ``rounds`` timed passes over ``n`` samples (after :func:`calibrate`)."""
     runner.setup(n)
-    runner.run()
     rates = []
     for _ in range(rounds):
         t0 = time.perf_counter()
