@@ -73,6 +73,14 @@ def test_divergence_exits_3_and_saves_the_last_finite_weights(capsys, tmp_path):
         assert np.isfinite(f["W0"]).all() and "diverged" in json.loads(str(f["meta"]))
 
 
+@pytest.mark.parametrize("argv", [["train", "--loss", "hinge"], ["train", "--epochs", "x"], ["frobnicate"], []])
+def test_usage_mistakes_are_one_line(capsys, argv):
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.count("\n") == 1 and "error:" in err and "--help" in err
+
+
 def test_the_console_script_prints_no_traceback():
     proc = subprocess.run([sys.executable, "-m", "xpnet.cli", "train", "--layers", "10-10"],
                           capture_output=True, text=True, timeout=120)

@@ -112,6 +112,7 @@ def test_nothing_is_ever_unpickled(tmp_path):
         (lambda: xpnet.MLP([784, 0, 10]), "at least 1"),
         (lambda: xpnet.MLP("4-3", init="glorot"), "init must be one of"),
         (lambda: xpnet.MLP("4-3", dtype="float16"), "dtype must be one of"),
+        (lambda: xpnet.MLP("4-3", seed=-1), "seed must be a non-negative integer"),
         (lambda: xpnet.MLP("4-3-3", activation=["relu", "tanh"]), "1 hidden layer"),
         (lambda: xpnet.MLP("4-3", loss="logistic"), "one output unit"),
         (lambda: xpnet.MLP("4-3").predict(np.array([["a"] * 4])), "X must hold numbers"),

@@ -63,5 +63,7 @@ def initial_weights(sizes, init="normal-max", seed=0) -> list[tuple[np.ndarray, 
         draw = INITIALISERS[init]
     except (KeyError, TypeError):
         raise ValidationError(f"init must be one of {', '.join(INITIALISERS)}; got {init!r}") from None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValidationError(f"seed must be a non-negative integer; got {seed!r}")
     rng = np.random.default_rng(seed)
     return [(draw(rng, n_in, n_out), np.zeros(n_out)) for n_in, n_out in zip(sizes[:-1], sizes[1:])]

@@ -98,7 +98,8 @@ def fit(
     ``batch_size=1`` without shuffling is the textbook per-sample algorithm; ``shuffle`` defaults to
     ``batch_size > 1``. Epoch ``e`` is shuffled with ``numpy.random.default_rng([seed, e])`` (seed
     defaults to the model's), so every backend sees the same batches. Each record holds ``epoch``,
-    ``train_loss`` (mean of the epoch's batch losses, per sample), ``test_loss`` and ``test_accuracy``
+    ``train_loss`` (the mean per-sample loss over the epoch, each sample's loss taken as its batch was
+    trained), ``test_loss`` and ``test_accuracy``
     (``None`` without test data), ``val_loss`` and ``val_accuracy`` when ``validation=(X_val, y_val)``
     is given, ``samples_per_second`` (training loop only), ``seconds`` and
     ``weight_change`` (the L2 norm of each layer's weight change over the epoch). ``on_epoch(record)`` is
