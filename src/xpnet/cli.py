@@ -1,4 +1,4 @@
-"""The ``xpnet`` command: ``xpnet train | evaluate | gradcheck | bench``.
+"""The ``xpnet`` command: ``xpnet train | evaluate | plot | gradcheck | bench``.
 
 User mistakes (an unknown name, a bad file, a missing backend) print one line on stderr and exit with
 status 2; a diverged training run exits with status 3 after saving the last finite weights if asked.
@@ -25,14 +25,16 @@ def _add_model_args(p, layers="784-32-32-10"):
     p.add_argument("--loss", default="cross-entropy", choices=functions.LOSSES)
     p.add_argument("--output", default=None, choices=functions.OUTPUTS, help="output activation (default: the loss's own)")
     p.add_argument("--init", default="normal-max", choices=list(INITIALISERS))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_at_least(0), default=0, help="random seed: initial weights, shuffling, data (default 0)")
 
 
 def _add_backend_args(p, dtype="float32"):
+    """--backend, --device and (unless ``dtype`` is False) --dtype; ``dtype=None`` means 'as saved'."""
     p.add_argument("--backend", default="numpy", help=f"array library: {', '.join(LIBRARIES)} (default numpy)")
     p.add_argument("--device", default=None, help="device, e.g. cpu, cuda:0, device1 (default: the backend's)")
-    p.add_argument("--dtype", default=dtype, choices=["float32", "float64"],
-                   help=f"floating-point type (default {dtype or 'as saved'})")
+    if dtype is not False:
+        p.add_argument("--dtype", default=dtype, choices=["float32", "float64"],
+                       help=f"floating-point type (default {dtype or 'as saved'})")
 
 
 def _add_data_args(p, saved=False):
@@ -43,7 +45,7 @@ def _add_data_args(p, saved=False):
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files (default: $XPNET_DATA, the package, the cache)")
     p.add_argument("--scale", default=None if saved else "255", choices=SCALINGS,
                    help="pixel scaling: /255, per-image max, standardize, or none (raw 0-255)" + (default or " (default 255)"))
-    p.add_argument("--digits", default=None, metavar="A,B", help="train on two classes only, labelled 0 and 1 (e.g. 3,9)" + default)
+    p.add_argument("--digits", default=None, metavar="A,B", help="use two classes only, labelled 0 and 1 (e.g. 3,9)" + default)
 
 
 def _activation(text):
@@ -261,31 +263,79 @@ def cmd_bench(args) -> int:
     return 0
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0; got {value}")
-    return value
+def cmd_plot(args) -> int:
+    from pathlib import Path
+
+    from . import datasets
+    from .mlp import MLP
+
+    try:
+        from . import plot
+    except ImportError as exc:
+        raise ValidationError(str(exc)) from None
+    net = MLP.load(args.weights)
+    meta = net.meta
+    digits = meta.get("digits")
+    data, (_, _, X_test, y_test) = _load_data(meta.get("dataset", "mnist"), args.data_dir,
+                                              meta.get("scaling", "255"), digits, False)
+    classes = [int(d) for d in digits.split(",")] if digits else data.classes
+    probs = net.predict_proba(X_test)
+    pred = net.predict(X_test)
+    result = net.evaluate(X_test, y_test)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    if meta.get("history"):
+        written.append(plot.history(meta["history"], out / "history.png", title=repr(net)))
+    written.append(plot.misclassified(X_test, y_test, pred, classes, out / "misclassified.png"))
+    written.append(plot.weight_histograms(net.get_weights(), out / "weights.png"))
+    written.append(plot.probabilities(X_test, probs, y_test, classes, out / "probabilities.png"))
+    written.append(plot.confusion(result["confusion"], classes, out / "confusion.png"))
+    for path in written:
+        print(path)
+    return 0
+
+
+def _at_least(low):
+    """An argparse type: an integer >= ``low``."""
+
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}; got {value}")
+        return value
+
+    return parse
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line on stderr (status 2), like every other user error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xpnet", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _Parser(prog="xpnet", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("train", help="train a network on MNIST or Fashion-MNIST")
     _add_model_args(p)
     _add_backend_args(p)
     _add_data_args(p)
     p.add_argument("--lr", type=float, default=0.003, help="learning rate (default 0.003)")
-    p.add_argument("--epochs", type=_positive_int, default=3, help="epochs; 0 evaluates the untrained net (default 3)")
-    p.add_argument("--batch-size", type=int, default=1, help="samples per SGD step; 1 is the textbook per-sample algorithm (default 1)")
+    p.add_argument("--epochs", type=_at_least(0), default=3, help="epochs; 0 evaluates the untrained net (default 3)")
+    p.add_argument("--batch-size", type=_at_least(1), default=1, help="samples per SGD step; 1 is the textbook per-sample algorithm (default 1)")
     p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None,
                    help="reshuffle every epoch (default: on for batch size > 1, off for 1)")
     p.add_argument("--validation", type=float, default=None, metavar="FRACTION", help="hold out this fraction of the training set")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="run each epoch as one compiled call (default: on where the backend has a compiler: jax)")
     p.add_argument("--save", default=None, metavar="PATH", help="write weights, config and history to this .npz (atomically)")
-    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N", help="also write --save after every N epochs")
+    p.add_argument("--checkpoint-every", type=_at_least(0), default=0, metavar="N", help="also write --save after every N epochs")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint at --save, if there is one; "
                    "the result equals an uninterrupted run")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
@@ -299,23 +349,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=cmd_evaluate)
 
+    p = sub.add_parser("plot", help="write PNG plots of a saved run: history, mistakes, weights, probabilities, confusion")
+    p.add_argument("--weights", required=True, metavar="PATH", help="an .npz written by 'xpnet train --save'")
+    p.add_argument("--out", default="plots", metavar="DIR", help="directory for the PNG files (default ./plots)")
+    p.add_argument("--data-dir", default=None, help="directory holding the IDX files, as for train")
+    p.set_defaults(run=cmd_plot)
+
     p = sub.add_parser("bench", help="training throughput per implementation and batch size (about 2 minutes)")
     p.add_argument("--impl", default=None, help="comma-separated implementations (default: every one installed "
                    "here except xpnet-array_api_strict; e.g. xpnet-numpy,torch-eager,sklearn,seeds-loop)")
     p.add_argument("--net", default="small", help="small (784-32-32-10 sigmoid) and/or large (784-256-128-64-10 relu)")
     p.add_argument("--dtype", default="float32", help="float32 and/or float64, comma-separated")
     p.add_argument("--batch-sizes", default="1,16,64,256,1024,full", help="comma-separated; 'full' is the whole training set")
-    p.add_argument("--rounds", type=int, default=5, help="timed rounds per case; the table shows their median")
+    p.add_argument("--rounds", type=_at_least(1), default=5, help="timed rounds per case; the table shows their median")
     p.add_argument("--target", type=float, default=0.25, help="seconds per timed round (default 0.25)")
     p.add_argument("--json", action="store_true", help="print the raw measurements as JSON")
     p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("gradcheck", help="check backward() against central finite differences (float64)")
     _add_model_args(p, layers="20-16-16-10")
-    _add_backend_args(p)
-    p.add_argument("--samples", type=int, default=8, help="random samples in the batch (default 8)")
+    _add_backend_args(p, dtype=False)
+    p.add_argument("--samples", type=_at_least(1), default=8, help="random samples in the batch (default 8)")
     p.add_argument("--eps", type=float, default=1e-6, help="finite-difference step (default 1e-6)")
-    p.add_argument("--max-entries", type=int, default=64, help="entries checked per array (default 64)")
+    p.add_argument("--max-entries", type=_at_least(1), default=64, help="entries checked per array (default 64)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=cmd_gradcheck)
     return parser

@@ -120,6 +120,7 @@ class MLP:
             raise ValidationError("softmax + cross-entropy needs at least 2 output units; use loss='logistic' for 1")
         self.init, self.seed = init, seed
         self.backend = get_backend(backend, device)
+        self._device = device
         self.xp = self.backend.xp
         self.dtype = dtype
         self.backend.dtype(dtype)  # fail now if the device lacks this dtype
@@ -162,6 +163,22 @@ class MLP:
             "seed": self.seed,
             "dtype": self.dtype,
         }
+
+    def __getstate__(self) -> dict:
+        """Pickle host copies of the weights and the configuration, never device arrays or modules."""
+        state = {"config": self.config(), "weights": self.get_weights(), "backend": self.backend.name,
+                 "device": self._device}
+        if hasattr(self, "meta"):
+            state["meta"] = self.meta
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        c = state["config"]
+        self.__init__(c["sizes"], c["activations"], loss=c["loss"], output=c["output"], init=c["init"],
+                      seed=c["seed"], backend=state["backend"], device=state["device"], dtype=c["dtype"])
+        self.set_weights(state["weights"])
+        if "meta" in state:
+            self.meta = state["meta"]
 
     def __repr__(self) -> str:
         return (

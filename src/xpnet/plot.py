@@ -1,0 +1,101 @@
+"""The plots people expect from a training run, as PNG files (matplotlib, the ``plot`` extra).
+
+Each function draws one figure from host data and writes it to ``path``; ``xpnet plot`` draws them all
+from a weights file written by ``xpnet train --save`` (which holds the run's history).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
+    raise ImportError("xpnet.plot needs matplotlib: pip install 'xpnet[plot]'") from exc
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def history(records, path, title=""):
+    """Train and test loss (left) and test accuracy (right) per epoch."""
+    epochs = [r["epoch"] for r in records]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [r["train_loss"] for r in records], "o-", label="train loss")
+    if any(r.get("test_loss") is not None for r in records):
+        left.plot(epochs, [r["test_loss"] for r in records], "s-", label="test loss")
+        right.plot(epochs, [100 * r["test_accuracy"] for r in records], "s-", color="C1", label="test accuracy")
+    left.set(xlabel="epoch", ylabel="mean loss per sample", title="loss")
+    right.set(xlabel="epoch", ylabel="accuracy (%)", title="test accuracy")
+    left.legend()
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def misclassified(images, y_true, y_pred, classes, path, count=25):
+    """A grid of the first ``count`` misclassified images, each titled 'predicted (true)'."""
+    wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))[:count]
+    cols = 5
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong):
+        ax.imshow(images[i].reshape(28, 28), cmap="gray_r")
+        ax.set_title(f"{classes[y_pred[i]]} ({classes[y_true[i]]})", fontsize=9, color="C3")
+    fig.suptitle(f"misclassified: predicted (true) — {len(wrong)} shown of "
+                 f"{int(np.sum(np.asarray(y_true) != np.asarray(y_pred)))}")
+    return _save(fig, path)
+
+
+def weight_histograms(weights, path):
+    """One histogram of weights per layer (biases excluded)."""
+    fig, axes = plt.subplots(1, len(weights), figsize=(3.6 * len(weights), 3.2), squeeze=False)
+    for l, (ax, (W, _)) in enumerate(zip(axes[0], weights)):
+        ax.hist(np.ravel(W), bins=60, color=f"C{l}")
+        ax.set(title=f"W{l} {W.shape[0]}×{W.shape[1]}", xlabel="weight")
+        ax.text(0.02, 0.95, f"mean {W.mean():.3f}\nstd {W.std():.3f}", transform=ax.transAxes, va="top", fontsize=8)
+    axes[0][0].set_ylabel("count")
+    return _save(fig, path)
+
+
+def probabilities(images, probs, y_true, classes, path, count=6):
+    """Sample images beside bars of the predicted class probabilities (true class in green)."""
+    count = min(count, len(images))
+    fig, axes = plt.subplots(count, 2, figsize=(7, 1.5 * count), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 3]})
+    for i in range(count):
+        axes[i][0].imshow(images[i].reshape(28, 28), cmap="gray_r")
+        axes[i][0].axis("off")
+        p = probs[i] if probs.shape[1] > 1 else np.array([1 - probs[i][0], probs[i][0]])
+        colours = ["C2" if k == y_true[i] else "C0" for k in range(len(p))]
+        axes[i][1].barh(range(len(p)), p, color=colours)
+        axes[i][1].set_yticks(range(len(p)), [str(c) for c in classes], fontsize=7)
+        axes[i][1].set_xlim(0, 1)
+        axes[i][1].invert_yaxis()
+    axes[-1][1].set_xlabel("predicted probability (green: true class)")
+    return _save(fig, path)
+
+
+def confusion(matrix, classes, path):
+    """The confusion matrix: rows are true classes, columns predictions; counts in the cells."""
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(classes), 0.8 + 0.55 * len(classes)))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), [str(c) for c in classes], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), [str(c) for c in classes], fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true", title=f"confusion matrix ({matrix.sum()} samples)")
+    threshold = matrix.max() / 2
+    for (i, j), v in np.ndenumerate(matrix):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > threshold else "black")
+    return _save(fig, path)
