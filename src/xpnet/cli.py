@@ -286,7 +286,8 @@ def cmd_plot(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if meta.get("history"):
-        written.append(plot.history(meta["history"], out / "history.png", title=repr(net)))
+        title = f"{'-'.join(map(str, net.sizes))} {'/'.join(net.activation_names)}, {net.head.loss}, {meta.get('dataset', '')}"
+        written.append(plot.history(meta["history"], out / "history.png", title=title))
     written.append(plot.misclassified(X_test, y_test, pred, classes, out / "misclassified.png"))
     written.append(plot.weight_histograms(net.get_weights(), out / "weights.png"))
     written.append(plot.probabilities(X_test, probs, y_test, classes, out / "probabilities.png"))

@@ -13,6 +13,7 @@ try:
 
     matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
     raise ImportError("xpnet.plot needs matplotlib: pip install 'xpnet[plot]'") from exc
 
@@ -37,8 +38,9 @@ def history(records, path, title=""):
     left.legend()
     for ax in (left, right):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
 
@@ -70,20 +72,22 @@ def weight_histograms(weights, path):
 
 
 def probabilities(images, probs, y_true, classes, path, count=6):
-    """Sample images beside bars of the predicted class probabilities (true class in green)."""
-    count = min(count, len(images))
-    fig, axes = plt.subplots(count, 2, figsize=(7, 1.5 * count), squeeze=False,
+    """The ``count`` least confident predictions: each image beside bars of its predicted class
+    probabilities, the true class in green (confident, correct predictions teach little)."""
+    probs = probs if probs.shape[1] > 1 else np.hstack([1 - probs, probs])
+    picks = np.argsort(probs.max(axis=1))[: min(count, len(images))]
+    fig, axes = plt.subplots(len(picks), 2, figsize=(7, 1.5 * len(picks)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 3]})
-    for i in range(count):
-        axes[i][0].imshow(images[i].reshape(28, 28), cmap="gray_r")
-        axes[i][0].axis("off")
-        p = probs[i] if probs.shape[1] > 1 else np.array([1 - probs[i][0], probs[i][0]])
-        colours = ["C2" if k == y_true[i] else "C0" for k in range(len(p))]
-        axes[i][1].barh(range(len(p)), p, color=colours)
-        axes[i][1].set_yticks(range(len(p)), [str(c) for c in classes], fontsize=7)
-        axes[i][1].set_xlim(0, 1)
-        axes[i][1].invert_yaxis()
-    axes[-1][1].set_xlabel("predicted probability (green: true class)")
+    for row, i in zip(axes, picks):
+        row[0].imshow(images[i].reshape(28, 28), cmap="gray_r")
+        row[0].axis("off")
+        colours = ["C2" if k == y_true[i] else "C0" for k in range(probs.shape[1])]
+        row[1].barh(range(probs.shape[1]), probs[i], color=colours)
+        row[1].set_yticks(range(probs.shape[1]), [str(c) for c in classes], fontsize=7)
+        row[1].set_xlim(0, 1)
+        row[1].invert_yaxis()
+    axes[0][1].set_title("the least confident predictions (green: true class)", fontsize=10)
+    axes[-1][1].set_xlabel("predicted probability")
     return _save(fig, path)
 
 
