@@ -85,11 +85,11 @@ def cmd_gradcheck(args) -> int:
     return 0 if result["passed"] else 1
 
 
-def _load_data(name, data_dir, scaling, digits, progress):
+def _load_data(name, data_dir, scaling, digits, progress, dtype="float64"):
     from . import datasets
 
     data = datasets.load(name, data_dir, progress=progress)
-    return data, datasets.prepare(data, scaling, digits)
+    return data, datasets.prepare(data, scaling, digits, dtype=dtype)
 
 
 def _check_layers(net, X, n_classes):
@@ -144,7 +144,7 @@ def cmd_train(args) -> int:
     if (args.resume or args.checkpoint_every) and not args.save:
         raise ValidationError("--resume and --checkpoint-every need --save PATH (where the checkpoint lives)")
     progress = False if args.no_progress else None
-    data, (X, y, X_test, y_test) = _load_data(args.dataset, args.data_dir, args.scale, args.digits, progress)
+    data, (X, y, X_test, y_test) = _load_data(args.dataset, args.data_dir, args.scale, args.digits, progress, args.dtype)
     net = _model(args)
     _check_layers(net, X, 2 if args.digits else len(data.classes))
     validation = None

@@ -131,7 +131,8 @@ def fit(
     if validation is not None:
         sets["val"] = validation
     scored = {k: (*_check_data(model, X, y, k), np.asarray(y)) for k, (X, y) in sets.items()}
-    shuffle = batch_size > 1 if shuffle is None else shuffle
+    # A full batch is the same gradient in any order: shuffling it would only copy the data every step.
+    shuffle = (batch_size > 1 if shuffle is None else shuffle) and batch_size < n
     seed = model.seed if seed is None else seed
     compile = model.backend.can_compile if compile is None else bool(compile)
     history: list[dict] = []
