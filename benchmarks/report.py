@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 
@@ -58,9 +59,16 @@ def compare(first, second) -> str:
     if not rows:
         return "no common cases"
     overlap = sum(r[3] for r in rows)
+    devs = sorted(abs(math.log(r)) for r in ratios)
+
+    def pct(d):
+        return f"{math.exp(d) - 1:.0%}"
+
     lines = [
         f"{len(rows)} common cases. Ratio of medians (second / first): median {statistics.median(ratios):.2f}, "
-        f"range {min(ratios):.2f}-{max(ratios):.2f}. Within-run spread (max/min of the rounds): median "
+        f"range {min(ratios):.2f}-{max(ratios):.2f}; a case's two medians differ by {pct(statistics.median(devs))} "
+        f"(median over cases), by at most {pct(devs[int(0.9 * (len(devs) - 1))])} in 90% of cases, by "
+        f"{pct(devs[-1])} at worst. Within-run spread (max/min of a case's rounds): median "
         f"{statistics.median(spreads):.2f}. Cases whose [min, max] ranges overlap between the runs: "
         f"{overlap} of {len(rows)}.",
         "",
@@ -80,29 +88,39 @@ def plot(results, path) -> None:
 
     panels = [(n, d) for n in bench.NETS for d in ("float32", "float64")
               if any(r["net"] == n and r["dtype"] == d for r in results)]
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.6), sharey=True, squeeze=False)
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 4.6 * rows), sharey=True, squeeze=False)
     names = list(dict.fromkeys(r["implementation"] for r in results))
-    colours = {name: f"C{i % 10}" for i, name in enumerate(names)}
-    for ax, (net, dtype) in zip(axes[0], panels):
+    style = {name: (f"C{i % 10}", "osD^v<>ph*"[i % 10]) for i, name in enumerate(names)}
+    for ax, (net, dtype) in zip(axes.flat, panels):
         for name in names:
-            rows = sorted((r for r in results if r["implementation"] == name and r["net"] == net and r["dtype"] == dtype),
-                          key=lambda r: bench.resolve_batch(r["batch_size"], 60000))
-            if not rows:
+            rows_ = sorted((r for r in results if r["implementation"] == name and r["net"] == net and r["dtype"] == dtype),
+                           key=lambda r: bench.resolve_batch(r["batch_size"], 60000))
+            if not rows_:
                 continue
-            x = [bench.resolve_batch(r["batch_size"], 60000) for r in rows]
-            y = [r["samples_per_second"] for r in rows]
-            err = [[m - r["min"] for m, r in zip(y, rows)], [r["max"] - m for m, r in zip(y, rows)]]
-            ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=2, label=name, color=colours[name])
+            x = [bench.resolve_batch(r["batch_size"], 60000) for r in rows_]
+            y = [r["samples_per_second"] for r in rows_]
+            err = [[m - r["min"] for m, r in zip(y, rows_)], [r["max"] - m for m, r in zip(y, rows_)]]
+            colour, marker = style[name]
+            ax.errorbar(x, y, yerr=err, marker=marker, ms=5, capsize=2, label=name, color=colour)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(f"{net} net ({'-'.join(map(str, bench.NETS[net]['layers']))}), {dtype}", fontsize=10)
+        ax.set_title(f"{net} net ({'-'.join(map(str, bench.NETS[net]['layers']))}, "
+                     f"{bench.NETS[net]['activation']}), {dtype}", fontsize=10)
         ax.set_xlabel("batch size (60000 = full batch)")
         ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].set_ylabel("training samples / s (median, bars: min-max)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 6), fontsize=9)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.savefig(path, dpi=110)
+    for row in axes:
+        row[0].set_ylabel("training samples / s\n(median of rounds; bars: min-max)")
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    handles = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=min(len(handles), 4), fontsize=9)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.savefig(path, dpi=100)
 
 
 def main(argv=None) -> int:
