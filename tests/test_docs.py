@@ -1,5 +1,6 @@
 """The Python examples in README.md and docs/ run as written, and docs/cli.md covers every option."""
 
+import os
 import re
 from pathlib import Path
 
@@ -33,3 +34,59 @@ def test_cli_page_lists_every_option():
                for opt in action.option_strings if opt.startswith("--") and opt != "--help" and f"`{opt}`" not in page]
     assert not missing, f"docs/cli.md does not mention: {missing}"
     assert all(f"## `xpnet {name}`" in page for name in commands)
+
+
+# -- the shell commands in the docs ------------------------------------------------------------------
+#: Placeholders the docs use in command lines, and the value a test substitutes for each.
+PLACEHOLDERS = {" --seed S": " --seed 0", " --lr LR": " --lr 0.1", " --digits A,B": " --digits 7,9"}
+
+
+def shell_commands(path):
+    """``(command, exit status)`` for each line of the ```bash blocks: continuations joined, [optional]
+    parts and comments dropped; a comment saying "exit status N" gives the status expected."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            status = re.search(r"#.*exit status (\d+)", line)
+            line = re.sub(r"\s+#.*$", "", line)
+            line = re.sub(r"\s*\[[^\]]*\]", "", line).strip()
+            for placeholder, value in PLACEHOLDERS.items():
+                line = line.replace(placeholder, value)
+            if line:
+                commands.append((line, int(status.group(1)) if status else 0))
+    return commands
+
+
+COMMANDS = [(path.relative_to(ROOT), c, status) for path in DOCS for c, status in shell_commands(path)]
+XPNET_COMMANDS = [(p, c) for p, c, _ in COMMANDS if c.startswith("xpnet ")]
+
+
+@pytest.mark.parametrize("path,command", XPNET_COMMANDS, ids=[f"{p}:{c[:60]}" for p, c in XPNET_COMMANDS])
+def test_documented_xpnet_commands_parse(path, command):
+    """Every `xpnet ...` line in the docs is accepted by the current command-line parser."""
+    import shlex
+
+    from xpnet.cli import build_parser
+
+    build_parser().parse_args(shlex.split(command)[1:])  # SystemExit (status 2) on any drift
+
+
+@pytest.mark.skipif(not os.environ.get("XPNET_RUN_DOC_COMMANDS"), reason="runs every documented command "
+                    "(about 25 minutes); set XPNET_RUN_DOC_COMMANDS=1")
+@pytest.mark.parametrize("path", sorted({p for p, _, _ in COMMANDS}), ids=str)
+def test_documented_commands_run(path, tmp_path, shared_fashion):
+    """Each page's commands, in order, in one scratch directory (installs and the test suite excepted)."""
+    import shutil
+    import subprocess
+
+    shutil.copytree(ROOT / "benchmarks", tmp_path / "benchmarks")
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    shutil.copytree(ROOT / "tests", tmp_path / "tests")
+    (tmp_path / "docs").mkdir()
+    for page, command, status in COMMANDS:
+        if page != path or "pip install" in command or command.endswith("pytest -q"):
+            continue
+        command = command.replace("/usr/share/datasets/fashion-mnist", str(shared_fashion))
+        command = command.replace("../shared/data/fashion-mnist", str(shared_fashion))
+        proc = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=1200)
+        assert proc.returncode == status, f"{command}\n{proc.stderr[-2000:]}"
