@@ -122,6 +122,10 @@ def test_damaged_weights_files_are_refused(tmp_path):
     np.savez(wrong, W0=np.zeros((8, 4)), b0=np.zeros(5), meta=np.array('{"sizes": [8, 5]}'))
     with pytest.raises(DataError, match="layer 0 should be float W"):
         load_weights(wrong)
+    bare = tmp_path / "bare.npz"
+    np.savez(bare, W0=np.zeros((8, 5)), b0=np.zeros(5), meta=np.array('{"sizes": [8, 5]}'))
+    with pytest.raises(DataError, match="lacks activations, loss, output"):
+        xpnet.MLP.load(bare)
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, meta=np.array([{"sizes": [1, 1]}], dtype=object))
     with pytest.raises(DataError):

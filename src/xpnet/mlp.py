@@ -6,7 +6,7 @@ layer's pre-activation ``z`` goes through the output activation of the :class:`~
 
 Backward is the chain rule written out (derivation in docs/math.md)::
 
-    delta_L = dLoss/dz                                  (the head's delta, already / batch)
+    delta_L = dLoss/dz = head delta / batch             (times lr in a training step)
     dW_l    = a_l^T @ delta_l,     db_l = sum(delta_l over the batch)
     delta_l = (delta_{l+1} @ W_l^T) * f'(a_l)           (f' from the activation's output)
 """
@@ -19,7 +19,7 @@ import numpy as np
 
 from . import functions
 from .backends import Backend, get_backend
-from .errors import ValidationError
+from .errors import DataError, ValidationError
 from .init import initial_weights
 from .io import load_weights, save_weights
 from .optim import sgd
@@ -297,6 +297,9 @@ class MLP:
     def load(cls, path, backend="numpy", device=None, dtype=None) -> "MLP":
         """Rebuild a network saved by :meth:`save` (nothing is unpickled)."""
         weights, meta = load_weights(path)
+        missing = [k for k in ("activations", "loss", "output") if k not in meta]
+        if missing:
+            raise DataError(f"{path}: the 'meta' entry lacks {', '.join(missing)}; not an xpnet weights file")
         net = cls(
             meta["sizes"], meta["activations"], loss=meta["loss"], output=meta["output"],
             init=meta.get("init", "normal-max"), seed=meta.get("seed", 0),
