@@ -129,10 +129,15 @@ def main(argv=None) -> int:
     parser.add_argument("--png", help="write the throughput plot here")
     parser.add_argument("--compare", help="a second run's JSON: report how the two agree")
     args = parser.parse_args(argv)
-    results = load(args.run)
+    try:
+        results = load(args.run)
+        other = load(args.compare) if args.compare else None
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"report.py: error: cannot read benchmark JSON: {exc}", file=sys.stderr)
+        return 2
     print(tables(results))
-    if args.compare:
-        print(compare(results, load(args.compare)))
+    if other is not None:
+        print(compare(results, other))
     if args.png:
         plot(results, args.png)
         print(f"\nplot written to {args.png}", file=sys.stderr)
