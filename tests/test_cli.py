@@ -71,6 +71,9 @@ def test_divergence_exits_3_and_saves_the_last_finite_weights(capsys, tmp_path):
     assert code == 3 and "diverged at epoch 1, step" in err
     with np.load(path, allow_pickle=False) as f:
         assert np.isfinite(f["W0"]).all() and "diverged" in json.loads(str(f["meta"]))
+    code, _, err = run(capsys, "train", "--activation", "identity", "--lr", "10", "--epochs", "1",
+                       "--save", str(path), "--resume", "--no-progress")
+    assert code == 2 and "holds a run that diverged" in err
 
 
 @pytest.mark.parametrize("argv", [["train", "--loss", "hinge"], ["train", "--epochs", "x"], ["frobnicate"], []])

@@ -19,7 +19,6 @@ learning rate. :func:`calibrate` picks how many samples a timed round uses so th
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import platform
 import statistics
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import LIBRARIES, get_backend, installed_backends, library_versions
+from .backends import LIBRARIES, installed_backends, library_versions
 from .errors import BackendError, ValidationError
 
 NETS = {

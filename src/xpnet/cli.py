@@ -128,6 +128,9 @@ def _resume(net, args, meta):
     saved_model = {k: saved.get(k) for k in ("sizes", "activations", "output", "loss", "init", "dtype")}
     ours = {k: net.config()[k] for k in saved_model}
     differ = [k for k in saved_model if saved_model[k] != ours[k]] + [k for k in RUN_SETTINGS if saved.get(k) != meta[k]]
+    if saved.get("diverged"):
+        raise ValidationError(f"{args.save} holds a run that diverged ({saved['diverged'].split(':')[0]}); "
+                              "start afresh, with a smaller --lr")
     if differ or "epochs_done" not in saved:
         what = ", ".join(f"{k} {saved.get(k)!r} there, {ours.get(k, meta.get(k))!r} here" for k in differ)
         raise ValidationError(f"{args.save} is not a checkpoint of this run ({what or 'no epochs_done entry'})")
@@ -266,7 +269,6 @@ def cmd_bench(args) -> int:
 def cmd_plot(args) -> int:
     from pathlib import Path
 
-    from . import datasets
     from .mlp import MLP
 
     try:
