@@ -175,6 +175,8 @@ def make_runner(implementation, net, dtype, batch_size, X, y):
     device = device or None
     if name.startswith("xpnet-"):
         backend, _, eager = name[len("xpnet-"):].partition("-")
+        if backend not in LIBRARIES or eager not in ("", "eager"):
+            raise ValidationError(f"unknown implementation {implementation!r}; known: {', '.join(implementations())}")
         if backend not in installed_backends():
             raise Unavailable(f"{LIBRARIES.get(backend, backend)} is not installed")
         return XpnetRunner(backend, device, net, dtype, batch_size, X, y, compile=eager != "eager")

@@ -23,7 +23,7 @@ from .errors import ValidationError
 # -- hidden activations ---------------------------------------------------------------------------
 def sigmoid(xp, z):
     # 1 / (1 + e^-z) written as (1 + tanh(z/2)) / 2: no exp to overflow, so no warning and no NaN at
-    # any |z|, and one transcendental call instead of two.
+    # any |z|, and no branch on the sign of z.
     return 0.5 * xp.tanh(0.5 * z) + 0.5
 
 
