@@ -176,7 +176,7 @@ def make_runner(implementation, net, dtype, batch_size, X, y):
     if name.startswith("xpnet-"):
         backend, _, eager = name[len("xpnet-"):].partition("-")
         if backend not in LIBRARIES or eager not in ("", "eager"):
-            raise ValidationError(f"unknown implementation {implementation!r}; known: {', '.join(implementations())}")
+            raise ValidationError(f"unknown implementation {implementation!r}; known: {', '.join(implementations(("cpu", "cuda")))}")
         if backend not in installed_backends():
             raise Unavailable(f"{LIBRARIES.get(backend, backend)} is not installed")
         return XpnetRunner(backend, device, net, dtype, batch_size, X, y, compile=eager != "eager")
@@ -186,7 +186,7 @@ def make_runner(implementation, net, dtype, batch_size, X, y):
         return SklearnRunner(net, dtype, batch_size, X, y)
     if name == "seeds-loop":
         return SeedsRunner(net, dtype, batch_size, X, y)
-    raise ValidationError(f"unknown implementation {implementation!r}; known: {', '.join(implementations())}")
+    raise ValidationError(f"unknown implementation {implementation!r}; known: {', '.join(implementations(("cpu", "cuda")))}")
 
 
 # -- measuring -----------------------------------------------------------------------------------
