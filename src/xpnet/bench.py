@@ -168,6 +168,11 @@ def implementations(devices=("cpu",)) -> list[str]:
     return names + ["sklearn", "seeds-loop"]
 
 
+def _unknown(implementation) -> str:
+    known = ", ".join(implementations(("cpu", "cuda")))
+    return f"unknown implementation {implementation!r}; known: {known}"
+
+
 def make_runner(implementation, net, dtype, batch_size, X, y):
     """A runner for ``implementation`` (e.g. ``"xpnet-numpy"``, ``"torch-eager@cuda"``); raises
     :class:`Unavailable` with the reason when it cannot run here."""
@@ -176,7 +181,7 @@ def make_runner(implementation, net, dtype, batch_size, X, y):
     if name.startswith("xpnet-"):
         backend, _, eager = name[len("xpnet-"):].partition("-")
         if backend not in LIBRARIES or eager not in ("", "eager"):
-            raise ValidationError(f"unknown implementation {implementation!r}; known: {', '.join(implementations(("cpu", "cuda")))}")
+            raise ValidationError(_unknown(implementation))
         if backend not in installed_backends():
             raise Unavailable(f"{LIBRARIES.get(backend, backend)} is not installed")
         return XpnetRunner(backend, device, net, dtype, batch_size, X, y, compile=eager != "eager")
@@ -186,7 +191,7 @@ def make_runner(implementation, net, dtype, batch_size, X, y):
         return SklearnRunner(net, dtype, batch_size, X, y)
     if name == "seeds-loop":
         return SeedsRunner(net, dtype, batch_size, X, y)
-    raise ValidationError(f"unknown implementation {implementation!r}; known: {', '.join(implementations(("cpu", "cuda")))}")
+    raise ValidationError(_unknown(implementation))
 
 
 # -- measuring -----------------------------------------------------------------------------------
