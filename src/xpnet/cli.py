@@ -203,16 +203,26 @@ def cmd_train(args) -> int:
     return status
 
 
-def cmd_evaluate(args) -> int:
+def _saved_run(args, backend="numpy", device=None, dtype=None, dataset=None, scale=None, digits=None):
+    """A network saved by ``xpnet train --save`` and the test set it was trained for (or the one named).
+
+    Returns ``(net, dataset name, class names, X_test, y_test)``.
+    """
     from .mlp import MLP
 
-    net = MLP.load(args.weights, backend=args.backend, device=args.device, dtype=args.dtype)
-    meta = net.meta
-    dataset = args.dataset or meta.get("dataset", "mnist")
-    scaling = args.scale or meta.get("scaling", "255")
-    digits = args.digits or meta.get("digits")
-    data, (X, y, X_test, y_test) = _load_data(dataset, args.data_dir, scaling, digits, False)
+    net = MLP.load(args.weights, backend=backend, device=device, dtype=dtype)
+    dataset = dataset or net.meta.get("dataset", "mnist")
+    digits = digits or net.meta.get("digits")
+    data, (_, _, X_test, y_test) = _load_data(dataset, args.data_dir, scale or net.meta.get("scaling", "255"),
+                                              digits, False)
     _check_layers(net, X_test, 2 if digits else len(data.classes))
+    classes = [int(d) for d in digits.split(",")] if digits else data.classes
+    return net, dataset, classes, X_test, y_test
+
+
+def cmd_evaluate(args) -> int:
+    net, dataset, _, X_test, y_test = _saved_run(args, args.backend, args.device, args.dtype, args.dataset,
+                                                 args.scale, args.digits)
     result = net.evaluate(X_test, y_test)
     if args.json:
         print(json.dumps({"test_accuracy": result["accuracy"], "test_loss": result["loss"], "n": result["n"],
@@ -269,31 +279,27 @@ def cmd_bench(args) -> int:
 def cmd_plot(args) -> int:
     from pathlib import Path
 
-    from .mlp import MLP
+    from .metrics import confusion_matrix
+    from .mlp import predicted_classes
 
     try:
         from . import plot
     except ImportError as exc:
         raise ValidationError(str(exc)) from None
-    net = MLP.load(args.weights)
+    net, dataset, classes, X_test, y_test = _saved_run(args)
     meta = net.meta
-    digits = meta.get("digits")
-    data, (_, _, X_test, y_test) = _load_data(meta.get("dataset", "mnist"), args.data_dir,
-                                              meta.get("scaling", "255"), digits, False)
-    classes = [int(d) for d in digits.split(",")] if digits else data.classes
     probs = net.predict_proba(X_test)
-    pred = net.predict(X_test)
-    result = net.evaluate(X_test, y_test)
+    pred = predicted_classes(probs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if meta.get("history"):
-        title = f"{'-'.join(map(str, net.sizes))} {'/'.join(net.activation_names)}, {net.head.loss}, {meta.get('dataset', '')}"
+        title = f"{'-'.join(map(str, net.sizes))} {'/'.join(net.activation_names)}, {net.head.loss}, {dataset}"
         written.append(plot.history(meta["history"], out / "history.png", title=title))
     written.append(plot.misclassified(X_test, y_test, pred, classes, out / "misclassified.png"))
     written.append(plot.weight_histograms(net.get_weights(), out / "weights.png"))
     written.append(plot.probabilities(X_test, probs, y_test, classes, out / "probabilities.png"))
-    written.append(plot.confusion(result["confusion"], classes, out / "confusion.png"))
+    written.append(plot.confusion(confusion_matrix(y_test, pred, net.n_classes), classes, out / "confusion.png"))
     for path in written:
         print(path)
     return 0

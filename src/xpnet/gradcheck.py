@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import ValidationError
+from .mlp import forward
 
 #: Relative error below which a float64 gradient check passes.
 TOLERANCE = 1e-6
@@ -46,7 +47,7 @@ def gradcheck(model, X, y, *, eps: float = 1e-6, max_entries: int = 64, seed: in
     def loss_with(layer, which, value):
         params = [tuple(pair) for pair in device]
         params[layer] = tuple(value if j == which else params[layer][j] for j in range(2))
-        out, z, _ = net.forward(Xd, params)
+        z, _ = forward(xp, params, Xd, net._activations)
         return float(net.head.forward(xp, z, Td)[1]) / Xd.shape[0]
 
     rng = np.random.default_rng(seed)

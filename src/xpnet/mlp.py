@@ -271,10 +271,7 @@ class MLP:
 
     def loss(self, X, y) -> float:
         """Mean loss of host ``X`` against labels (or targets) ``y``."""
-        X = self.inputs(X)
-        z, _ = forward(self.xp, self.params, X, self._activations)
-        _, total = self.head.forward(self.xp, z, self.backend.asarray(self.targets(y), self.dtype))
-        return float(total) / X.shape[0]
+        return self.evaluate(X, y)["loss"]
 
     def fit(self, X, y, **kwargs):
         """Train with SGD; see :func:`xpnet.train.fit` for the arguments. Returns the history."""

@@ -50,6 +50,11 @@ def _is_finite(xp, x) -> bool:
     return math.isfinite(float(xp.sum(x)))
 
 
+def _finite(xp, running, params=()) -> bool:
+    """Whether the running loss, and the weights of ``params`` if given, are finite (host reads)."""
+    return math.isfinite(float(running)) and all(_is_finite(xp, W) for W, _ in params)
+
+
 def evaluate(model, X, y, batch_size: int = 10000) -> dict:
     """Mean loss, accuracy and confusion matrix of ``model`` on ``X`` with labels ``y``."""
     Xd, Td = _check_data(model, X, y, "evaluation")
@@ -184,8 +189,8 @@ def _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, compile, progres
             return Xd[rows, :], Td[rows, :]
 
     params = model.params
-    start = [backend.copy(W) for W, _ in params]
-    saved = (0, _copy(backend, params))  # the last step index (and its parameters) known to be finite
+    start = _copy(backend, params)
+    saved = (0, start)  # the last step index (and its parameters) known to be finite
     running = 0.0  # the loss summed over the epoch's samples, kept on the device
     t0 = time.perf_counter()
     with Progress(n, label, enabled=progress) as bar:
@@ -202,13 +207,11 @@ def _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, compile, progres
             params, loss = model.step(params, xb, tb, lr)
             running = running + loss
             if (k + 1) % check_every == 0 or k + 1 == steps:
-                if not math.isfinite(float(running)) or (
-                    k + 1 == steps and not all(_is_finite(xp, W) for W, _ in params)
-                ):
+                if not _finite(xp, running, params if k + 1 == steps else ()):
                     _diverged(model, batch, saved, k, lr, epoch, steps)
                 bar.update(min(n, (k + 1) * batch_size) - bar.done)
                 saved = (k + 1, _copy(backend, params))
-        if first == steps and not (math.isfinite(float(running)) and all(_is_finite(xp, W) for W, _ in params)):
+        if first == steps and not _finite(xp, running, params):
             _diverged(model, batch, saved, steps - 1, lr, epoch, steps)
         bar.update(n - bar.done)
         backend.synchronize(*params[-1])
@@ -219,7 +222,7 @@ def _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, compile, progres
         "train_loss": float(running) / n,
         "samples_per_second": n / seconds,
         "seconds": seconds,
-        "weight_change": [float(xp.sqrt(xp.sum((W - W0) * (W - W0)))) for (W, _), W0 in zip(params, start)],
+        "weight_change": [float(xp.sqrt(xp.sum((W - W0) * (W - W0)))) for (W, _), (W0, _) in zip(params, start)],
     }
     return record
 
