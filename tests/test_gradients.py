@@ -75,3 +75,23 @@ def test_gradients_equal_pytorch_autograd(activation, loss, output, n):
     for (dW, db), (eW, eb) in zip(grads, expected):
         np.testing.assert_allclose(dW, eW, rtol=1e-10, atol=1e-10 * np.abs(eW).max())
         np.testing.assert_allclose(db, eb, rtol=1e-10, atol=1e-10 * np.abs(eb).max())
+
+
+@pytest.mark.parametrize("loss,output", HEADS)
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_per_sample_training_in_chunks_equals_one_step_per_sample(activation, loss, output):
+    """fit(batch_size=1) defers the first layer's updates (MLP.sample_steps); that must change nothing
+    but rounding against the plain per-sample step, over a chunk boundary and a short last chunk."""
+    net = _net(activation, loss, output)
+    X, y = random_problem(12, net.sizes[-1], n=45)
+    reference = _net(activation, loss, output)
+    params, T, total = reference.params, reference.targets(y), 0.0
+    for i in range(len(y)):
+        params, loss_i = reference.step(params, X[i : i + 1], T[i : i + 1], 0.05)
+        total += float(loss_i)
+    record = net.fit(X, y, epochs=1, lr=0.05, batch_size=1, progress=False)[0]
+    for (W, b), (W_ref, b_ref) in zip(net.get_weights(), reference.get_weights()):
+        np.testing.assert_allclose(W, W_ref, rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(b, b_ref, rtol=1e-11, atol=1e-13)
+    assert record["train_loss"] == pytest.approx(total / len(y), rel=1e-12)
+    assert not np.allclose(net.get_weights()[0][0], _net(activation, loss, output).get_weights()[0][0])

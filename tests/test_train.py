@@ -48,18 +48,20 @@ def test_shuffling_is_seeded_and_per_epoch():
     assert not np.allclose(runs[0], runs[2])
 
 
-def test_divergence_stops_and_keeps_the_last_finite_weights():
+@pytest.mark.parametrize("first_big,lr", [(0, 10.0), (70, 0.1)])  # diverging in the 1st / 3rd chunk
+def test_divergence_stops_and_keeps_the_last_finite_weights(first_big, lr):
     X, y = random_problem(8, 3, n=300)
-    X = X * 100
+    X[first_big:] *= 100
     net = xpnet.MLP("8-16-16-3", activation="identity", loss="squared", dtype="float32", seed=0)
-    with pytest.raises(DivergenceError, match=r"diverged at epoch 1, step \d+ of 300 \(lr=10\)") as info:
-        net.fit(X, y, epochs=3, lr=10.0, batch_size=1, progress=False)
+    with pytest.raises(DivergenceError, match=rf"diverged at epoch 1, step \d+ of 300 \(lr={lr:g}\)") as info:
+        net.fit(X, y, epochs=3, lr=lr, batch_size=1, progress=False)
     assert info.value.epoch == 1 and info.value.history == []
+    assert info.value.step > first_big
     kept = net.get_weights()
     assert all(np.isfinite(W).all() and np.isfinite(b).all() for W, b in kept)
     # the kept weights are those after step - 1: replaying that many steps from the start gives them
     again = xpnet.MLP("8-16-16-3", activation="identity", loss="squared", dtype="float32", seed=0)
-    again.fit(X[: info.value.step - 1], y[: info.value.step - 1], epochs=1, lr=10.0, batch_size=1, progress=False)
+    again.fit(X[: info.value.step - 1], y[: info.value.step - 1], epochs=1, lr=lr, batch_size=1, progress=False)
     for (W, b), (W2, b2) in zip(kept, again.get_weights()):
         np.testing.assert_array_equal(W, W2)
 

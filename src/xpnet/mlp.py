@@ -25,21 +25,27 @@ from .io import load_weights, save_weights
 from .optim import sgd
 
 
-def forward(xp, params, X, activations):
+def forward(xp, params, X, activations, z0=None):
     """Run the layers on ``X``; return ``(z, acts)``: the last layer's pre-activation and the input of
-    every layer (``acts[0] is X``), which with the output is all that :func:`backward` needs."""
+    every layer (``acts[0] is X``), which with the output is all that :func:`backward` needs.
+
+    ``z0``, when given, is the first layer's pre-activation ``X @ W_0 + b_0`` already computed (see
+    :meth:`MLP.sample_steps`)."""
     acts = [X]
-    for (W, b), f in zip(params[:-1], activations):
-        acts.append(f(xp, acts[-1] @ W + b))
-    W, b = params[-1]
-    return acts[-1] @ W + b, acts
+    z = X @ params[0][0] + params[0][1] if z0 is None else z0
+    for (W, b), f in zip(params[1:], activations):
+        acts.append(f(xp, z))
+        z = acts[-1] @ W + b
+    return z, acts
 
 
-def backward(xp, params, acts, out, z, t, derivatives, head, scale=1.0):
+def backward(xp, params, acts, out, z, t, derivatives, head, scale=1.0, input_weights=True):
     """``scale`` times the gradients ``[(dW_0, db_0), ...]`` of the batch-mean loss.
 
     Every gradient is linear in the output delta, so scaling that one (small) array by ``scale`` -- the
-    learning rate, in a training step -- scales them all at no extra cost.
+    learning rate, in a training step -- scales them all at no extra cost. ``input_weights=False`` leaves
+    out the largest product, ``dW_0`` (``None`` in its place); ``db_0`` is then, for one sample, the first
+    layer's delta, from which :meth:`MLP.sample_steps` applies ``dW_0`` later.
     """
     n = acts[0].shape[0]
     delta = head.delta(xp, z, out, t)
@@ -48,7 +54,9 @@ def backward(xp, params, acts, out, z, t, derivatives, head, scale=1.0):
     grads = []
     for l in range(len(params) - 1, -1, -1):
         a = xp.matrix_transpose(acts[l])
-        if n == 1:  # one sample: the outer product, which BLAS does badly as a k=1 matrix product
+        if l == 0 and not input_weights:
+            grads.append((None, xp.sum(delta, axis=0) if n > 1 else delta[0, :]))
+        elif n == 1:  # one sample: the outer product, which BLAS does badly as a k=1 matrix product
             grads.append((a * delta, delta[0, :]))
         else:
             grads.append((a @ delta, xp.sum(delta, axis=0)))
@@ -258,6 +266,37 @@ class MLP:
         out, total = self.head.forward(xp, z, t)
         steps = backward(xp, params, acts, out, z, t, self._derivatives, self.head, scale=lr)
         return sgd(params, steps, self.backend.inplace), total
+
+    def sample_steps(self, params, X, t, lr):
+        """Per-sample SGD over the rows of ``X`` in order -- the updates of ``len(X)`` calls of
+        :meth:`step` with one row each, up to rounding -- on a backend that updates in place; returns
+        ``(params, loss)`` with the loss summed over the rows, each taken before its own update.
+
+        What a per-sample step costs most is the first layer's rank-one update ``W_0 -= x^T d`` (784 x 32
+        numbers for MNIST's small net, for one sample). Here those updates wait until the end of the
+        rows: after rows ``0..k-1`` with first-layer deltas ``D`` (learning rate included), the first
+        layer holds ``W_0 - X[:k]^T D[:k]`` and ``b_0 - sum(D[:k])``, so row ``k`` meets the
+        pre-activation ``x_k W_0 + b_0 - (X[k] X[:k]^T + 1) D[:k]`` (docs/math.md). Two products before
+        the rows and one after replace every per-row outer product; every other layer steps as usual.
+        """
+        xp = self.xp
+        W0, b0 = params[0]
+        first = X @ W0 + b0  # each row's first pre-activation under the weights the rows start from
+        gram = X @ xp.matrix_transpose(X) + 1.0  # row products; the 1 carries the bias updates
+        D = xp.zeros_like(first)
+        zs = []
+        for k in range(X.shape[0]):
+            z0 = first[k : k + 1, :] - gram[k : k + 1, :k] @ D[:k, :]
+            z, acts = forward(xp, params, X[k : k + 1, :], self._activations, z0=z0)
+            zs.append(z)
+            tk = t[k : k + 1, :]
+            out = self.head.activation(xp, z)
+            steps = backward(xp, params, acts, out, z, tk, self._derivatives, self.head, lr, input_weights=False)
+            sgd(params[1:], steps[1:], inplace=True)
+            D[k, :] = steps[0][1]
+        sgd(params[:1], [(xp.matrix_transpose(X) @ D, xp.sum(D, axis=0))], inplace=True)
+        _, total = self.head.forward(xp, xp.concat(zs, axis=0), t)
+        return params, total
 
     # -- user-facing --------------------------------------------------------------------------------
     def predict_proba(self, X):

@@ -20,6 +20,10 @@ from .progress import Progress
 
 #: Samples between two host reads of the running loss (divergence check and progress bar).
 CHECK_SAMPLES = 4096
+#: Samples per call of MLP.sample_steps in per-sample training: each call costs two matrix products
+#: before its rows and one after, and its rows' first-layer corrections grow with it; 16 to 128 measured
+#: alike (docs/benchmarks.md).
+SAMPLE_CHUNK = 32
 
 
 def _check_number(name, value, low=None, integer=False):
@@ -174,45 +178,50 @@ def train_epoch(model, Xd, Td, *, lr, batch_size, shuffle=False, seed=0, epoch=1
 
 def _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, compile, progress, label) -> dict:
     xp, backend, n = model.xp, model.backend, Xd.shape[0]
-    steps = -(-n // batch_size)
-    check_every = max(1, CHECK_SAMPLES // batch_size)
-    if shuffle:
-        order = backend.asarray(np.random.default_rng([seed, epoch]).permutation(n))
+    compile = compile and backend.can_compile
+    order = backend.asarray(np.random.default_rng([seed, epoch]).permutation(n)) if shuffle else None
 
-        def batch(k):
-            idx = order[k * batch_size : min((k + 1) * batch_size, n)]
+    def rows(start, size):
+        """The ``size`` samples (fewer at the end) of the epoch from position ``start`` on."""
+        stop = min(start + size, n)  # out-of-range slice ends are not in the standard
+        if shuffle:
+            idx = order[start:stop]
             return xp.take(Xd, idx, axis=0), xp.take(Td, idx, axis=0)
+        return Xd[start:stop, :], Td[start:stop, :]
+
+    # Per-sample SGD on a backend that updates in place goes SAMPLE_CHUNK samples per call of
+    # model.sample_steps (the same updates as one model.step per sample, with far fewer operations).
+    if batch_size == 1 and backend.inplace and not compile:
+        size, advance = SAMPLE_CHUNK, lambda params, xb, tb: model.sample_steps(params, xb, tb, lr)
     else:
-
-        def batch(k):
-            rows = slice(k * batch_size, min((k + 1) * batch_size, n))
-            return Xd[rows, :], Td[rows, :]
-
+        size, advance = batch_size, lambda params, xb, tb: model.step(params, xb, tb, lr)
+    calls = -(-n // size)
+    check_every = max(1, CHECK_SAMPLES // size)
     params = model.params
     start = _copy(backend, params)
-    saved = (0, start)  # the last step index (and its parameters) known to be finite
+    saved = (0, start)  # a sample position and the parameters there, known to be finite
     running = 0.0  # the loss summed over the epoch's samples, kept on the device
     t0 = time.perf_counter()
     with Progress(n, label, enabled=progress) as bar:
         first = 0
-        if compile and backend.can_compile:  # every whole batch in one compiled call, checked after it
+        if compile:  # every whole batch in one compiled call, checked after it
             first = n // batch_size
             key = (batch_size, lr, shuffle)
             if key not in model._compiled:
                 model._compiled[key] = backend.compile_epoch(model.step, batch_size, lr, shuffle)
-            params, running = model._compiled[key](params, Xd, Td, order if shuffle else None)
+            params, running = model._compiled[key](params, Xd, Td, order)
             check_every = first  # the remainder batch, if any, is then checked step by step
-        for k in range(first, steps):
-            xb, tb = batch(k)
-            params, loss = model.step(params, xb, tb, lr)
+        for k in range(first, calls):
+            params, loss = advance(params, *rows(k * size, size))
             running = running + loss
-            if (k + 1) % check_every == 0 or k + 1 == steps:
-                if not _finite(xp, running, params if k + 1 == steps else ()):
-                    _diverged(model, batch, saved, k, lr, epoch, steps)
-                bar.update(min(n, (k + 1) * batch_size) - bar.done)
-                saved = (k + 1, _copy(backend, params))
-        if first == steps and not _finite(xp, running, params):
-            _diverged(model, batch, saved, steps - 1, lr, epoch, steps)
+            done = min(n, (k + 1) * size)
+            if (k + 1) % check_every == 0 or done == n:
+                if not _finite(xp, running, params if done == n else ()):
+                    _diverged(model, advance, rows, n, batch_size, size, saved, done, lr, epoch)
+                bar.update(done - bar.done)
+                saved = (done, _copy(backend, params))
+        if first == calls and not _finite(xp, running, params):
+            _diverged(model, advance, rows, n, batch_size, size, saved, n, lr, epoch)
         bar.update(n - bar.done)
         backend.synchronize(*params[-1])
     seconds = time.perf_counter() - t0
@@ -232,27 +241,47 @@ def _copy(backend, params):
     return [(backend.copy(W), backend.copy(b)) for W, b in params]
 
 
-def _diverged(model, batch, saved, last, lr, epoch, steps):
-    """Replay from the last parameters known to be finite to find the first bad step, keep the weights
-    from before it, and raise. The batches are deterministic, so the replay retraces the same steps."""
-    xp = model.xp
-    first, params = saved
-    for k in range(first, last + 1):
-        new_params, loss = model.step(_copy(model.backend, params), *batch(k), lr)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            what = f"the loss became {loss}"
-        elif not all(_is_finite(xp, W) for W, _ in new_params):
-            what = "a weight became non-finite"
-        else:
-            params = new_params
+def _diverged(model, advance, rows, n, batch_size, size, saved, stop, lr, epoch):
+    """Find the first step that went bad, keep the weights from before it, and raise.
+
+    ``saved`` is a sample position and the parameters there, known to be finite. The calls of
+    ``advance`` (``size`` samples each, from position to position + size) are replayed from there up to
+    sample ``stop``; inside the first bad call, ever longer prefixes of it (one step of ``batch_size``
+    more each) locate the step. The batches are deterministic, so the replay retraces the same
+    computations and the kept weights are those a run stopped before that step ends with.
+    """
+    position, params = saved
+    kept, count, problem = params, 0, "a non-finite value appeared"  # the last: non-deterministic backend
+    while position < stop:
+        available = min(size, n - position)
+        new, bad = _attempt(model, advance, params, *rows(position, available))
+        if bad is None:
+            params, position = new, position + available
+            kept = params
             continue
+        kept, count, problem = params, available, bad
+        for prefix in range(batch_size, available, batch_size):  # the steps inside the call
+            new, bad = _attempt(model, advance, params, *rows(position, prefix))
+            if bad is not None:
+                count, problem = prefix, bad
+                break
+            kept = new
         break
-    else:  # only a non-deterministic backend could get here
-        what = "a non-finite value appeared"
-    model.params = params
+    model.params = kept
+    step, steps = position // batch_size + -(-count // batch_size), -(-n // batch_size)
     raise DivergenceError(
-        f"training diverged at epoch {epoch}, step {k + 1} of {steps} (lr={lr:g}): {what}; "
+        f"training diverged at epoch {epoch}, step {step} of {steps} (lr={lr:g}): {problem}; "
         "kept the last finite weights (from before that step); try a smaller learning rate",
-        epoch=epoch, step=k + 1, lr=lr,
+        epoch=epoch, step=step, lr=lr,
     )
+
+
+def _attempt(model, advance, params, X, T):
+    """``advance`` on a copy of ``params``: the new parameters and what went wrong (``None`` if nothing)."""
+    new, loss = advance(_copy(model.backend, params), X, T)
+    loss = float(loss)
+    if not math.isfinite(loss):
+        return new, f"the loss became {loss}"
+    if not all(_is_finite(model.xp, W) for W, _ in new):
+        return new, "a weight became non-finite"
+    return new, None
