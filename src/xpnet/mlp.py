@@ -53,13 +53,13 @@ def backward(xp, params, acts, out, z, t, derivatives, head, scale=1.0, input_we
         delta = delta * (scale / n)
     grads = []
     for l in range(len(params) - 1, -1, -1):
-        a = xp.matrix_transpose(acts[l])
+        db = delta[0, :] if n == 1 else xp.sum(delta, axis=0)
         if l == 0 and not input_weights:
-            grads.append((None, xp.sum(delta, axis=0) if n > 1 else delta[0, :]))
+            grads.append((None, db))
         elif n == 1:  # one sample: the outer product, which BLAS does badly as a k=1 matrix product
-            grads.append((a * delta, delta[0, :]))
+            grads.append((xp.matrix_transpose(acts[l]) * delta, db))
         else:
-            grads.append((a @ delta, xp.sum(delta, axis=0)))
+            grads.append((xp.matrix_transpose(acts[l]) @ delta, db))
         if l > 0:
             delta = (delta @ xp.matrix_transpose(params[l][0])) * derivatives[l - 1](xp, acts[l])
     return grads[::-1]

@@ -1,0 +1,84 @@
+"""The speed targets of issue #5, each measured in fresh processes that take turns.
+
+    python benchmarks/targets.py [--repeats 5] [--json targets.json]
+
+One measurement is one fresh Python process timing one case with :func:`xpnet.bench.measure_case`
+(rounds of ~0.25 s, median of 5). Every repeat measures every case once, in turn, so the two sides of a
+ratio meet the same machine drift; and no other library's thread pool is alive while a case is timed (in
+one process, PyTorch's threads, still spinning after its last call, halve NumPy's speed, and the other
+way round). Reported per target: the median over repeats of each case, and of the ratio within a repeat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+
+#: name -> (implementation, net, dtype, batch size)
+CASES = {
+    "numpy-b1": ("xpnet-numpy", "small", "float32", 1),
+    "seeds-b1": ("seeds-loop", "small", "float64", 1),
+    "torch-b1": ("torch-eager", "small", "float32", 1),
+    "numpy-b1024": ("xpnet-numpy", "small", "float32", 1024),
+    "torch-b1024": ("torch-eager", "small", "float32", 1024),
+    "jax-b1": ("xpnet-jax", "small", "float32", 1),
+    "jax-b1024": ("xpnet-jax", "small", "float32", 1024),
+    "numpy-large-b64": ("xpnet-numpy", "large", "float32", 64),
+    "torch-large-b64": ("torch-eager", "large", "float32", 64),
+}
+#: (what, case, reference case or None for samples/s, at least)
+TARGETS = [
+    ("NumPy batch 1, samples/s", "numpy-b1", None, 30_000),
+    ("NumPy batch 1 / seeds' loop", "numpy-b1", "seeds-b1", 4.5),
+    ("NumPy batch 1 / PyTorch eager batch 1", "numpy-b1", "torch-b1", 10),
+    ("NumPy batch 1024 / PyTorch eager batch 1024", "numpy-b1024", "torch-b1024", 1.3),
+    ("JAX compiled batch 1, samples/s", "jax-b1", None, 200_000),
+    ("JAX compiled batch 1024, samples/s", "jax-b1024", None, 600_000),
+    ("large ReLU net batch 64: NumPy / PyTorch eager", "numpy-large-b64", "torch-large-b64", 2.5),
+]
+
+
+def measure_in_a_fresh_process(case) -> float:
+    code = ("import json, sys; from xpnet import bench; X, y = bench.load_training_set(); "
+            "r = bench.measure_case(*json.loads(sys.argv[1]), X, y); "
+            "print(json.dumps(r.get('samples_per_second', r.get('skipped'))))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(CASES[case])], capture_output=True, text=True,
+                         check=True).stdout
+    value = json.loads(out.strip().splitlines()[-1])
+    if isinstance(value, str):
+        raise SystemExit(f"{case} cannot run here: {value}")
+    return value
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", help="also write every measurement here")
+    args = parser.parse_args(argv)
+    rates = {case: [] for case in CASES}
+    for repeat in range(args.repeats):
+        for case in CASES:
+            rates[case].append(measure_in_a_fresh_process(case))
+            print(f"repeat {repeat + 1}/{args.repeats} {case}: {rates[case][-1]:,.0f} samples/s", file=sys.stderr)
+    print("| target | measured (median of repeats) | goal | met |\n|---|---|---|---|")
+    for what, case, reference, goal in TARGETS:
+        if reference is None:
+            value = statistics.median(rates[case])
+            shown = f"{value:,.0f} (range {min(rates[case]):,.0f}–{max(rates[case]):,.0f})"
+        else:
+            ratios = [a / b for a, b in zip(rates[case], rates[reference])]
+            value = statistics.median(ratios)
+            shown = (f"{value:.2f}× (range {min(ratios):.2f}–{max(ratios):.2f}; "
+                     f"{statistics.median(rates[case]):,.0f} vs {statistics.median(rates[reference]):,.0f} samples/s)")
+        print(f"| {what} | {shown} | ≥ {goal:,} | {'yes' if value >= goal else 'no'} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"cases": CASES, "samples_per_second": rates}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
