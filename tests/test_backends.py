@@ -127,7 +127,7 @@ def test_jax_compiled_epoch_still_names_the_diverging_step():
     assert all(np.isfinite(W).all() for W, _ in net.get_weights())
 
 
-@pytest.mark.parametrize("shape", [(1, 10), (7, 3), (8, 10), (64, 32), (1024, 10), (33, 256), (4, 5, 6)])
+@pytest.mark.parametrize("shape", [(1, 10), (8, 10), (64, 32), (256, 32), (1024, 10), (300, 40), (4, 5, 6)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_numpy_namespace_reductions_equal_numpys(shape, dtype):
     """The NumPy backend's faster sum and max (ones products, transposed copies) give NumPy's results,

@@ -212,9 +212,10 @@ def _fast_numpy():
     """NumPy's own namespace (which implements the Array API standard from 2.1 on), with the functions a
     training step calls most replaced by equivalents that skip NumPy's Python-level wrappers (at batch
     size 1, ``np.sum`` costs ~5 us against ~2 us for ``np.add.reduce``) and that avoid NumPy's slow
-    reductions along one axis of a matrix: NumPy runs those row by row, at ~40 ns a row (measured in
-    docs/benchmarks.md), so a (1024, 32) column sum is a product with a vector of ones (one BLAS call,
-    10x faster) and a row maximum over a few columns is taken down a transposed copy (10x faster)."""
+    reductions along one axis of a tall matrix: NumPy runs those row by row, at ~40 ns a row, so from 256
+    rows on a column sum is a product with a vector of ones (one BLAS call; 5 us instead of 40 us for
+    (1024, 32)) and a row maximum over at most 32 columns is taken down a transposed copy (12 us instead
+    of 122 us for (1024, 10)). Below 256 rows whole training epochs measured no gain (docs/benchmarks.md)."""
     import types
 
     ns = types.ModuleType("xpnet._numpy", "numpy with faster reductions (see xpnet.backends)")
@@ -228,7 +229,7 @@ def _fast_numpy():
     ns.__array_api_version__ = np.__array_api_version__
 
     def sum(x, /, *, axis=None, dtype=None, keepdims=False):
-        if x.ndim == 2 and x.shape[0] >= 16 and axis is not None and dtype is None and x.dtype.kind == "f":
+        if x.ndim == 2 and x.shape[0] >= 256 and axis is not None and dtype is None and x.dtype.kind == "f":
             ones = np.ones(x.shape[axis], dtype=x.dtype)
             if axis in (0, -2):
                 total = ones @ x
@@ -238,7 +239,7 @@ def _fast_numpy():
         return np.add.reduce(x, axis=axis, dtype=dtype, keepdims=keepdims)
 
     def max(x, /, *, axis=None, keepdims=False):
-        if x.ndim == 2 and x.shape[0] >= 32 and x.shape[1] <= 32 and axis in (1, -1):
+        if x.ndim == 2 and x.shape[0] >= 256 and x.shape[1] <= 32 and axis in (1, -1):
             top = np.maximum.reduce(np.ascontiguousarray(x.T), axis=0)
             return top[:, None] if keepdims else top
         return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
