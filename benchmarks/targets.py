@@ -2,8 +2,9 @@
 
     python benchmarks/targets.py [--repeats 5] [--json targets.json]
 
-One measurement is one fresh Python process timing one case with :func:`xpnet.bench.measure_case`
-(rounds of ~0.25 s, median of 5). Every repeat measures every case once, in turn, so the two sides of a
+One measurement is one fresh Python process timing one case with :mod:`xpnet.bench`'s calibration and
+rounds (~0.25 s each, median of 5). Besides the cases the targets name, it times the hand-tuned NumPy
+loop of ``benchmarks/hand_tuned.py``: what NumPy itself reaches per sample on this machine today. Every repeat measures every case once, in turn, so the two sides of a
 ratio meet the same machine drift; and no other library's thread pool is alive while a case is timed (in
 one process, PyTorch's threads, still spinning after its last call, halve NumPy's speed, and the other
 way round). Reported per target: the median over repeats of each case, and of the ratio within a repeat.
@@ -28,6 +29,7 @@ CASES = {
     "jax-b1024": ("xpnet-jax", "small", "float32", 1024),
     "numpy-large-b64": ("xpnet-numpy", "large", "float32", 64),
     "torch-large-b64": ("torch-eager", "large", "float32", 64),
+    "hand-tuned-b1": ("hand-tuned-numpy", "small", "float32", 1),
 }
 #: (what, case, reference case or None for samples/s, at least)
 TARGETS = [
@@ -39,25 +41,57 @@ TARGETS = [
     ("JAX compiled batch 1024, samples/s", "jax-b1024", None, 600_000),
     ("large ReLU net batch 64: NumPy / PyTorch eager", "numpy-large-b64", "torch-large-b64", 2.5),
 ]
+#: (what, case, reference case): ratios that put the targets in context
+CONTEXT = [
+    ("hand-tuned NumPy batch 1, samples/s", "hand-tuned-b1", None),
+    ("hand-tuned NumPy batch 1 / seeds' loop", "hand-tuned-b1", "seeds-b1"),
+    ("xpnet NumPy batch 1 / hand-tuned NumPy", "numpy-b1", "hand-tuned-b1"),
+]
 
 
 def measure_in_a_fresh_process(case) -> float:
-    code = ("import json, sys; from xpnet import bench; X, y = bench.load_training_set(); "
-            "r = bench.measure_case(*json.loads(sys.argv[1]), X, y); "
-            "print(json.dumps(r.get('samples_per_second', r.get('skipped'))))")
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(CASES[case])], capture_output=True, text=True,
-                         check=True).stdout
-    value = json.loads(out.strip().splitlines()[-1])
+    command = [sys.executable, __file__, "--one", case]
+    value = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
     if isinstance(value, str):
         raise SystemExit(f"{case} cannot run here: {value}")
     return value
+
+
+def measure_one(case):
+    """Samples/s of one case in this process, or the reason it cannot run (a string)."""
+    from xpnet import bench
+
+    implementation, net, dtype, batch_size = CASES[case]
+    X, y = bench.load_training_set()
+    if implementation != "hand-tuned-numpy":
+        result = bench.measure_case(implementation, net, dtype, batch_size, X, y)
+        return result.get("samples_per_second", result.get("skipped"))
+    from hand_tuned import HandTunedRunner  # benchmarks/ is on sys.path: this script lives there
+
+    runner = HandTunedRunner(X, y)
+    n = bench.calibrate(runner, 1, len(y))
+    return bench.summary(bench.time_rounds(runner, n, 5))["samples_per_second"]
+
+
+def row(case, reference, rates) -> tuple[float, str]:
+    if reference is None:
+        value = statistics.median(rates[case])
+        return value, f"{value:,.0f} (range {min(rates[case]):,.0f}–{max(rates[case]):,.0f})"
+    ratios = [a / b for a, b in zip(rates[case], rates[reference])]
+    value = statistics.median(ratios)
+    return value, (f"{value:.2f}× (range {min(ratios):.2f}–{max(ratios):.2f}; "
+                   f"{statistics.median(rates[case]):,.0f} vs {statistics.median(rates[reference]):,.0f} samples/s)")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", help="also write every measurement here")
+    parser.add_argument("--one", choices=CASES, help=argparse.SUPPRESS)  # what each fresh process runs
     args = parser.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure_one(args.one)))
+        return 0
     rates = {case: [] for case in CASES}
     for repeat in range(args.repeats):
         for case in CASES:
@@ -65,15 +99,11 @@ def main(argv=None) -> int:
             print(f"repeat {repeat + 1}/{args.repeats} {case}: {rates[case][-1]:,.0f} samples/s", file=sys.stderr)
     print("| target | measured (median of repeats) | goal | met |\n|---|---|---|---|")
     for what, case, reference, goal in TARGETS:
-        if reference is None:
-            value = statistics.median(rates[case])
-            shown = f"{value:,.0f} (range {min(rates[case]):,.0f}–{max(rates[case]):,.0f})"
-        else:
-            ratios = [a / b for a, b in zip(rates[case], rates[reference])]
-            value = statistics.median(ratios)
-            shown = (f"{value:.2f}× (range {min(ratios):.2f}–{max(ratios):.2f}; "
-                     f"{statistics.median(rates[case]):,.0f} vs {statistics.median(rates[reference]):,.0f} samples/s)")
+        value, shown = row(case, reference, rates)
         print(f"| {what} | {shown} | ≥ {goal:,} | {'yes' if value >= goal else 'no'} |")
+    print("\n| for context | measured (median of repeats) |\n|---|---|")
+    for what, case, reference in CONTEXT:
+        print(f"| {what} | {row(case, reference, rates)[1]} |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"cases": CASES, "samples_per_second": rates}, f, indent=1)

@@ -74,3 +74,24 @@ def test_cli_bench_json(capsys):
     measured, skipped = out["results"]
     assert measured["samples_per_second"] > 0 and len(measured["rounds"]) == 2
     assert "per-sample" in skipped["skipped"]
+
+
+def test_hand_tuned_yardstick_trains_like_xpnet(data):
+    """benchmarks/hand_tuned.py (the per-sample speed yardstick) runs the same algorithm as xpnet."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "hand_tuned.py"
+    spec = importlib.util.spec_from_file_location("hand_tuned", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    X, y = data
+    hand = module.HandTunedRunner(X, y)
+    ours = bench.make_runner("xpnet-numpy", "small", "float32", 1, X, y)
+    for r in (hand, ours):
+        r.setup(200)
+        r.run()
+    (W0, b0), (W1, b1), (W2, b2) = ours.model.get_weights()
+    for got, expected in ((hand.WT0.T, W0), (hand.W1, W1), (hand.W2, W2), (hand.b0, b0), (hand.b1, b1), (hand.b2, b2)):
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(W2, xpnet.MLP(**bench.NETS["small"]).get_weights()[2][0])

@@ -21,8 +21,8 @@ from .progress import Progress
 #: Samples between two host reads of the running loss (divergence check and progress bar).
 CHECK_SAMPLES = 4096
 #: Samples per call of MLP.sample_steps in per-sample training: each call costs two matrix products
-#: before its rows and one after, and its rows' first-layer corrections grow with it; 16 to 128 measured
-#: alike (docs/benchmarks.md).
+#: before its rows and one after, and its rows' first-layer corrections grow with it. The small net's
+#: gain levels off from 16 on (`python benchmarks/profile_step.py chunk`, docs/benchmarks.md).
 SAMPLE_CHUNK = 32
 
 
@@ -172,7 +172,7 @@ def train_epoch(model, Xd, Td, *, lr, batch_size, shuffle=False, seed=0, epoch=1
     ``compile=True`` runs the whole batches as one compiled call where the backend has a compiler (JAX);
     a divergence is then noticed at the end of the epoch and located by replaying the steps uncompiled.
     """
-    with model.backend.quiet_overflow():
+    with model.backend.quiet_overflow(), model.backend.blas_threads(batch_size):
         return _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, compile, progress, label)
 
 
