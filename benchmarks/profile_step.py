@@ -3,7 +3,7 @@
     python benchmarks/profile_step.py parts       # per-part cost of the batch-1 and batch-1024 steps
     python benchmarks/profile_step.py chunk       # per-sample throughput against SAMPLE_CHUNK
     python benchmarks/profile_step.py reductions  # NumPy's own sum/max against backends.py's, whole epochs
-    python benchmarks/profile_step.py threads     # one BLAS thread for small batches, or as many as there are
+    python benchmarks/profile_step.py threads     # NumPy's BLAS on one thread against as many as it has
     python benchmarks/profile_step.py unroll      # JAX's compiled per-sample epoch against lax.scan unroll
     python benchmarks/profile_step.py jax-reference  # xpnet's compiled JAX epoch against a minimal one
 
@@ -27,10 +27,10 @@ from xpnet.mlp import backward, forward
 from xpnet.optim import sgd
 
 
-def network(name="small", backend="numpy"):
+def network(name="small", backend="numpy", n=16384):
     X, y = bench.load_training_set()
     net = MLP(**bench.NETS[name], seed=0, backend=backend, dtype="float32")
-    return net, net.inputs(X[:16384]), net.backend.asarray(net.targets(y[:16384]), "float32")
+    return net, net.inputs(X[:n]), net.backend.asarray(net.targets(y[:n]), "float32")
 
 
 def cost(label, fn, number=2000):
@@ -147,25 +147,20 @@ def reductions():
 
 
 def threads():
-    """Training epochs with backends.py's one-BLAS-thread rule for small batches against without it."""
-    import contextlib
+    """Training epochs with NumPy's BLAS on one thread (threadpoolctl) against as many as it has."""
+    from threadpoolctl import threadpool_limits
 
-    from xpnet.backends import Backend
-
-    rule = Backend.blas_threads
     for name, batches in (("small", (1, 64, 256)), ("large", (1, 64))):
-        net, X, T = network(name)
+        net, X, T = network(name, n=60000)
         variants = {}
-        for batch in batches:
-            n = min(X.shape[0], 4096 * (1 if batch == 1 else 4) // (1 if name == "small" else 4))
-            for label, method in (("BLAS threads as they are", lambda self, b: contextlib.nullcontext()),
-                                  ("backends.py's rule", rule)):
-                def setup(method=method):
-                    Backend.blas_threads = method
-                variants[f"{name} net, batch {batch}, {label}"] = (
-                    setup, lambda b=batch, n=n: xtrain.train_epoch(net, X[:n, :], T[:n, :], lr=0.01, batch_size=b), n)
-        alternate(variants)
-    Backend.blas_threads = rule
+        for batch in batches:  # rounds of about 0.3 s
+            n = {("small", 1): 4096, ("large", 1): 1536, ("large", 64): 16384}.get((name, batch), 60000)
+            for label, limit in (("BLAS threads as they are", None), ("one BLAS thread", 1)):
+                def run(b=batch, n=n, limit=limit):
+                    with threadpool_limits(limits=limit, user_api="blas"):
+                        xtrain.train_epoch(net, X[:n, :], T[:n, :], lr=0.01, batch_size=b)
+                variants[f"{name} net, batch {batch}, {label}"] = (lambda: None, run, n)
+        alternate(variants, rounds=9)
 
 
 def unroll():

@@ -145,16 +145,3 @@ def test_numpy_namespace_reductions_equal_numpys(shape, dtype):
                 tol = 1e-5 if dtype == "float32" else 1e-12  # sums of N(0, 1) can cancel: atol too
                 np.testing.assert_allclose(got, expected, rtol=tol, atol=10 * tol)
 
-
-def test_numpy_blas_runs_on_one_thread_for_small_batches_only():
-    from threadpoolctl import threadpool_info
-
-    def blas_threads():
-        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
-
-    before = blas_threads()
-    with get_backend("numpy").blas_threads(64):
-        assert blas_threads() == {1}
-    assert blas_threads() == before
-    with get_backend("numpy").blas_threads(256):
-        assert blas_threads() == before

@@ -12,7 +12,6 @@ dtype('float32')
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib
 import importlib.util
 import sys
@@ -155,18 +154,6 @@ class Backend:
 
         return jax.jit(epoch)
 
-    def blas_threads(self, batch_size: int):
-        """A context for training at ``batch_size``: NumPy's BLAS on one thread up to batch 64.
-
-        The matrix products of small batches are too small to share between threads, and on this
-        project's 2-core machine the idle BLAS thread's spin-waiting slows the Python loop beside it:
-        one thread measured 10-20 % faster at batch 64 and as fast or faster at batch 1, while from batch
-        256 on two threads win (docs/benchmarks.md). Other backends are left alone.
-        """
-        if self.name != "numpy" or batch_size > 64:
-            return contextlib.nullcontext()
-        return _blas_controller().limit(limits=1, user_api="blas")
-
     def quiet_overflow(self):
         """A context in which overflow to inf/NaN raises no warning (xpnet checks for it itself)."""
         if self.name in ("numpy", "array_api_strict"):
@@ -178,14 +165,6 @@ class Backend:
 
 
 _JAX_X64 = False
-
-
-@functools.lru_cache(maxsize=None)
-def _blas_controller():
-    """threadpoolctl's view of the BLAS libraries loaded in this process (found once: a scan of them)."""
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
 
 
 def _enable_jax_x64() -> None:

@@ -247,10 +247,13 @@ def environment() -> dict:
     env = {"versions": library_versions(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
            "python": platform.python_version(),
            "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}}
-    from threadpoolctl import threadpool_info
+    try:
+        from threadpoolctl import threadpool_info
 
-    env["blas"] = [{k: pool.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
-                   for pool in threadpool_info()]
+        env["blas"] = [{k: pool.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+                       for pool in threadpool_info()]
+    except ImportError:
+        env["blas"] = "threadpoolctl not installed"
     if importlib.util.find_spec("torch") is not None:
         import torch
 

@@ -172,7 +172,7 @@ def train_epoch(model, Xd, Td, *, lr, batch_size, shuffle=False, seed=0, epoch=1
     ``compile=True`` runs the whole batches as one compiled call where the backend has a compiler (JAX);
     a divergence is then noticed at the end of the epoch and located by replaying the steps uncompiled.
     """
-    with model.backend.quiet_overflow(), model.backend.blas_threads(batch_size):
+    with model.backend.quiet_overflow():
         return _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, compile, progress, label)
 
 
