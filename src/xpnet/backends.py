@@ -213,9 +213,10 @@ def _fast_numpy():
     training step calls most replaced by equivalents that skip NumPy's Python-level wrappers (at batch
     size 1, ``np.sum`` costs ~5 us against ~2 us for ``np.add.reduce``) and that avoid NumPy's slow
     reductions along one axis of a tall matrix: NumPy runs those row by row, at ~40 ns a row, so from 256
-    rows on a column sum is a product with a vector of ones (one BLAS call; 5 us instead of 40 us for
-    (1024, 32)) and a row maximum over at most 32 columns is taken down a transposed copy (12 us instead
-    of 122 us for (1024, 10)). Below 256 rows whole training epochs measured no gain (docs/benchmarks.md)."""
+    rows on a column sum is a product with a vector of ones (one BLAS call; 10 us instead of 29 us for
+    (1024, 32)) and a row maximum over at most 32 columns is taken down a transposed copy (9 us instead
+    of 107 us for (1024, 10); ``python benchmarks/profile_step.py parts``). Below 256 rows whole training
+    epochs measured no gain (docs/benchmarks.md)."""
     import types
 
     ns = types.ModuleType("xpnet._numpy", "numpy with faster reductions (see xpnet.backends)")
