@@ -6,8 +6,8 @@ One measurement is one fresh Python process timing one case with :mod:`xpnet.ben
 rounds (~0.25 s each, median of 5). Besides the cases the targets name, it times the hand-tuned NumPy
 loop of ``benchmarks/hand_tuned.py``: what NumPy itself reaches per sample on this machine today. Every repeat measures every case once, in turn, so the two sides of a
 ratio meet the same machine drift; and no other library's thread pool is alive while a case is timed (in
-one process, PyTorch's threads, still spinning after its last call, halve NumPy's speed, and the other
-way round). Reported per target: the median over repeats of each case, and of the ratio within a repeat.
+one process, one library's threads, still spinning after its last call, slowed the next library's rounds
+by as much as half in a trial). Reported per target: the median over repeats of each case, and of the ratio within a repeat.
 """
 
 from __future__ import annotations
