@@ -10,6 +10,7 @@ No loss is computed. ``benchmarks/targets.py`` times it beside xpnet; it is not 
 import numpy as np
 
 from xpnet import bench
+from xpnet.init import initial_weights
 
 
 class HandTunedRunner:
@@ -18,8 +19,6 @@ class HandTunedRunner:
     device = "cpu"
 
     def __init__(self, X, y, lr=bench.LR, seed=0):
-        from xpnet.init import initial_weights
-
         sizes = bench.NETS["small"]["layers"]
         weights = initial_weights(sizes, bench.NETS["small"]["init"], seed)
         self.WT0 = np.ascontiguousarray(weights[0][0].T, dtype=np.float32)

@@ -14,6 +14,7 @@ alternate between the variants, so that the machine's drift hits them alike (doc
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
@@ -27,8 +28,13 @@ from xpnet.mlp import backward, forward
 from xpnet.optim import sgd
 
 
+@functools.lru_cache(maxsize=None)
+def training_set():
+    return bench.load_training_set()
+
+
 def network(name="small", backend="numpy", n=16384):
-    X, y = bench.load_training_set()
+    X, y = training_set()
     net = MLP(**bench.NETS[name], seed=0, backend=backend, dtype="float32")
     return net, net.inputs(X[:n]), net.backend.asarray(net.targets(y[:n]), "float32")
 

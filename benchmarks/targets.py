@@ -66,9 +66,7 @@ def measure_one(case):
     if implementation != "hand-tuned-numpy":
         result = bench.measure_case(implementation, net, dtype, batch_size, X, y)
         return result.get("samples_per_second", result.get("skipped"))
-    from hand_tuned import HandTunedRunner  # benchmarks/ is on sys.path: this script lives there
-
-    runner = HandTunedRunner(X, y)
+    runner = bench.benchmarks_module("hand_tuned").HandTunedRunner(X, y)
     n = bench.calibrate(runner, 1, len(y))
     return bench.summary(bench.time_rounds(runner, n, 5))["samples_per_second"]
 

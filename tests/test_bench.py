@@ -78,15 +78,8 @@ def test_cli_bench_json(capsys):
 
 def test_hand_tuned_yardstick_trains_like_xpnet(data):
     """benchmarks/hand_tuned.py (the per-sample speed yardstick) runs the same algorithm as xpnet."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "hand_tuned.py"
-    spec = importlib.util.spec_from_file_location("hand_tuned", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     X, y = data
-    hand = module.HandTunedRunner(X, y)
+    hand = bench.benchmarks_module("hand_tuned").HandTunedRunner(X, y)
     ours = bench.make_runner("xpnet-numpy", "small", "float32", 1, X, y)
     for r in (hand, ours):
         r.setup(200)

@@ -125,12 +125,12 @@ class SklearnRunner:
         self.model.partial_fit(self.Xn, self.yn, classes=np.arange(10))
 
 
-def _seeds_module():
-    """``benchmarks/seeds_loop.py`` of the source checkout this xpnet runs from, if any."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "seeds_loop.py"
+def benchmarks_module(name):
+    """``benchmarks/NAME.py`` of the source checkout this xpnet runs from, if any."""
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
     if not path.is_file():
         return None
-    spec = importlib.util.spec_from_file_location("xpnet_seeds_loop", path)
+    spec = importlib.util.spec_from_file_location(f"xpnet_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -138,7 +138,7 @@ def _seeds_module():
 
 class SeedsRunner:
     def __init__(self, net, dtype, batch_size, X, y):
-        module = _seeds_module()
+        module = benchmarks_module("seeds_loop")
         if module is None:
             raise Unavailable("the seeds' loop lives in benchmarks/seeds_loop.py of a source checkout")
         if net != "small" or dtype != "float64" or batch_size != 1:

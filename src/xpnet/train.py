@@ -191,7 +191,7 @@ def _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, compile, progres
 
     # Per-sample SGD on a backend that updates in place goes SAMPLE_CHUNK samples per call of
     # model.sample_steps (the same updates as one model.step per sample, with far fewer operations).
-    if batch_size == 1 and backend.inplace and not compile:
+    if batch_size == 1 and backend.inplace:
         size, advance = SAMPLE_CHUNK, lambda params, xb, tb: model.sample_steps(params, xb, tb, lr)
     else:
         size, advance = batch_size, lambda params, xb, tb: model.step(params, xb, tb, lr)
@@ -250,18 +250,17 @@ def _diverged(model, advance, rows, n, batch_size, size, saved, stop, lr, epoch)
     more each) locate the step. The batches are deterministic, so the replay retraces the same
     computations and the kept weights are those a run stopped before that step ends with.
     """
-    position, params = saved
-    kept, count, problem = params, 0, "a non-finite value appeared"  # the last: non-deterministic backend
+    position, kept = saved
+    count, problem = 0, "a non-finite value appeared"  # kept only on a non-deterministic backend
     while position < stop:
         available = min(size, n - position)
-        new, bad = _attempt(model, advance, params, *rows(position, available))
+        new, bad = _attempt(model, advance, kept, *rows(position, available))
         if bad is None:
-            params, position = new, position + available
-            kept = params
+            kept, position = new, position + available
             continue
-        kept, count, problem = params, available, bad
+        before, count, problem = kept, available, bad
         for prefix in range(batch_size, available, batch_size):  # the steps inside the call
-            new, bad = _attempt(model, advance, params, *rows(position, prefix))
+            new, bad = _attempt(model, advance, before, *rows(position, prefix))
             if bad is not None:
                 count, problem = prefix, bad
                 break
