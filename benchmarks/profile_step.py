@@ -1,10 +1,10 @@
 """Where a training step's time goes, and the measurements behind issue 5's design choices.
 
     python benchmarks/profile_step.py parts       # per-part cost of the batch-1 and batch-1024 steps
-    python benchmarks/profile_step.py chunk       # per-sample throughput against SAMPLE_CHUNK
-    python benchmarks/profile_step.py reductions  # NumPy's own sum/max against backends.py's, whole epochs
+    python benchmarks/profile_step.py chunk       # per-sample throughput against the sample_chunk argument
+    python benchmarks/profile_step.py reductions  # NumPy's own sum/max against the kernels' helpers
     python benchmarks/profile_step.py threads     # NumPy's BLAS on one thread against as many as it has
-    python benchmarks/profile_step.py unroll      # JAX's compiled per-sample epoch against lax.scan unroll
+    python benchmarks/profile_step.py unroll      # JAX's compiled epochs against the unroll and sample_chunk arguments
     python benchmarks/profile_step.py jax-reference  # xpnet's compiled JAX epoch against a minimal one
 
 NumPy backend, float32, the seeds' 784-32-32-10 sigmoid net (and the large ReLU net for ``chunk``), on
@@ -22,10 +22,9 @@ import timeit
 
 import numpy as np
 
-from xpnet import MLP, bench
-from xpnet import train as xtrain
-from xpnet.mlp import backward, forward
-from xpnet.optim import sgd
+from xpnet import MLP, bench, kernels
+from xpnet.backends import column_sum, row_max
+from xpnet.train import Trainer
 
 
 @functools.lru_cache(maxsize=None)
@@ -39,17 +38,22 @@ def network(name="small", backend="numpy", n=16384):
     return net, net.inputs(X[:n]), net.backend.asarray(net.targets(y[:n]), "float32")
 
 
+def epoch(net, X, T, batch_size, **settings):
+    """A function that trains one epoch over ``X`` (the Trainer that :func:`xpnet.fit` uses)."""
+    trainer = Trainer(net, X, T, lr=[0.01], batch_size=batch_size, compile=net.backend.can_compile, **settings)
+    return lambda: trainer.epoch(1)
+
+
 def cost(label, fn, number=2000):
     seconds = min(timeit.repeat(fn, number=number, repeat=5)) / number
     print(f"{seconds * 1e6:9.1f} us  {label}")
 
 
 def alternate(variants: dict, rounds=5):
-    """Median samples/s of each ``name -> (setup, run, n)`` variant over rounds that take turns."""
+    """Median samples/s of each ``name -> (run, n)`` variant over rounds that take turns."""
     rates = {name: [] for name in variants}
     for _ in range(rounds):
-        for name, (setup, run, n) in variants.items():
-            setup()
+        for name, (run, n) in variants.items():
             t0 = time.perf_counter()
             run()
             rates[name].append(n / (time.perf_counter() - t0))
@@ -59,39 +63,41 @@ def alternate(variants: dict, rounds=5):
 
 def parts():
     net, X, T = network()
-    xp, params, lr = net.xp, net.params, 0.01
-    print("batch 1, one sample inside MLP.sample_steps (chunk of 32, row 20):")
+    xp, params, lr, nw = net.xp, net.params, 0.01, net.network
+    print("batch 1, one sample inside kernels.sample_steps (chunk of 32, row 20):")
     Xc, Tc = X[:32, :], T[:32, :]
     W0, b0 = params[0]
-    first, gram = Xc @ W0 + b0, Xc @ xp.matrix_transpose(Xc) + 1.0
-    D, k = xp.zeros_like(first), 20
-    z0 = first[k : k + 1, :] - gram[k : k + 1, :k] @ D[:k, :]
-    z, acts = forward(xp, params, Xc[k : k + 1, :], net._activations, z0=z0)
-    out = net.head.activation(xp, z)
-    steps = backward(xp, params, acts, out, z, Tc[k : k + 1, :], net._derivatives, net.head, lr, input_weights=False)
-    cost("first-layer pre-activation from the chunk's products", lambda: first[k : k + 1, :] - gram[k : k + 1, :k] @ D[:k, :])
-    cost("forward through the other layers", lambda: forward(xp, params, Xc[k : k + 1, :], net._activations, z0=z0))
-    cost("softmax", lambda: net.head.activation(xp, z))
-    cost("backward (no first-layer weight gradient)", lambda: backward(
-        xp, params, acts, out, z, Tc[k : k + 1, :], net._derivatives, net.head, lr, input_weights=False))
+    first, gram = Xc @ W0 + b0, Xc @ Xc.mT + 1.0
+    k = 20
+    z0 = first[k : k + 1, :]
+    z, acts = kernels.forward(xp, nw, params, Xc[k : k + 1, :], z0=z0)
+    out = nw.head.activation(xp, z)
+    steps = kernels.backward(xp, nw, params, acts, out, z, Tc[k : k + 1, :], lr, input_weights=False)
+    d = steps[0][1]
+    cost("forward through the other layers", lambda: kernels.forward(xp, nw, params, Xc[k : k + 1, :], z0=z0))
+    cost("softmax", lambda: nw.head.activation(xp, z))
+    cost("backward (no first-layer weight gradient)", lambda: kernels.backward(
+        xp, nw, params, acts, out, z, Tc[k : k + 1, :], lr, input_weights=False))
     copies = [(W.copy(), b.copy()) for W, b in params]
-    cost("in-place SGD of the other layers", lambda: sgd(copies[1:], steps[1:], inplace=True))
-    x, d, W = Xc[k : k + 1, :], steps[0][1][None, :], copies[0][0]
+    cost("in-place SGD of the other layers", lambda: kernels.sgd(copies[1:], steps[1:], inplace=True))
+    cost("the later rows' first-layer correction", lambda: first - gram[:, k : k + 1] * d)
+    x, W = Xc[k : k + 1, :], copies[0][0]
     print("what the chunks avoid, per sample:")
-    cost("first-layer outer product x.T * d (784 x 32)", lambda: xp.matrix_transpose(x) * d)
-    cost("the same as a k = 1 matrix product x.T @ d", lambda: xp.matrix_transpose(x) @ d, number=500)
-    outer = xp.matrix_transpose(x) * d * 1e-9
+    cost("first-layer outer product x.T * d (784 x 32)", lambda: x.mT * d)
+    cost("the same as a k = 1 matrix product x.T @ d", lambda: x.mT @ d, number=500)
+    outer = x.mT * d * 1e-9
     cost("its in-place update W -= outer", lambda: W.__isub__(outer))
     print("batch 1024, one step:")
     Xb, Tb = X[:1024, :], T[:1024, :]
-    z, acts = forward(xp, params, Xb, net._activations)
-    out, _ = net.head.forward(xp, z, Tb)
-    cost("MLP.step", lambda: net.step([(W.copy(), b.copy()) for W, b in params], Xb, Tb, lr), number=50)
-    cost("  forward", lambda: forward(xp, params, Xb, net._activations), number=50)
-    cost("  softmax + summed cross-entropy", lambda: net.head.forward(xp, z, Tb), number=50)
-    cost("  backward", lambda: backward(xp, params, acts, out, z, Tb, net._derivatives, net.head, lr), number=50)
+    z, acts = kernels.forward(xp, nw, params, Xb)
+    out, _ = nw.head.forward(xp, z, Tb)
+    cost("train_step", lambda: kernels.train_step(xp, nw, [(W.copy(), b.copy()) for W, b in params], Xb, Tb, lr,
+                                                  inplace=True), number=50)
+    cost("  forward", lambda: kernels.forward(xp, nw, params, Xb), number=50)
+    cost("  softmax + summed cross-entropy", lambda: nw.head.forward(xp, z, Tb), number=50)
+    cost("  backward", lambda: kernels.backward(xp, nw, params, acts, out, z, Tb, lr), number=50)
     cost("  of which X @ W0 (1024 x 784 x 32)", lambda: Xb @ W0, number=50)
-    cost("  of which X.T @ delta (784 x 1024 x 32)", lambda: xp.matrix_transpose(Xb) @ acts[1], number=50)
+    cost("  of which X.T @ delta (784 x 1024 x 32)", lambda: Xb.mT @ acts[1], number=50)
     try:
         import torch
     except ImportError:
@@ -100,56 +106,34 @@ def parts():
         tX, tW, tA = (torch.from_numpy(np.asarray(a)) for a in (Xb, W0, acts[1]))
         cost("  PyTorch (its own BLAS), X @ W0", lambda: tX @ tW, number=50)
         cost("  PyTorch (its own BLAS), X.T @ delta", lambda: tX.T @ tA, number=50)
-    d = np.asarray(z)
-    print("NumPy's one-axis reductions of a (1024, 10) matrix against backends.py's:")
-    cost("np.maximum.reduce(z, axis=1)", lambda: np.maximum.reduce(d, axis=1), number=200)
-    cost("xp.max(z, axis=1)", lambda: xp.max(d, axis=1), number=200)
-    h = np.asarray(acts[1])
-    cost("np.add.reduce(a, axis=0), a (1024, 32)", lambda: np.add.reduce(h, axis=0), number=200)
-    cost("xp.sum(a, axis=0)", lambda: xp.sum(h, axis=0), number=200)
+    reductions(np.asarray(z), np.asarray(acts[1]))
+
+
+def reductions(z=None, h=None):
+    """NumPy's own one-axis reductions against the kernels' helpers (backends.py), on the batch-1024
+    step's (1024, 10) output and (1024, 32) hidden activations."""
+    if z is None:
+        rng = np.random.default_rng(0)
+        z, h = rng.normal(size=(1024, 10)).astype(np.float32), rng.normal(size=(1024, 32)).astype(np.float32)
+    print("one-axis reductions, NumPy's own against the helpers the kernels call:")
+    cost("np.max(z, axis=-1, keepdims=True), z (1024, 10)", lambda: np.max(z, axis=-1, keepdims=True), number=200)
+    cost("row_max(np, z)", lambda: row_max(np, z), number=200)
+    cost("np.sum(a, axis=-2, keepdims=True), a (1024, 32)", lambda: np.sum(h, axis=-2, keepdims=True), number=200)
+    cost("column_sum(np, a)", lambda: column_sum(np, h), number=200)
+    one = z[:1]
+    cost("np.sum(z, axis=-1, keepdims=True), z (1, 10)", lambda: np.sum(one, axis=-1, keepdims=True), number=5000)
+    cost("np.add.reduce(z, axis=-1, keepdims=True), z (1, 10)", lambda: np.add.reduce(one, axis=-1, keepdims=True),
+         number=5000)
 
 
 def chunk():
     for name, n in (("small", 8192), ("large", 2048)):
         net, X, T = network(name)
-
-        def one_step_per_sample(params, X, t, lr, net=net):  # what per-sample training did before chunks
-            total = 0.0
-            for k in range(X.shape[0]):
-                params, loss = net.step(params, X[k : k + 1, :], t[k : k + 1, :], lr)
-                total = total + loss
-            return params, total
-
-        def without_chunks(net=net, plain=one_step_per_sample):
-            net.sample_steps = plain
-
-        variants = {f"{name} net, batch 1, one MLP.step per sample": (
-            without_chunks, lambda: xtrain.train_epoch(net, X[:n, :], T[:n, :], lr=0.01, batch_size=1), n)}
-        for size in (1, 8, 16, 32, 64, 128):
-            def setup(size=size, net=net):
-                vars(net).pop("sample_steps", None)  # MLP.sample_steps again
-                xtrain.SAMPLE_CHUNK = size
-            variants[f"{name} net, batch 1, SAMPLE_CHUNK = {size}"] = (
-                setup, lambda: xtrain.train_epoch(net, X[:n, :], T[:n, :], lr=0.01, batch_size=1), n)
+        variants = {}
+        for size in (1, 8, 16, 32, 64, 128):  # 1: one plain step per sample
+            variants[f"{name} net, batch 1, sample_chunk = {size}"] = (
+                epoch(net, X[:n, :], T[:n, :], 1, sample_chunk=size), n)
         alternate(variants)
-    xtrain.SAMPLE_CHUNK = 32
-
-
-def reductions():
-    net, X, T = network()
-    xp = net.xp
-    fast = xp.sum, xp.max
-    plain = (lambda x, /, *, axis=None, dtype=None, keepdims=False: np.add.reduce(x, axis=axis, dtype=dtype, keepdims=keepdims),
-             lambda x, /, *, axis=None, keepdims=False: np.maximum.reduce(x, axis=axis, keepdims=keepdims))
-    variants = {}
-    for batch in (64, 256, 1024):
-        for label, pair in (("NumPy's reductions", plain), ("backends.py's", fast)):
-            def setup(pair=pair):
-                xp.sum, xp.max = pair
-            variants[f"batch {batch}, {label}"] = (
-                setup, lambda batch=batch: xtrain.train_epoch(net, X, T, lr=0.01, batch_size=batch), X.shape[0])
-    alternate(variants)
-    xp.sum, xp.max = fast
 
 
 def threads():
@@ -161,28 +145,25 @@ def threads():
         variants = {}
         for batch in batches:  # rounds of about 0.3 s
             n = {("small", 1): 4096, ("large", 1): 1536, ("large", 64): 16384}.get((name, batch), 60000)
+            run = epoch(net, X[:n, :], T[:n, :], batch)
             for label, limit in (("BLAS threads as they are", None), ("one BLAS thread", 1)):
-                def run(b=batch, n=n, limit=limit):
+                def limited(run=run, limit=limit):
                     with threadpool_limits(limits=limit, user_api="blas"):
-                        xtrain.train_epoch(net, X[:n, :], T[:n, :], lr=0.01, batch_size=b)
-                variants[f"{name} net, batch {batch}, {label}"] = (lambda: None, run, n)
+                        run()
+                variants[f"{name} net, batch {batch}, {label}"] = (limited, n)
         alternate(variants, rounds=9)
 
 
 def unroll():
-    import jax
-
-    scan = jax.lax.scan
     variants = {}
-    for batch in (1, 1024):
-        for u in (1, 4, 16):
-            net, X, T = network(backend="jax")
-            jax.lax.scan = lambda *a, u=u, **k: scan(*a, **{**k, "unroll": u})
-            xtrain.train_epoch(net, X, T, lr=0.01, batch_size=batch, compile=True)  # compiles with this unroll
-            jax.lax.scan = scan
-            variants[f"JAX compiled, batch {batch}, unroll {u}"] = (
-                lambda: None, lambda net=net, X=X, T=T, b=batch: xtrain.train_epoch(net, X, T, lr=0.01, batch_size=b,
-                                                                                    compile=True), X.shape[0])
+    for batch, chunks in ((1, (1, 32)), (1024, (1,))):
+        for size in chunks:
+            for u in (1, 4, 16):
+                net, X, T = network(backend="jax")
+                run = epoch(net, X, T, batch, sample_chunk=size, unroll=u)
+                run()  # compiles with this unroll
+                label = f"JAX compiled, batch {batch}" + (f", sample_chunk {size}" if batch == 1 else "")
+                variants[f"{label}, unroll {u}"] = (run, X.shape[0])
     alternate(variants)
 
 
@@ -192,7 +173,7 @@ def jax_reference():
     import jax.numpy as jnp
 
     net, X, T = network(backend="jax")
-    sigmoid = net._activations[0]
+    sigmoid = net.network.hidden[0].forward
 
     def step(params, x, t, lr=0.01):
         (W0, b0), (W1, b1), (W2, b2) = params
@@ -201,22 +182,22 @@ def jax_reference():
         d3 = (jax.nn.softmax(a2 @ W2 + b2) - t) * lr
         d2 = (d3 @ W2.T) * a2 * (1 - a2)
         d1 = (d2 @ W1.T) * a1 * (1 - a1)
-        return [(W0 - x.T * d1, b0 - d1[0]), (W1 - a1.T * d2, b1 - d2[0]), (W2 - a2.T * d3, b2 - d3[0])]
+        return [(W0 - x.T * d1, b0 - d1), (W1 - a1.T * d2, b1 - d2), (W2 - a2.T * d3, b2 - d3)]
 
     @jax.jit
-    def epoch(params, X, T):
+    def minimal(params, X, T):
         def body(params, k):
             rows = (jax.lax.dynamic_slice_in_dim(A, k, 1) for A in (X, T))
             return step(params, *rows), None
         return jax.lax.scan(body, params, jnp.arange(X.shape[0]))[0]
 
     params = net.params
-    jax.block_until_ready(epoch(params, X, T))
-    xtrain.train_epoch(net, X, T, lr=0.01, batch_size=1, compile=True)
+    jax.block_until_ready(minimal(params, X, T))
+    ours = epoch(net, X, T, 1)
+    ours()
     alternate({
-        "minimal jit + scan, no loss, batch 1": (lambda: None, lambda: jax.block_until_ready(epoch(params, X, T)), X.shape[0]),
-        "xpnet compiled epoch, batch 1": (lambda: None, lambda: xtrain.train_epoch(net, X, T, lr=0.01, batch_size=1,
-                                                                                  compile=True), X.shape[0]),
+        "minimal jit + scan, no loss, batch 1": (lambda: jax.block_until_ready(minimal(params, X, T)), X.shape[0]),
+        "xpnet compiled epoch, batch 1": (ours, X.shape[0]),
     })
 
 

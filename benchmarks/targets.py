@@ -59,16 +59,14 @@ def measure_in_a_fresh_process(case) -> float:
 
 def measure_one(case):
     """Samples/s of one case in this process, or the reason it cannot run (a string)."""
+    import peers
+
     from xpnet import bench
 
     implementation, net, dtype, batch_size = CASES[case]
     X, y = bench.load_training_set()
-    if implementation != "hand-tuned-numpy":
-        result = bench.measure_case(implementation, net, dtype, batch_size, X, y)
-        return result.get("samples_per_second", result.get("skipped"))
-    runner = bench.benchmarks_module("hand_tuned").HandTunedRunner(X, y)
-    n = bench.calibrate(runner, 1, len(y))
-    return bench.summary(bench.time_rounds(runner, n, 5))["samples_per_second"]
+    result = bench.measure_case(implementation, net, dtype, batch_size, X, y, peers=peers)
+    return result.get("samples_per_second", result.get("skipped"))
 
 
 def row(case, reference, rates) -> tuple[float, str]:

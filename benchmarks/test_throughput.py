@@ -6,12 +6,14 @@ then pytest-benchmark times ROUNDS passes over the same samples. xpnet-jax-eager
 compiled epoch) is left to `xpnet bench --impl xpnet-jax-eager` to keep the suite under 10 minutes.
 """
 
+import peers
 import pytest
 
 from xpnet import bench
 
 ROUNDS = 5
-IMPLEMENTATIONS = [i for i in bench.implementations(devices=("cpu", "cuda")) if i != "xpnet-jax-eager"]
+IMPLEMENTATIONS = [i for i in bench.implementations(devices=("cpu", "cuda"))
+                   if i not in ("xpnet-jax-eager", "hand-tuned-numpy")]
 
 
 @pytest.mark.parametrize("batch_size", bench.BATCH_SIZES, ids=lambda b: f"b{b}")
@@ -22,7 +24,7 @@ def test_training_throughput(benchmark, mnist, net, dtype, implementation, batch
     X, y = mnist
     batch = bench.resolve_batch(batch_size, len(y))
     try:
-        runner = bench.make_runner(implementation, net, dtype, batch, X, y)
+        runner = bench.make_runner(implementation, net, dtype, batch, X, y, peers)
     except bench.Unavailable as exc:
         pytest.skip(str(exc))
     n = bench.calibrate(runner, batch, len(y))

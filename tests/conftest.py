@@ -1,38 +1,38 @@
-"""Shared fixtures: which backends exist here, and small random problems."""
+"""Fixtures: the backends installed here, the real data sets, the peers' runners."""
 
 import importlib.util
 
-import numpy as np
 import pytest
-
-#: (backend, device) pairs that run on a CPU-only machine, when their library is installed.
-CPU_BACKENDS = [("numpy", None), ("array_api_strict", "device1"), ("torch", "cpu"), ("jax", "cpu")]
+from helpers import CPU_BACKENDS, ROOT, backend_params
 
 
-def backend_params(backends=CPU_BACKENDS):
-    """pytest params for backends, skipped with a reason when the library is missing."""
-    params = []
-    for name, device in backends:
-        module = "jax" if name == "jax" else name
-        missing = importlib.util.find_spec(module) is None
-        marks = pytest.mark.skip(reason=f"{module} is not installed") if missing else ()
-        params.append(pytest.param((name, device), id=name, marks=marks))
-    return params
+@pytest.fixture(params=[p.values[0] for p in backend_params(CPU_BACKENDS)],
+                ids=[name for name, _ in CPU_BACKENDS])
+def backend(request):
+    """Each installed CPU backend in turn (array_api_strict on ``device1``, which refuses a forgotten
+    ``device=``); skipped where the library is missing."""
+    import xpnet
+
+    name, device = request.param
+    if importlib.util.find_spec(name) is None:
+        pytest.skip(f"{name} is not installed")
+    return xpnet.get_backend(name, device)
 
 
-def random_problem(n_in=12, n_out=3, n=16, seed=0):
-    """Inputs ~ N(0, 1) and integer labels suited to ``n_out`` output units."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_in))
-    y = rng.integers(0, max(n_out, 2), size=n)
-    return X, y
+@pytest.fixture(scope="session")
+def mnist():
+    """MNIST scaled to [0, 1], float64: (X, y, X_test, y_test)."""
+    from xpnet import datasets
+
+    return datasets.prepare(datasets.load_mnist())
 
 
-def random_biases(net, seed=1):
-    """Give every bias a small random value (zero biases can put a ReLU exactly on its kink)."""
-    rng = np.random.default_rng(seed)
-    net.set_weights([(W, rng.normal(0.0, 0.1, size=b.shape)) for W, b in net.get_weights()])
-    return net
+@pytest.fixture(scope="session")
+def peers():
+    """benchmarks/peers.py of this checkout."""
+    from xpnet import bench
+
+    return bench.load_peers(ROOT / "benchmarks" / "peers.py")
 
 
 @pytest.fixture
@@ -40,8 +40,7 @@ def shared_fashion():
     """The real Fashion-MNIST beside the checkout (or Debian's copy); skipped when neither exists."""
     from pathlib import Path
 
-    for candidate in (Path(__file__).parents[2] / "shared" / "data" / "fashion-mnist",
-                      Path("/usr/share/datasets/fashion-mnist")):
+    for candidate in (ROOT.parent / "shared" / "data" / "fashion-mnist", Path("/usr/share/datasets/fashion-mnist")):
         if (candidate / "t10k-labels-idx1-ubyte.gz").is_file():
             return candidate
     pytest.skip("Fashion-MNIST is not on this machine (../shared/data or apt-get install dataset-fashion-mnist)")

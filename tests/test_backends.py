@@ -10,7 +10,7 @@ import xpnet
 from xpnet.backends import get_backend
 from xpnet.errors import BackendError
 
-from conftest import CPU_BACKENDS, backend_params, random_problem
+from helpers import CPU_BACKENDS, backend_params, random_problem
 
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
 
@@ -127,21 +127,36 @@ def test_jax_compiled_epoch_still_names_the_diverging_step():
     assert all(np.isfinite(W).all() for W, _ in net.get_weights())
 
 
-@pytest.mark.parametrize("shape", [(1, 10), (8, 10), (64, 32), (256, 32), (1024, 10), (300, 40), (4, 5, 6)])
+@pytest.mark.parametrize("shape", [(1, 10), (8, 10), (64, 32), (256, 32), (1024, 10), (300, 40), (4, 5, 6), (3, 300, 8)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_numpy_namespace_reductions_equal_numpys(shape, dtype):
-    """The NumPy backend's faster sum and max (ones products, transposed copies) give NumPy's results,
-    NaN and infinity included."""
-    xp = get_backend("numpy").xp
+def test_fast_reductions_equal_the_standard_ones(shape, dtype):
+    """The kernels' helpers take NumPy fast paths (ufunc reduce, products with ones, transposed copies);
+    they must give what the standard spelling gives, NaN and infinity included, and the same on every
+    namespace."""
+    from xpnet.backends import column_sum, model_sum, row_max, row_sum
+
     x = np.random.default_rng(0).normal(size=shape).astype(dtype)
     x.flat[3] = np.nan
     x.flat[-1] = np.inf
-    for axis in (None, 0, 1, -1):
-        for keepdims in (False, True):
-            for ours, theirs in ((xp.sum, np.sum), (xp.max, np.max)):
-                expected = theirs(x, axis=axis, keepdims=keepdims)
-                got = ours(x, axis=axis, keepdims=keepdims)
-                assert got.shape == expected.shape and got.dtype == expected.dtype
-                tol = 1e-5 if dtype == "float32" else 1e-12  # sums of N(0, 1) can cancel: atol too
-                np.testing.assert_allclose(got, expected, rtol=tol, atol=10 * tol)
+    strict = pytest.importorskip("array_api_strict")
+    xs = strict.asarray(x)
+    expected = {
+        column_sum: np.sum(x, axis=-2, keepdims=True), row_sum: np.sum(x, axis=-1, keepdims=True),
+        row_max: np.max(x, axis=-1, keepdims=True), model_sum: np.sum(x, axis=(-2, -1)),
+    }
+    tol = 1e-5 if dtype == "float32" else 1e-12  # sums of N(0, 1) can cancel: atol too
+    for helper, want in expected.items():
+        for got in (helper(np, x), np.asarray(helper(strict, xs))):
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, rtol=tol, atol=10 * tol)
 
+
+def test_every_backend_is_a_class_with_its_capabilities():
+    from xpnet.backends import BACKENDS, Backend
+
+    assert set(BACKENDS) == {"numpy", "cupy", "torch", "jax", "array_api_strict"}
+    for name, cls in BACKENDS.items():
+        assert issubclass(cls, Backend) and cls.name == name
+    assert [n for n, c in BACKENDS.items() if not c.supports_inplace] == ["jax"]
+    assert [n for n, c in BACKENDS.items() if c.can_compile] == ["jax"]
+    assert get_backend("numpy").xp is np  # NumPy itself, not a rebuilt module

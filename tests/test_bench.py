@@ -9,7 +9,7 @@ import xpnet
 from xpnet import bench
 from xpnet.cli import main
 
-from conftest import random_problem
+from helpers import ROOT, random_problem
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +19,10 @@ def data():
 
 
 @pytest.mark.parametrize("implementation", ["xpnet-numpy", "torch-eager", "sklearn", "seeds-loop"])
-def test_every_runner_trains_the_same_kind_of_network(implementation, data):
+def test_every_runner_trains_the_same_kind_of_network(implementation, data, peers):
     X, y = data
     try:
-        runner = bench.make_runner(implementation, "small", "float64", 1, X, y)
+        runner = bench.make_runner(implementation, "small", "float64", 1, X, y, peers)
     except bench.Unavailable as exc:
         pytest.skip(str(exc))
     runner.setup(64)
@@ -31,10 +31,10 @@ def test_every_runner_trains_the_same_kind_of_network(implementation, data):
         assert not np.allclose(runner.model.get_weights()[0][0], xpnet.MLP(**bench.NETS["small"]).get_weights()[0][0])
 
 
-def test_seeds_loop_matches_xpnet_per_sample_training(data):
+def test_seeds_loop_matches_xpnet_per_sample_training(data, peers):
     """The baseline is the same algorithm: same init, same per-sample steps, same weights."""
     X, y = data
-    seeds = bench.make_runner("seeds-loop", "small", "float64", 1, X, y)
+    seeds = bench.make_runner("seeds-loop", "small", "float64", 1, X, y, peers)
     ours = bench.make_runner("xpnet-numpy", "small", "float64", 1, X, y)
     for r in (seeds, ours):
         r.setup(200)
@@ -44,10 +44,12 @@ def test_seeds_loop_matches_xpnet_per_sample_training(data):
         np.testing.assert_allclose(b, b_seeds[:, 0], rtol=1e-9, atol=1e-12)
 
 
-def test_unavailable_cases_say_why(data):
+def test_unavailable_cases_say_why(data, peers):
     X, y = data
     with pytest.raises(bench.Unavailable, match="per-sample, float64"):
-        bench.make_runner("seeds-loop", "small", "float32", 1, X, y)
+        bench.make_runner("seeds-loop", "small", "float32", 1, X, y, peers)
+    with pytest.raises(bench.Unavailable, match="benchmarks/peers.py of a source checkout"):
+        bench.make_runner("torch-eager", "small", "float32", 1, X, y)
     with pytest.raises(xpnet.ValidationError, match="unknown implementation"):
         bench.make_runner("tensorflow", "small", "float32", 1, X, y)
 
@@ -66,7 +68,8 @@ def test_markdown_table_shows_ratios_to_batch_one():
     assert "| a | 1e+03 | 32k (×32.0) |" in table.replace("1k", "1e+03")
 
 
-def test_cli_bench_json(capsys):
+def test_cli_bench_json(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)  # where ./benchmarks/peers.py is found
     code = main(["bench", "--impl", "xpnet-numpy,seeds-loop", "--batch-sizes", "16", "--rounds", "2",
                  "--target", "0.01", "--json"])
     out = json.loads(capsys.readouterr().out)
@@ -76,10 +79,10 @@ def test_cli_bench_json(capsys):
     assert "per-sample" in skipped["skipped"]
 
 
-def test_hand_tuned_yardstick_trains_like_xpnet(data):
+def test_hand_tuned_yardstick_trains_like_xpnet(data, peers):
     """benchmarks/hand_tuned.py (the per-sample speed yardstick) runs the same algorithm as xpnet."""
     X, y = data
-    hand = bench.benchmarks_module("hand_tuned").HandTunedRunner(X, y)
+    hand = bench.make_runner("hand-tuned-numpy", "small", "float32", 1, X, y, peers)
     ours = bench.make_runner("xpnet-numpy", "small", "float32", 1, X, y)
     for r in (hand, ours):
         r.setup(200)
@@ -88,3 +91,31 @@ def test_hand_tuned_yardstick_trains_like_xpnet(data):
     for got, expected in ((hand.WT0.T, W0), (hand.W1, W1), (hand.W2, W2), (hand.b0, b0), (hand.b1, b1), (hand.b2, b2)):
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
     assert not np.allclose(W2, xpnet.MLP(**bench.NETS["small"]).get_weights()[2][0])
+
+
+def test_bench_runs_from_an_installed_package_without_the_checkout(tmp_path):
+    """Away from a source checkout (no ./benchmarks/peers.py) xpnet's own backends are timed and the peers
+    are listed as skipped, with where to find them."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "xpnet.cli", "bench", "--impl", "xpnet-numpy,torch-eager",
+                           "--batch-sizes", "64", "--rounds", "1", "--target", "0.01", "--json"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    ours, peer = json.loads(proc.stdout)["results"]
+    assert ours["samples_per_second"] > 0
+    assert "benchmarks/peers.py of a source checkout" in peer["skipped"]
+    missing = subprocess.run([sys.executable, "-m", "xpnet.cli", "bench", "--peers", "nowhere/peers.py"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "no such file" in missing.stderr and missing.stderr.count("\n") == 1
+
+
+def test_stacked_runner_reports_model_samples(data):
+    X, y = data
+    runner = bench.make_runner("xpnet-numpy", "small", "float32", 1, X, y, models=3)
+    runner.setup(64)
+    runner.run()
+    results = [{"implementation": "xpnet-numpy", "net": "small", "dtype": "float32", "batch_size": 1, "models": k,
+                "samples_per_second": s} for k, s in ((1, 1000.0), (4, 500.0))]
+    assert "| xpnet-numpy | 4 | 2k (×2.0) |" in bench.models_table(results, "small", "float32")

@@ -88,3 +88,48 @@ def test_the_console_script_prints_no_traceback():
     proc = subprocess.run([sys.executable, "-m", "xpnet.cli", "train", "--layers", "10-10"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and proc.stderr.startswith("xpnet train: error: --layers must start")
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["train", "--save", "{tmp}"], "--save {tmp} is a directory; give a file path"),
+        (["train", "--save", "/proc/xpnet-nowhere/w.npz"], "--save /proc/xpnet-nowhere/w.npz cannot be written"),
+        (["train", "--checkpoint-every", "0", "--save", "{tmp}/w.npz"], "--checkpoint-every: must be >= 1"),
+        (["plot", "--weights", "{tmp}/w.npz", "--out", "{tmp}/w.npz"], "--out {tmp}/w.npz exists and is not a directory"),
+        (["plot", "--weights", "{tmp}/w.npz", "--out", "/proc/xpnet-nowhere"], "--out /proc/xpnet-nowhere cannot be written"),
+    ],
+)
+def test_outputs_are_checked_before_any_work(capsys, tmp_path, argv, message):
+    """A path that cannot be written is refused in one line before data is loaded or a step is trained."""
+    import xpnet
+
+    xpnet.MLP("784-10").save(tmp_path / "w.npz")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    try:
+        code = main(argv + (["--no-progress", "--epochs", "1"] if argv[0] == "train" else []))
+    except SystemExit as exc:  # argparse's own refusals
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2 and message.replace("{tmp}", str(tmp_path)) in err and err.count("\n") == 1
+    assert out == "" and "Traceback" not in err  # nothing was trained (train prints before its first epoch)
+
+
+def test_saved_files_get_the_mode_a_plain_write_gives(tmp_path):
+    import os
+    import stat
+
+    import xpnet
+
+    old = os.umask(0o022)
+    try:
+        xpnet.MLP("4-3").save(tmp_path / "w.npz")
+        assert stat.S_IMODE((tmp_path / "w.npz").stat().st_mode) == 0o644
+        os.chmod(tmp_path / "w.npz", 0o640)  # an existing file keeps its mode, as open(..., "w") would
+        xpnet.MLP("4-3").save(tmp_path / "w.npz")
+        assert stat.S_IMODE((tmp_path / "w.npz").stat().st_mode) == 0o640
+        os.umask(0o077)
+        xpnet.MLP("4-3").save(tmp_path / "private.npz")
+        assert stat.S_IMODE((tmp_path / "private.npz").stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

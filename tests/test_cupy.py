@@ -6,7 +6,7 @@ import pytest
 import xpnet
 from xpnet.errors import BackendError
 
-from conftest import random_problem
+from helpers import random_problem
 
 cupy = pytest.importorskip("cupy", reason="CuPy is not installed (pip install 'xpnet[cuda]')")
 try:

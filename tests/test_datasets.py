@@ -23,16 +23,15 @@ def test_packaged_mnist_matches_the_published_counts():
     assert list(np.bincount(data.y_test)) == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_a_damaged_packaged_file_is_detected(tmp_path, monkeypatch):
+def test_a_damaged_packaged_file_is_detected(tmp_path):
     for f in datasets.PACKAGED.iterdir():
         (tmp_path / f.name).write_bytes(f.read_bytes())
     labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
     raw = bytearray(gzip.decompress(labels.read_bytes()))
     raw[100] = (raw[100] + 1) % 10
     labels.write_bytes(gzip.compress(bytes(raw)))
-    monkeypatch.setattr(datasets, "PACKAGED", tmp_path)
     with pytest.raises(DataError, match="damaged"):
-        datasets.load("mnist")
+        datasets.load("mnist", sources=datasets.Sources(packaged=tmp_path))
 
 
 def test_idx_round_trip_gzip_and_raw(tmp_path):
@@ -143,16 +142,15 @@ def test_download_into_the_cache(server, tmp_path, monkeypatch):
     arrays, sums = _small_dataset(root)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("XPNET_DATA", raising=False)
-    monkeypatch.setattr(datasets, "DEBIAN_DIR", tmp_path / "nowhere")
-    monkeypatch.setitem(datasets.SHA256, "fashion-mnist", sums)
-    monkeypatch.setitem(datasets.MIRRORS, "fashion-mnist", ["http://127.0.0.1:9/", url])  # first one refuses
-    data = datasets.load_fashion_mnist(progress=False)
+    sources = datasets.Sources(debian_dir=tmp_path / "nowhere", sha256={"fashion-mnist": sums},
+                               mirrors={"fashion-mnist": ["http://127.0.0.1:9/", url]})  # the first one refuses
+    data = datasets.load_fashion_mnist(progress=False, sources=sources)
     np.testing.assert_array_equal(data.X_train, arrays[0].reshape(20, -1))
     cached = tmp_path / "cache" / "xpnet" / "fashion-mnist"
     assert sorted(p.name for p in cached.iterdir()) == sorted(f"{b}.gz" for b in datasets.FILES)
     # a damaged cached file is fetched again, once
     (cached / "t10k-labels-idx1-ubyte.gz").write_bytes(b"junk")
-    assert datasets.load_fashion_mnist(progress=False).y_test.tolist() == arrays[3].tolist()
+    assert datasets.load_fashion_mnist(progress=False, sources=sources).y_test.tolist() == arrays[3].tolist()
 
 
 def test_download_with_a_wrong_checksum_keeps_nothing(server, tmp_path):

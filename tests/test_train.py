@@ -8,7 +8,7 @@ from xpnet import datasets
 from xpnet.errors import DataError, DivergenceError, ValidationError
 from xpnet.io import load_weights
 
-from conftest import random_problem
+from helpers import random_problem
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from .backends import Backend, get_backend, installed_backends
 from .errors import BackendError, DataError, DivergenceError, ValidationError, XpnetError
 from .gradcheck import gradcheck
 from .mlp import MLP
+from .stack import Stack
 from .train import evaluate, fit
 
 __version__ = "0.1.0"
@@ -18,6 +19,7 @@ __all__ = [
     "BackendError",
     "DataError",
     "DivergenceError",
+    "Stack",
     "ValidationError",
     "XpnetError",
     "evaluate",

@@ -1,7 +1,16 @@
 """Array libraries and devices: the only module in xpnet that names one.
 
-A :class:`Backend` couples an Array API namespace (``xp``) with a device. Everything else in xpnet is
-written once against ``xp`` and never imports numpy, cupy, torch or jax for computation.
+A :class:`Backend` couples an Array API namespace (``xp``) with a device. There is one small subclass per
+library (:class:`NumpyBackend`, :class:`CupyBackend`, :class:`TorchBackend`, :class:`JaxBackend`,
+:class:`StrictBackend`); each states its capabilities as class attributes (``supports_inplace``,
+``can_compile``) and overrides only what its library does differently (moving data to the host,
+synchronising, compiling an epoch, enabling float64). Adding a library means adding a class and listing it
+in :data:`BACKENDS`.
+
+Everything else in xpnet is written once against ``xp``. Where NumPy has a faster spelling of something
+the kernels do at every step, a named helper at the end of this module (:func:`column_sum`,
+:func:`row_max`, :func:`row_sum`, :func:`model_sum`, :func:`transpose`, :func:`weight_gradient`) takes
+the fast path when ``xp`` is NumPy and the standard spelling otherwise.
 
 >>> be = get_backend("numpy")
 >>> x = be.asarray([[1.0, 2.0]], dtype="float32")
@@ -12,62 +21,68 @@ dtype('float32')
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .errors import BackendError, ValidationError
 
-#: Backend name -> the module that must be importable for it.
-LIBRARIES = {
-    "numpy": "numpy",
-    "cupy": "cupy",
-    "torch": "torch",
-    "jax": "jax",
-    "array_api_strict": "array_api_strict",
-}
 DTYPES = ("float32", "float64")
 
 
 def _installed(module: str) -> bool:
     if module in sys.modules:
         return sys.modules[module] is not None
-    return importlib.util.find_spec(module) is not None
-
-
-def installed_backends() -> list[str]:
-    """Backend names whose library can be imported here (CuPy is listed even without a GPU)."""
-    return [name for name, module in LIBRARIES.items() if _installed(module)]
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package that is missing, or a module without a spec
+        return False
 
 
 @dataclass(frozen=True)
 class Backend:
-    """An array namespace ``xp`` on one ``device``, plus the few library-specific operations."""
+    """An array namespace ``xp`` on one ``device``, plus the few operations that differ by library.
 
-    name: str
+    Attributes
+    ----------
+    name : str
+        The name :func:`get_backend` knows it by (``"numpy"``, ``"torch"``, ...).
+    library : str
+        The module that must be importable for it.
+    supports_inplace : bool
+        Whether arrays can be updated in place (``W -= step``); JAX arrays are immutable.
+    can_compile : bool
+        Whether :meth:`compile_epoch` compiles a training epoch into one call.
+    xp : module
+        The Array API namespace.
+    device : object
+        The library's device object.
+    """
+
+    name: ClassVar[str] = ""
+    library: ClassVar[str] = ""
+    supports_inplace: ClassVar[bool] = True
+    can_compile: ClassVar[bool] = False
+
     xp: Any = field(repr=False)
     device: Any
 
-    @property
-    def inplace(self) -> bool:
-        """Whether arrays can be updated in place (``W -= step``); JAX arrays are immutable."""
-        return self.name != "jax"
-
-    def copy(self, x):
-        """A copy of ``x`` that later in-place updates of ``x`` leave alone (``x`` itself on JAX)."""
-        return self.xp.asarray(x, copy=True) if self.inplace else x
+    # -- construction -------------------------------------------------------------------------------
+    @classmethod
+    def resolve(cls, module, device) -> "Backend":
+        """The backend on ``device`` (a string, or ``None`` for the library's default)."""
+        raise NotImplementedError
 
     # -- dtypes -------------------------------------------------------------------------------------
     def dtype(self, name: str):
         """The namespace's dtype object for ``"float32"`` or ``"float64"``, checked against the device."""
         if name not in DTYPES:
             raise ValidationError(f"dtype must be one of {', '.join(DTYPES)}; got {name!r}")
-        if name == "float64" and self.name == "jax":
-            _enable_jax_x64()
         dtype = getattr(self.xp, name)
         info = getattr(self.xp, "__array_namespace_info__", None)
         if info is not None:
@@ -88,186 +103,212 @@ class Backend:
         return self.xp.asarray(host, dtype=self.dtype(dtype), device=self.device)
 
     def to_host(self, x) -> np.ndarray:
-        """Copy a backend array back into a NumPy array (a no-op view for NumPy)."""
-        if self.name == "numpy":
-            return np.asarray(x)
-        if self.name == "cupy":
-            return x.get()
-        if self.name == "torch":
-            return x.detach().cpu().numpy()
-        if self.name == "jax":
-            return np.asarray(x)
-        return np.from_dlpack(x)  # array_api_strict, on any of its devices
+        """Copy a backend array back into a NumPy array."""
+        return np.from_dlpack(x)
+
+    def copy(self, x):
+        """A copy of ``x`` that later in-place updates of ``x`` leave alone (``x`` itself when arrays are
+        immutable)."""
+        return self.xp.asarray(x, copy=True) if self.supports_inplace else x
 
     def synchronize(self, *arrays) -> None:
-        """Wait until the device has finished all work queued so far (for honest timing)."""
-        if self.name == "cupy":
-            self.device.synchronize()
-        elif self.name == "torch" and self.device.type == "cuda":
-            import torch
-
-            torch.cuda.synchronize(self.device)
-        elif self.name == "jax":
-            for a in arrays:
-                a.block_until_ready()
-
-    @property
-    def can_compile(self) -> bool:
-        """Whether :meth:`compile_epoch` can compile a training epoch (JAX's tracing compiler)."""
-        return self.name == "jax"
-
-    def compile_epoch(self, step, batch_size: int, lr: float, shuffled: bool):
-        """Compile the whole batches of an epoch into one call, or return ``None`` without a compiler.
-
-        ``step(params, X, t, lr) -> (params, loss)`` must be pure. The result is called as
-        ``run(params, X, T, order) -> (params, summed loss)``; it runs ``X.shape[0] // batch_size`` steps
-        over consecutive rows of ``X``, or over the rows ``order`` lists when ``shuffled``. With JAX the
-        loop is ``lax.scan`` inside ``jax.jit``: one dispatch per epoch instead of dozens per step.
-        """
-        if not self.can_compile:
-            return None
-        import jax
-
-        xp = self.xp
-
-        def rows(A, start):
-            return jax.lax.dynamic_slice_in_dim(A, start, batch_size, axis=0)
-
-        def epoch(params, X, T, order):
-            def body(carry, k):
-                params, total = carry
-                if shuffled:
-                    idx = rows(order, k * batch_size)
-                    xb, tb = xp.take(X, idx, axis=0), xp.take(T, idx, axis=0)
-                else:
-                    xb, tb = rows(X, k * batch_size), rows(T, k * batch_size)
-                params, loss = step(params, xb, tb, lr)
-                return (params, total + loss), None
-
-            steps = X.shape[0] // batch_size
-            start = (params, xp.zeros((), dtype=X.dtype))
-            # Four per-sample steps per loop iteration: +10-17 % at batch size 1 in three runs here;
-            # larger batches measured no gain, or a loss (docs/benchmarks.md).
-            unroll = 4 if batch_size == 1 else 1
-            (params, total), _ = jax.lax.scan(body, start, xp.arange(steps), unroll=unroll)
-            return params, total
-
-        return jax.jit(epoch)
+        """Wait until the device has finished the work queued so far (for honest timing)."""
 
     def quiet_overflow(self):
         """A context in which overflow to inf/NaN raises no warning (xpnet checks for it itself)."""
-        if self.name in ("numpy", "array_api_strict"):
-            return np.errstate(over="ignore", invalid="ignore")
         return contextlib.nullcontext()
+
+    # -- compiling ----------------------------------------------------------------------------------
+    def compile_epoch(self, body, steps: int, unroll: int = 1):
+        """Compile ``steps`` calls of ``carry = body(carry, data, k)`` (k = 0 .. steps - 1) into one call
+        ``run(carry, data) -> carry``; only for backends whose ``can_compile`` is true."""
+        raise BackendError(f"backend {self.name!r} has no compiler")
 
     def __str__(self) -> str:
         return f"{self.name}:{self.device}"
 
 
-_JAX_X64 = False
+class NumpyBackend(Backend):
+    """NumPy on the CPU. NumPy >= 2.1 implements the standard itself and is used as ``xp`` directly
+    (the array-api-compat wrappers cost microseconds per call at batch size 1); older NumPy goes through
+    ``array_api_compat.numpy``."""
+
+    name, library = "numpy", "numpy"
+
+    @classmethod
+    def resolve(cls, module, device):
+        if device not in (None, "cpu"):
+            raise BackendError(f"backend 'numpy' runs on device 'cpu' only; got {device!r}")
+        if tuple(int(p) for p in module.__version__.split(".")[:2]) >= (2, 1):
+            return cls(module, "cpu")
+        import array_api_compat.numpy as xp
+
+        return cls(xp, "cpu")
+
+    def to_host(self, x):
+        return np.asarray(x)
+
+    def quiet_overflow(self):
+        return np.errstate(over="ignore", invalid="ignore")
 
 
-def _enable_jax_x64() -> None:
-    global _JAX_X64
-    if not _JAX_X64:
+class CupyBackend(Backend):
+    """CuPy on a CUDA GPU, through ``array_api_compat.cupy``."""
+
+    name, library = "cupy", "cupy"
+
+    @classmethod
+    def resolve(cls, cupy, device):
+        index = _cuda_index(device)
+        try:
+            count = cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # CUDARuntimeError without a driver, ImportError of libcudart, ...
+            count, reason = 0, f"{type(exc).__name__}: {exc}".splitlines()[0]
+        else:
+            reason = "the CUDA runtime reports no device"
+        if index >= count:
+            others = [b for b in installed_backends() if b != "cupy"]
+            where = f"device cuda:{index} does not exist ({count} found)" if count else f"no CUDA device ({reason})"
+            raise BackendError(f"backend 'cupy' is installed but {where}; use one of: {', '.join(others)}")
+        import array_api_compat.cupy as xp
+
+        return cls(xp, cupy.cuda.Device(index))
+
+    def to_host(self, x):
+        return x.get()
+
+    def synchronize(self, *arrays):
+        self.device.synchronize()
+
+
+class TorchBackend(Backend):
+    """PyTorch on the CPU or a CUDA GPU, through ``array_api_compat.torch``."""
+
+    name, library = "torch", "torch"
+
+    @classmethod
+    def resolve(cls, torch, device):
+        import array_api_compat.torch as xp
+
+        try:
+            dev = torch.device(device or "cpu")
+        except RuntimeError as exc:
+            raise BackendError(f"backend 'torch': invalid device {device!r} ({exc})") from None
+        if dev.type == "cuda":
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            index = dev.index or 0
+            if index >= count:
+                raise BackendError(
+                    f"backend 'torch' has no CUDA device {index} ({count} found; this torch build "
+                    f"{'has' if torch.version.cuda else 'lacks'} CUDA support); use device 'cpu'"
+                )
+            dev = torch.device("cuda", index)
+        elif dev.type != "cpu":
+            raise BackendError(f"backend 'torch' supports devices 'cpu' and 'cuda:N' in xpnet; got {device!r}")
+        return cls(xp, dev)
+
+    def to_host(self, x):
+        return x.detach().cpu().numpy()
+
+    def synchronize(self, *arrays):
+        if self.device.type == "cuda":
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+
+class JaxBackend(Backend):
+    """JAX on its CPU or GPU devices. Arrays are immutable; a training epoch compiles into one call
+    (``jax.jit`` of a ``jax.lax.scan``); float64 needs ``jax_enable_x64``, switched on when asked for."""
+
+    name, library = "jax", "jax"
+    supports_inplace = False
+    can_compile = True
+
+    @classmethod
+    def resolve(cls, jax, device):
+        import jax.numpy as xp
+
+        platform, _, index = (device or "cpu").partition(":")
+        platform = {"cuda": "gpu"}.get(platform, platform)
+        try:
+            devices = jax.devices(platform)
+        except RuntimeError:
+            devices = []
+        index = int(index) if index.isdigit() else 0
+        if index >= len(devices):
+            raise BackendError(f"backend 'jax' has no device {device!r}; available: {jax.devices()}")
+        return cls(xp, devices[index])
+
+    def dtype(self, name):
+        if name == "float64":
+            _enable_jax_x64()
+        return super().dtype(name)
+
+    def to_host(self, x):
+        return np.asarray(x)
+
+    def synchronize(self, *arrays):
+        for a in arrays:
+            a.block_until_ready()
+
+    def compile_epoch(self, body, steps, unroll=1):
         import jax
 
-        jax.config.update("jax_enable_x64", True)
-        _JAX_X64 = True
+        def epoch(carry, data):
+            def scan_body(c, k):
+                return body(c, data, k), None
+
+            carry, _ = jax.lax.scan(scan_body, carry, self.xp.arange(steps), unroll=unroll)
+            return carry
+
+        return jax.jit(epoch)
 
 
-def _import(name: str):
-    try:
-        return importlib.import_module(LIBRARIES[name])
-    except ImportError as exc:
-        available = ", ".join(installed_backends())
-        raise BackendError(
-            f"backend {name!r} needs the {LIBRARIES[name]!r} package, which is not installed "
-            f"({exc.msg}); installed backends: {available}"
-        ) from None
+@functools.lru_cache(maxsize=None)
+def _enable_jax_x64() -> None:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
 
 
-def get_backend(name: str | Backend = "numpy", device: str | None = None) -> Backend:
-    """Resolve a backend name (and optional device string) to a :class:`Backend`.
+class StrictBackend(Backend):
+    """``array_api_strict``: the standard and nothing else. Its ``device1`` device turns a forgotten
+    ``device=`` into an error and ``no_float64`` catches float64 leaking into float32 work."""
 
-    ``device`` is ``"cpu"`` for numpy, torch and jax; ``"cuda"`` or ``"cuda:N"`` for cupy and torch
-    (and jax with CUDA); one of array_api_strict's device names (``"CPU_DEVICE"``, ``"device1"``,
-    ``"no_float64"``, ...) for array_api_strict. ``None`` picks the library's default.
-    """
-    if isinstance(name, Backend):
-        if device is not None and str(device) != str(name.device):
-            raise BackendError(f"backend {name} is already bound to device {name.device}, not {device!r}")
-        return name
-    if name not in LIBRARIES:
-        raise BackendError(
-            f"unknown backend {name!r}; known backends: {', '.join(LIBRARIES)} "
-            f"(installed: {', '.join(installed_backends())})"
-        )
-    module = _import(name)
-    resolve = _RESOLVERS[name]
-    return resolve(module, device)
+    name, library = "array_api_strict", "array_api_strict"
 
+    @classmethod
+    def resolve(cls, strict, device):
+        names = list(strict.__array_namespace_info__().devices())
+        if device is None:
+            return cls(strict, names[0])
+        if isinstance(device, strict.Device) and device in names:
+            return cls(strict, device)
+        try:
+            wanted = strict.Device(str(device))
+        except ValueError:
+            wanted = None
+        if wanted in names:
+            return cls(strict, wanted)
+        available = ", ".join(repr(d).split("'")[1] for d in names)  # repr: array_api_strict.Device('NAME')
+        raise BackendError(f"backend 'array_api_strict' has no device {device!r}; available: {available}")
 
-def _fast_numpy():
-    """NumPy's own namespace (which implements the Array API standard from 2.1 on), with the functions a
-    training step calls most replaced by equivalents that skip NumPy's Python-level wrappers (at batch
-    size 1, ``np.sum`` costs ~5 us against ~2 us for ``np.add.reduce``) and that avoid NumPy's slow
-    reductions along one axis of a tall matrix: NumPy runs those row by row, at ~40 ns a row, so from 256
-    rows on a column sum is a product with a vector of ones (one BLAS call; 10 us instead of 29 us for
-    (1024, 32)) and a row maximum over at most 32 columns is taken down a transposed copy (9 us instead
-    of 107 us for (1024, 10); ``python benchmarks/profile_step.py parts``). Below 256 rows whole training
-    epochs measured no gain (docs/benchmarks.md)."""
-    import types
-
-    ns = types.ModuleType("xpnet._numpy", "numpy with faster reductions (see xpnet.backends)")
-    for name in dir(np):
-        if not name.startswith("_"):
-            try:
-                setattr(ns, name, getattr(np, name))
-            except AttributeError:  # names NumPy keeps only to explain their removal
-                pass
-    ns.__array_namespace_info__ = np.__array_namespace_info__
-    ns.__array_api_version__ = np.__array_api_version__
-
-    def sum(x, /, *, axis=None, dtype=None, keepdims=False):
-        if x.ndim == 2 and x.shape[0] >= 256 and axis is not None and dtype is None and x.dtype.kind == "f":
-            ones = np.ones(x.shape[axis], dtype=x.dtype)
-            if axis in (0, -2):
-                total = ones @ x
-                return total[None, :] if keepdims else total
-            total = x @ ones
-            return total[:, None] if keepdims else total
-        return np.add.reduce(x, axis=axis, dtype=dtype, keepdims=keepdims)
-
-    def max(x, /, *, axis=None, keepdims=False):
-        if x.ndim == 2 and x.shape[0] >= 256 and x.shape[1] <= 32 and axis in (1, -1):
-            top = np.maximum.reduce(np.ascontiguousarray(x.T), axis=0)
-            return top[:, None] if keepdims else top
-        return np.maximum.reduce(x, axis=axis, keepdims=keepdims)
-
-    def matrix_transpose(x, /):
-        return x.mT
-
-    ns.sum, ns.max, ns.matrix_transpose = sum, max, matrix_transpose
-    return ns
+    def quiet_overflow(self):
+        return np.errstate(over="ignore", invalid="ignore")
 
 
-def _numpy(np_module, device):
-    if device not in (None, "cpu"):
-        raise BackendError(f"backend 'numpy' runs on device 'cpu' only; got {device!r}")
-    # NumPy >= 2.1 implements the Array API standard itself; calling it directly skips the
-    # array-api-compat wrappers, which cost microseconds per call at batch size 1.
-    if tuple(int(p) for p in np_module.__version__.split(".")[:2]) >= (2, 1):
-        global _NUMPY
-        if _NUMPY is None:
-            _NUMPY = _fast_numpy()
-        xp = _NUMPY
-    else:
-        import array_api_compat.numpy as xp
-    return Backend("numpy", xp, "cpu")
+#: Backend name -> its class.
+BACKENDS: dict[str, type[Backend]] = {
+    cls.name: cls for cls in (NumpyBackend, CupyBackend, TorchBackend, JaxBackend, StrictBackend)
+}
+#: Backend name -> the module that must be importable for it.
+LIBRARIES = {name: cls.library for name, cls in BACKENDS.items()}
 
 
-_NUMPY = None
+def installed_backends() -> list[str]:
+    """Backend names whose library can be imported here (CuPy is listed even without a GPU)."""
+    return [name for name, module in LIBRARIES.items() if _installed(module)]
 
 
 def _cuda_index(device) -> int:
@@ -279,79 +320,47 @@ def _cuda_index(device) -> int:
     raise BackendError(f"backend 'cupy' takes device 'cuda' or 'cuda:N'; got {device!r}")
 
 
-def _cupy(cupy, device):
-    index = _cuda_index(device)
+def get_backend(name: str | Backend = "numpy", device: str | None = None) -> Backend:
+    """Resolve a backend name (and optional device string) to a :class:`Backend`.
+
+    Parameters
+    ----------
+    name : str or Backend
+        ``"numpy"``, ``"cupy"``, ``"torch"``, ``"jax"`` or ``"array_api_strict"``; a :class:`Backend` is
+        returned as it is.
+    device : str, optional
+        ``"cpu"`` for numpy, torch and jax; ``"cuda"`` or ``"cuda:N"`` for cupy and torch (``"gpu:N"``
+        for jax); one of array_api_strict's device names (``"CPU_DEVICE"``, ``"device1"``,
+        ``"no_float64"``) for array_api_strict. ``None`` picks the library's default.
+
+    Returns
+    -------
+    Backend
+
+    Raises
+    ------
+    BackendError
+        The name is unknown, the library is not installed, or the device does not exist -- in one line
+        that says what can be used instead.
+    """
+    if isinstance(name, Backend):
+        if device is not None and str(device) != str(name.device):
+            raise BackendError(f"backend {name} is already bound to device {name.device}, not {device!r}")
+        return name
+    if name not in BACKENDS:
+        raise BackendError(
+            f"unknown backend {name!r}; known backends: {', '.join(BACKENDS)} "
+            f"(installed: {', '.join(installed_backends())})"
+        )
+    cls = BACKENDS[name]
     try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDARuntimeError without a driver, ImportError of libcudart, ...
-        count, reason = 0, f"{type(exc).__name__}: {exc}".splitlines()[0]
-    else:
-        reason = "the CUDA runtime reports no device"
-    if index >= count:
-        others = [b for b in installed_backends() if b != "cupy"]
-        where = f"device cuda:{index} does not exist ({count} found)" if count else f"no CUDA device ({reason})"
-        raise BackendError(f"backend 'cupy' is installed but {where}; use one of: {', '.join(others)}")
-    import array_api_compat.cupy as xp
-
-    return Backend("cupy", xp, cupy.cuda.Device(index))
-
-
-def _torch(torch, device):
-    import array_api_compat.torch as xp
-
-    try:
-        dev = torch.device(device or "cpu")
-    except RuntimeError as exc:
-        raise BackendError(f"backend 'torch': invalid device {device!r} ({exc})") from None
-    if dev.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = dev.index or 0
-        if index >= count:
-            raise BackendError(
-                f"backend 'torch' has no CUDA device {index} ({count} found; this torch build "
-                f"{'has' if torch.version.cuda else 'lacks'} CUDA support); use device 'cpu'"
-            )
-        dev = torch.device("cuda", index)
-    elif dev.type != "cpu":
-        raise BackendError(f"backend 'torch' supports devices 'cpu' and 'cuda:N' in xpnet; got {device!r}")
-    return Backend("torch", xp, dev)
-
-
-def _jax(jax, device):
-    import jax.numpy as xp
-
-    platform, _, index = (device or "cpu").partition(":")
-    platform = {"cuda": "gpu"}.get(platform, platform)
-    try:
-        devices = jax.devices(platform)
-    except RuntimeError:
-        devices = []
-    index = int(index) if index.isdigit() else 0
-    if index >= len(devices):
-        raise BackendError(f"backend 'jax' has no device {device!r}; available: {jax.devices()}")
-    return Backend("jax", xp, devices[index])
-
-
-def _array_api_strict(strict, device):
-    names = [d for d in strict.__array_namespace_info__().devices()]
-    if device is None:
-        return Backend("array_api_strict", strict, names[0])
-    for d in names:
-        if str(device) in (str(d), repr(d), getattr(d, "_device", None)):
-            return Backend("array_api_strict", strict, d)
-    raise BackendError(
-        f"backend 'array_api_strict' has no device {device!r}; "
-        f"available: {', '.join(str(getattr(d, '_device', d)) for d in names)}"
-    )
-
-
-_RESOLVERS = {
-    "numpy": _numpy,
-    "cupy": _cupy,
-    "torch": _torch,
-    "jax": _jax,
-    "array_api_strict": _array_api_strict,
-}
+        module = importlib.import_module(cls.library)
+    except ImportError as exc:
+        raise BackendError(
+            f"backend {name!r} needs the {cls.library!r} package, which is not installed "
+            f"({exc.msg}); installed backends: {', '.join(installed_backends())}"
+        ) from None
+    return cls.resolve(module, device)
 
 
 def library_versions() -> dict[str, str]:
@@ -365,3 +374,76 @@ def library_versions() -> dict[str, str]:
         except Exception as exc:  # a broken install should not stop a benchmark record
             out[name] = f"unavailable ({type(exc).__name__})"
     return out
+
+
+def thread_pools() -> dict:
+    """The BLAS libraries in use and their thread counts (threadpoolctl, when installed), and PyTorch's
+    thread count when PyTorch is imported: what a benchmark record needs to be read correctly."""
+    out = {}
+    try:
+        from threadpoolctl import threadpool_info
+
+        out["blas"] = [{k: pool.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+                       for pool in threadpool_info()]
+    except ImportError:
+        out["blas"] = "threadpoolctl not installed"
+    if sys.modules.get("torch") is not None:
+        out["torch_threads"] = sys.modules["torch"].get_num_threads()
+    return out
+
+
+# -- fast paths ----------------------------------------------------------------------------------
+# Each helper is what the kernels call for one operation. With NumPy as ``xp`` it calls the ufunc's own
+# ``reduce`` (NumPy's ``sum``/``max`` wrappers cost about a microsecond more per call, which matters at
+# batch size 1) and, for tall matrices, avoids NumPy's one-axis reductions, which run row by row: from
+# FAST_ROWS rows on, a column sum is a product with a vector of ones and a row maximum over a few columns
+# is taken down a transposed copy (docs/benchmarks.md has the measurements). Every other namespace gets
+# the standard spelling. Arrays are (..., rows, columns): one network, or a stack with a leading model axis.
+
+#: Rows from which NumPy's column sums and short row maxima take the BLAS / transposed-copy path.
+FAST_ROWS = 256
+
+
+def column_sum(xp, x):
+    """Sum over the rows (axis -2), keeping that axis: (..., n, m) -> (..., 1, m)."""
+    if xp is not np:
+        return xp.sum(x, axis=-2, keepdims=True)
+    if x.shape[-2] >= FAST_ROWS and x.dtype.kind == "f":
+        return np.ones((1, x.shape[-2]), dtype=x.dtype) @ x
+    return np.add.reduce(x, axis=-2, keepdims=True)
+
+
+def row_sum(xp, x):
+    """Sum over the columns (axis -1), keeping that axis: (..., n, m) -> (..., n, 1)."""
+    if xp is not np:
+        return xp.sum(x, axis=-1, keepdims=True)
+    return np.add.reduce(x, axis=-1, keepdims=True)
+
+
+def row_max(xp, x):
+    """Maximum over the columns (axis -1), keeping that axis: (..., n, m) -> (..., n, 1)."""
+    if xp is not np:
+        return xp.max(x, axis=-1, keepdims=True)
+    if x.ndim == 2 and x.shape[0] >= FAST_ROWS and x.shape[1] <= 32:
+        return np.maximum.reduce(np.ascontiguousarray(x.T), axis=0)[:, None]
+    return np.maximum.reduce(x, axis=-1, keepdims=True)
+
+
+def model_sum(xp, x):
+    """Sum over the last two axes: one number per network, (..., n, m) -> (...)."""
+    if xp is not np:
+        return xp.sum(x, axis=(-2, -1))
+    return np.add.reduce(x, axis=(-2, -1))
+
+
+def transpose(xp, x):
+    """Swap the last two axes (a view where the library has views)."""
+    return x.mT if xp is np else xp.matrix_transpose(x)
+
+
+def weight_gradient(xp, a, delta):
+    """``a^T @ delta`` over the rows: (..., n, i) and (..., n, o) -> (..., i, o). For one row it is an
+    outer product, which BLAS does badly as a k = 1 matrix product, so it is computed as one."""
+    if a.shape[-2] == 1:
+        return transpose(xp, a) * delta
+    return transpose(xp, a) @ delta

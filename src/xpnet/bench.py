@@ -1,15 +1,17 @@
 """The one measurement core behind ``xpnet bench`` and the pytest-benchmark suite in ``benchmarks/``.
 
-A *runner* trains one network with one implementation at one batch size: ``setup(n)`` prepares the first
-``n`` training samples (outside the clock) and ``run()`` trains one pass over them with plain SGD,
-returning only when the device has finished. Implementations:
+A *runner* trains one network (or a stack of networks) with one implementation at one batch size:
+``setup(n)`` prepares the first ``n`` training samples (outside the clock) and ``run()`` trains one pass
+over them with plain SGD, returning only when the device has finished. Implementations:
 
-- ``xpnet-<backend>``: xpnet's own training loop (:func:`xpnet.train.train_epoch`) on each backend,
-  compiled where the backend can (JAX); ``xpnet-jax-eager`` is JAX without the compiled epoch;
-- ``torch-eager``: ``nn.Sequential`` + ``torch.optim.SGD``, the usual PyTorch loop;
-- ``sklearn``: ``MLPClassifier(solver="sgd", momentum=0, alpha=0)`` through ``partial_fit``;
-- ``seeds-loop``: the seed notebooks' per-sample NumPy loop (``benchmarks/seeds_loop.py``, batch 1 and
-  float64 only; available from a source checkout).
+- ``xpnet-<backend>[@device]``: xpnet's own training loop (:class:`xpnet.train.Trainer`) on each
+  backend, compiled where the backend can (JAX); ``xpnet-jax-eager`` is JAX without the compiled epoch.
+  These are part of the package and run from any installation.
+- the peers -- ``torch-eager`` (the usual PyTorch loop), ``sklearn`` (``MLPClassifier`` through
+  ``partial_fit``), ``seeds-loop`` (the seed notebooks' per-sample NumPy loop) and ``hand-tuned-numpy``
+  -- live in ``benchmarks/peers.py`` of a source checkout, which is not installed with xpnet.
+  :func:`load_peers` finds it (``./benchmarks/peers.py``, or a path given); without it the peers are
+  reported as skipped, with the reason.
 
 Every implementation trains on the same MNIST samples in the same order (no shuffling) with the same
 learning rate. :func:`calibrate` picks how many samples a timed round uses so that it lasts about
@@ -25,9 +27,8 @@ import statistics
 import time
 from pathlib import Path
 
-import numpy as np
 
-from .backends import LIBRARIES, installed_backends, library_versions
+from .backends import BACKENDS, installed_backends, library_versions, thread_pools
 from .errors import BackendError, ValidationError
 
 NETS = {
@@ -36,6 +37,8 @@ NETS = {
 }
 BATCH_SIZES = (1, 16, 64, 256, 1024, "full")
 LR = 0.01
+#: The peers' names, known even when their runners are not at hand.
+PEERS = ("torch-eager", "sklearn", "seeds-loop", "hand-tuned-numpy")
 
 
 class Unavailable(Exception):
@@ -44,11 +47,17 @@ class Unavailable(Exception):
 
 # -- runners -------------------------------------------------------------------------------------
 class XpnetRunner:
-    def __init__(self, backend, device, net, dtype, batch_size, X, y, compile=True):
+    """xpnet's training loop on one backend; ``models=K`` trains a stack of K networks (seeds 0..K-1)."""
+
+    def __init__(self, backend, device, net, dtype, batch_size, X, y, compile=True, models=None):
         from .mlp import MLP
+        from .stack import Stack
 
         try:
-            self.model = MLP(**NETS[net], seed=0, backend=backend, device=device, dtype=dtype)
+            if models is None:
+                self.model = MLP(**NETS[net], seed=0, backend=backend, device=device, dtype=dtype)
+            else:
+                self.model = Stack(**NETS[net], seeds=range(models), backend=backend, device=device, dtype=dtype)
         except BackendError as exc:
             raise Unavailable(str(exc)) from None
         self.backend, self.batch_size, self.compile = self.model.backend, batch_size, compile
@@ -57,115 +66,50 @@ class XpnetRunner:
         self.device = str(self.backend.device)
 
     def setup(self, n):
-        self.Xn, self.Tn = self.X[:n, :], self.T[:n, :]
-        self.backend.synchronize(self.Xn, self.Tn)
+        from .train import Trainer
+
+        Xn, Tn = self.X[:n, :], self.T[:n, :]
+        self.trainer = Trainer(self.model, Xn, Tn, lr=[LR] * len(self.model.seeds), batch_size=self.batch_size,
+                               compile=self.compile)
+        self.backend.synchronize(Xn, Tn)
 
     def run(self):
-        from .train import train_epoch
-
-        train_epoch(self.model, self.Xn, self.Tn, lr=LR, batch_size=self.batch_size, compile=self.compile)
+        self.trainer.epoch(1)
 
 
-class TorchRunner:
-    def __init__(self, device, net, dtype, batch_size, X, y):
-        try:
-            import torch
-        except ImportError:
-            raise Unavailable("torch is not installed") from None
-        if device and device.startswith("cuda") and not torch.cuda.is_available():
-            raise Unavailable("torch has no CUDA device here")
-        self.torch, self.device, self.batch_size = torch, torch.device(device or "cpu"), batch_size
-        sizes, act = NETS[net]["layers"], {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}[NETS[net]["activation"]]
-        layers = []
-        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-            layers += [torch.nn.Linear(a, b)] + ([act()] if i < len(sizes) - 2 else [])
-        torch.manual_seed(0)
-        dt = getattr(torch, dtype)
-        self.model = torch.nn.Sequential(*layers).to(self.device, dt)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=LR)
-        self.loss = torch.nn.CrossEntropyLoss()
-        self.X = torch.as_tensor(X, dtype=dt, device=self.device)
-        self.y = torch.as_tensor(y, device=self.device)
+def load_peers(path=None):
+    """The peer runners (``benchmarks/peers.py`` of a source checkout), or ``None`` if it is not here.
 
-    def _sync(self):
-        if self.device.type == "cuda":
-            self.torch.cuda.synchronize(self.device)
-
-    def setup(self, n):
-        self.n = n
-
-    def run(self):
-        B = self.batch_size
-        for i in range(0, self.n, B):
-            self.opt.zero_grad()
-            self.loss(self.model(self.X[i : i + B]), self.y[i : i + B]).backward()
-            self.opt.step()
-        self._sync()
-
-
-class SklearnRunner:
-    def __init__(self, net, dtype, batch_size, X, y):
-        try:
-            from sklearn.neural_network import MLPClassifier
-        except ImportError:
-            raise Unavailable("scikit-learn is not installed") from None
-        spec = NETS[net]
-        self.model = MLPClassifier(
-            hidden_layer_sizes=tuple(spec["layers"][1:-1]), activation={"sigmoid": "logistic"}.get(spec["activation"], "relu"),
-            solver="sgd", momentum=0.0, nesterovs_momentum=False, alpha=0.0, learning_rate_init=LR,
-            batch_size=batch_size, shuffle=False, random_state=0,
-        )
-        self.X, self.y = np.asarray(X, dtype=dtype), np.asarray(y)
-        self.device = "cpu"
-
-    def setup(self, n):
-        self.Xn, self.yn = self.X[:n], self.y[:n]
-
-    def run(self):
-        self.model.partial_fit(self.Xn, self.yn, classes=np.arange(10))
-
-
-def benchmarks_module(name):
-    """``benchmarks/NAME.py`` of the source checkout this xpnet runs from, if any."""
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    ``path`` names the file; by default ``benchmarks/peers.py`` under the current directory is used when
+    it exists. Its ``RUNNERS`` maps each peer's name to a class built as
+    ``Runner(device, net, dtype, batch_size, X, y)``.
+    """
+    if path is None:
+        path = Path.cwd() / "benchmarks" / "peers.py"
+        if not path.is_file():
+            return None
+    path = Path(path)
     if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location(f"xpnet_{name}", path)
+        raise ValidationError(f"--peers {path}: no such file (it is benchmarks/peers.py of a source checkout)")
+    spec = importlib.util.spec_from_file_location("xpnet_benchmark_peers", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-class SeedsRunner:
-    def __init__(self, net, dtype, batch_size, X, y):
-        module = benchmarks_module("seeds_loop")
-        if module is None:
-            raise Unavailable("the seeds' loop lives in benchmarks/seeds_loop.py of a source checkout")
-        if net != "small" or dtype != "float64" or batch_size != 1:
-            raise Unavailable("the seeds' loop is per-sample, float64, on the seeds' sigmoid net only")
-        self.net = module.Network(NETS[net]["layers"], seed=0)
-        self.X, self.Y = np.asarray(X, dtype=np.float64), np.eye(10)[y]
-        self.device = "cpu"
-
-    def setup(self, n):
-        self.n = n
-
-    def run(self):
-        self.net.train_epoch(self.X[: self.n], self.Y[: self.n], LR)
-
-
 def implementations(devices=("cpu",)) -> list[str]:
-    """Names of every implementation this module knows, for the given devices."""
+    """Names of every implementation, for the given devices (the peers' names whether or not their
+    runners are at hand)."""
     names = []
     for device in devices:
-        for backend in LIBRARIES:
+        for backend in BACKENDS:
             if device == "cpu" and backend == "cupy" or device != "cpu" and backend not in ("cupy", "torch"):
                 continue
             names.append(f"xpnet-{backend}" + ("" if device == "cpu" else f"@{device}"))
             if backend == "jax" and device == "cpu":
                 names.append("xpnet-jax-eager")
         names.append("torch-eager" + ("" if device == "cpu" else f"@{device}"))
-    return names + ["sklearn", "seeds-loop"]
+    return names + [p for p in PEERS if p != "torch-eager"]
 
 
 def _unknown(implementation) -> str:
@@ -173,25 +117,27 @@ def _unknown(implementation) -> str:
     return f"unknown implementation {implementation!r}; known: {known}"
 
 
-def make_runner(implementation, net, dtype, batch_size, X, y):
+def make_runner(implementation, net, dtype, batch_size, X, y, peers=None, models=None):
     """A runner for ``implementation`` (e.g. ``"xpnet-numpy"``, ``"torch-eager@cuda"``); raises
-    :class:`Unavailable` with the reason when it cannot run here."""
+    :class:`Unavailable` with the reason when it cannot run here. ``peers`` is the module
+    :func:`load_peers` returns; ``models`` trains a stack of that many networks (xpnet only)."""
     name, _, device = implementation.partition("@")
     device = device or None
     if name.startswith("xpnet-"):
         backend, _, eager = name[len("xpnet-"):].partition("-")
-        if backend not in LIBRARIES or eager not in ("", "eager"):
+        if backend not in BACKENDS or eager not in ("", "eager"):
             raise ValidationError(_unknown(implementation))
         if backend not in installed_backends():
-            raise Unavailable(f"{LIBRARIES.get(backend, backend)} is not installed")
-        return XpnetRunner(backend, device, net, dtype, batch_size, X, y, compile=eager != "eager")
-    if name == "torch-eager":
-        return TorchRunner(device, net, dtype, batch_size, X, y)
-    if name == "sklearn":
-        return SklearnRunner(net, dtype, batch_size, X, y)
-    if name == "seeds-loop":
-        return SeedsRunner(net, dtype, batch_size, X, y)
-    raise ValidationError(_unknown(implementation))
+            raise Unavailable(f"{BACKENDS[backend].library} is not installed")
+        return XpnetRunner(backend, device, net, dtype, batch_size, X, y, compile=eager != "eager", models=models)
+    if name not in PEERS:
+        raise ValidationError(_unknown(implementation))
+    if models is not None:
+        raise Unavailable("stacks of models are xpnet's own")
+    if peers is None:
+        raise Unavailable("the peers' runners live in benchmarks/peers.py of a source checkout: run from its "
+                          "root or pass --peers PATH")
+    return peers.RUNNERS[name](device, net, dtype, batch_size, X, y)
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -244,21 +190,9 @@ def summary(rates) -> dict:
 
 def environment() -> dict:
     """Library versions, BLAS in use and thread counts, for every record."""
-    env = {"versions": library_versions(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
-           "python": platform.python_version(),
-           "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}}
-    try:
-        from threadpoolctl import threadpool_info
-
-        env["blas"] = [{k: pool.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
-                       for pool in threadpool_info()]
-    except ImportError:
-        env["blas"] = "threadpoolctl not installed"
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-
-        env["torch_threads"] = torch.get_num_threads()
-    return env
+    return {"versions": library_versions(), "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "python": platform.python_version(),
+            "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}, **thread_pools()}
 
 
 def load_training_set():
@@ -269,7 +203,8 @@ def load_training_set():
     return datasets.scale(data.X_train), data.y_train
 
 
-def run_suite(implementations_, nets, dtypes, batch_sizes, rounds=5, target=0.25, on_result=None) -> list[dict]:
+def run_suite(implementations_, nets, dtypes, batch_sizes, rounds=5, target=0.25, on_result=None, peers=None,
+              models=(None,)) -> list[dict]:
     """Measure every case; each result is a record (see :func:`record`); skipped cases carry a reason."""
     X, y = load_training_set()
     results = []
@@ -277,18 +212,21 @@ def run_suite(implementations_, nets, dtypes, batch_sizes, rounds=5, target=0.25
         for dtype in dtypes:
             for implementation in implementations_:
                 for batch_size in batch_sizes:
-                    result = measure_case(implementation, net, dtype, batch_size, X, y, rounds, target)
-                    results.append(result)
-                    if on_result is not None:
-                        on_result(result)
+                    for k in models:
+                        result = measure_case(implementation, net, dtype, batch_size, X, y, rounds, target, peers, k)
+                        results.append(result)
+                        if on_result is not None:
+                            on_result(result)
     return results
 
 
-def measure_case(implementation, net, dtype, batch_size, X, y, rounds=5, target=0.25) -> dict:
+def measure_case(implementation, net, dtype, batch_size, X, y, rounds=5, target=0.25, peers=None, models=None) -> dict:
     base = {"implementation": implementation, "net": net, "dtype": dtype, "batch_size": batch_size}
+    if models is not None:
+        base["models"] = models
     batch = resolve_batch(batch_size, len(y))
     try:
-        runner = make_runner(implementation, net, dtype, batch, X, y)
+        runner = make_runner(implementation, net, dtype, batch, X, y, peers, models)
     except Unavailable as exc:
         return {**base, "skipped": str(exc)}
     n = calibrate(runner, batch, len(y), target)
@@ -329,3 +267,29 @@ def markdown_table(results, net: str, dtype: str) -> str:
                 out.append(_si(cells[b]))
         lines.append(f"| {name} | " + " | ".join(out) + " |")
     return "\n".join(lines)
+
+
+def models_table(results, net: str, dtype: str) -> str:
+    """Rows: implementation and network count K; columns: batch sizes; cells: median model-samples/s
+    (K x samples/s) and the ratio to the same implementation with one network."""
+    rows = [r for r in results if r["net"] == net and r["dtype"] == dtype and "skipped" not in r and r.get("models")]
+    if not rows:
+        return f"(no stacked measurements for the {net} net in {dtype})"
+    batches = [b for b in BATCH_SIZES if any(r["batch_size"] == b for r in rows)]
+    keys = list(dict.fromkeys((r["implementation"], r["models"]) for r in rows))
+    lines = ["| implementation | networks | " + " | ".join(f"batch {b}" for b in batches) + " |",
+             "|---" * (len(batches) + 2) + "|"]
+    rate = {(r["implementation"], r["models"], r["batch_size"]): r["models"] * r["samples_per_second"] for r in rows}
+    for name, k in keys:
+        cells = []
+        for b in batches:
+            value, one = rate.get((name, k, b)), rate.get((name, 1, b))
+            if value is None:
+                cells.append("—")
+            elif one and k != 1:
+                cells.append(f"{_si(value)} (×{value / one:.1f})")
+            else:
+                cells.append(_si(value))
+        lines.append(f"| {name} | {k} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+

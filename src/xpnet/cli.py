@@ -25,6 +25,8 @@ def _add_model_args(p, layers="784-32-32-10"):
     p.add_argument("--loss", default="cross-entropy", choices=functions.LOSSES)
     p.add_argument("--output", default=None, choices=functions.OUTPUTS, help="output activation (default: the loss's own)")
     p.add_argument("--init", default="normal-max", choices=list(INITIALISERS))
+    p.add_argument("--init-scale", type=float, default=1.0, metavar="C",
+                   help="multiply the initial weights by C (default 1)")
     p.add_argument("--seed", type=_at_least(0), default=0, help="random seed: initial weights, shuffling, data (default 0)")
 
 
@@ -58,6 +60,7 @@ def _model(args, dtype=None):
     return MLP(
         args.layers, _activation(args.activation), loss=args.loss, output=args.output, init=args.init,
         seed=args.seed, backend=args.backend, device=args.device, dtype=dtype or args.dtype,
+        init_scale=args.init_scale,
     )
 
 
@@ -120,19 +123,20 @@ def _resume(net, args, meta):
     from pathlib import Path
 
     from .io import load_weights
+    from .mlp import MLP
 
     if not Path(args.save).exists():
         print(f"xpnet train: no checkpoint at {args.save} yet; starting from the beginning", file=sys.stderr)
         return 0, []
     weights, saved = load_weights(args.save)
-    saved_model = {k: saved.get(k) for k in ("sizes", "activations", "output", "loss", "init", "dtype")}
-    ours = {k: net.config()[k] for k in saved_model}
-    differ = [k for k in saved_model if saved_model[k] != ours[k]] + [k for k in RUN_SETTINGS if saved.get(k) != meta[k]]
     if saved.get("diverged"):
         raise ValidationError(f"{args.save} holds a run that diverged ({saved['diverged'].split(':')[0]}); "
                               "start afresh, with a smaller --lr")
+    theirs, ours = MLP.from_config(saved).config(), net.config()
+    differ = [(k, theirs[k], ours[k]) for k in ours if theirs[k] != ours[k]]
+    differ += [(k, saved.get(k), meta[k]) for k in RUN_SETTINGS if saved.get(k) != meta[k]]
     if differ or "epochs_done" not in saved:
-        what = ", ".join(f"{k} {saved.get(k)!r} there, {ours.get(k, meta.get(k))!r} here" for k in differ)
+        what = ", ".join(f"{k} {there!r} there, {here!r} here" for k, there, here in differ)
         raise ValidationError(f"{args.save} is not a checkpoint of this run ({what or 'no epochs_done entry'})")
     net.set_weights(weights)
     done = int(saved["epochs_done"])
@@ -144,8 +148,12 @@ def cmd_train(args) -> int:
     from . import datasets
     from .train import evaluate
 
+    from .io import check_writable
+
     if (args.resume or args.checkpoint_every) and not args.save:
         raise ValidationError("--resume and --checkpoint-every need --save PATH (where the checkpoint lives)")
+    if args.save:
+        check_writable(args.save, "--save")
     progress = False if args.no_progress else None
     data, (X, y, X_test, y_test) = _load_data(args.dataset, args.data_dir, args.scale, args.digits, progress, args.dtype)
     net = _model(args)
@@ -236,20 +244,35 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _list(text, parse=str, name="list"):
+    """Comma-separated values, parsed; a one-line error for an empty item or a value that fails."""
+    items = [t.strip() for t in str(text).split(",")]
+    if not all(items):
+        raise ValidationError(f"{name} has an empty item: {text!r}")
+    try:
+        return [parse(t) for t in items]
+    except ValueError as exc:
+        raise ValidationError(f"{name}: {exc}") from None
+
+
 def cmd_bench(args) -> int:
     from . import bench
 
-    impls = args.impl.split(",") if args.impl else [
-        i for i in bench.implementations(("cpu", "cuda")) if i != "xpnet-array_api_strict"
+    peers = bench.load_peers(args.peers)
+    impls = _list(args.impl, name="--impl") if args.impl else [
+        i for i in bench.implementations(("cpu", "cuda")) if i not in ("xpnet-array_api_strict", "hand-tuned-numpy")
     ]
-    nets, dtypes = args.net.split(","), args.dtype.split(",")
-    batches = [b if b == "full" else int(b) for b in args.batch_sizes.split(",")]
+    nets, dtypes = _list(args.net, name="--net"), _list(args.dtype, name="--dtype")
+    batches = _list(args.batch_sizes, lambda b: b if b == "full" else int(b), "--batch-sizes")
+    models = [None] if args.models is None else _list(args.models, int, "--models")
     for name, values, allowed in (("--net", nets, bench.NETS), ("--dtype", dtypes, ("float32", "float64")),
                                   ("--batch-sizes", batches, bench.BATCH_SIZES)):
         bad = [v for v in values if v not in allowed]
         if bad:
             raise ValidationError(f"{name} takes {', '.join(map(str, allowed))}; got {', '.join(map(str, bad))}")
-    total = len(impls) * len(nets) * len(dtypes) * len(batches)
+    if any(k is not None and k < 1 for k in models):
+        raise ValidationError(f"--models takes network counts >= 1; got {args.models}")
+    total = len(impls) * len(nets) * len(dtypes) * len(batches) * len(models)
     done = []
 
     def show(result):
@@ -257,6 +280,8 @@ def cmd_bench(args) -> int:
         if args.json:
             return
         what = f"[{len(done)}/{total}] {result['implementation']} {result['net']} {result['dtype']} batch {result['batch_size']}"
+        if result.get("models"):
+            what += f", {result['models']} models"
         if "skipped" in result:
             line = f"{what}: skipped ({result['skipped']})"
         else:
@@ -264,34 +289,38 @@ def cmd_bench(args) -> int:
                     f"(min {result['min']:,.0f}, max {result['max']:,.0f}; {result['samples_per_round']} samples a round)")
         print(line, file=sys.stderr, flush=True)
 
-    results = bench.run_suite(impls, nets, dtypes, batches, rounds=args.rounds, target=args.target, on_result=show)
+    results = bench.run_suite(impls, nets, dtypes, batches, rounds=args.rounds, target=args.target, on_result=show,
+                              peers=peers, models=models)
     if args.json:
         print(json.dumps({"environment": bench.environment(), "results": results}, indent=1))
         return 0
     for net in nets:
         for dtype in dtypes:
-            print(f"\n{net} net {bench.NETS[net]['layers']}, {dtype}: median samples/s of {args.rounds} rounds "
-                  "(ratio to the same implementation at batch 1)")
-            print(bench.markdown_table(results, net, dtype))
+            if args.models is None:
+                print(f"\n{net} net {bench.NETS[net]['layers']}, {dtype}: median samples/s of {args.rounds} rounds "
+                      "(ratio to the same implementation at batch 1)")
+                print(bench.markdown_table(results, net, dtype))
+            else:
+                print(f"\n{net} net {bench.NETS[net]['layers']}, {dtype}: median model-samples/s (networks x "
+                      f"samples/s) of {args.rounds} rounds (ratio to one network)")
+                print(bench.models_table(results, net, dtype))
     return 0
 
 
 def cmd_plot(args) -> int:
-    from pathlib import Path
 
-    from .metrics import confusion_matrix
-    from .mlp import predicted_classes
+    from .io import check_directory
+    from .metrics import confusion_matrix, predicted_classes
 
     try:
         from . import plot
     except ImportError as exc:
         raise ValidationError(str(exc)) from None
+    out = check_directory(args.out, "--out")
     net, dataset, classes, X_test, y_test = _saved_run(args)
     meta = net.meta
     probs = net.predict_proba(X_test)
-    pred = predicted_classes(probs)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    pred = np.asarray(predicted_classes(probs))
     written = []
     if meta.get("history"):
         title = f"{'-'.join(map(str, net.sizes))} {'/'.join(net.activation_names)}, {net.head.loss}, {dataset}"
@@ -344,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="run each epoch as one compiled call (default: on where the backend has a compiler: jax)")
     p.add_argument("--save", default=None, metavar="PATH", help="write weights, config and history to this .npz (atomically)")
-    p.add_argument("--checkpoint-every", type=_at_least(0), default=0, metavar="N", help="also write --save after every N epochs")
+    p.add_argument("--checkpoint-every", type=_at_least(1), default=None, metavar="N",
+                   help="also write --save after every N epochs (N >= 1; default: only at the end)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint at --save, if there is one; "
                    "the result equals an uninterrupted run")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of lines")
@@ -372,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-sizes", default="1,16,64,256,1024,full", help="comma-separated; 'full' is the whole training set")
     p.add_argument("--rounds", type=_at_least(1), default=5, help="timed rounds per case; the table shows their median")
     p.add_argument("--target", type=float, default=0.25, help="seconds per timed round (default 0.25)")
+    p.add_argument("--models", default=None, metavar="K,...", help="train stacks of K networks at once and report "
+                   "model-samples/s, e.g. 1,4,16,64,256 (xpnet's implementations only)")
+    p.add_argument("--peers", default=None, metavar="PATH", help="the peers' runners (default ./benchmarks/peers.py "
+                   "when it exists; it is part of a source checkout, not of the installed package)")
     p.add_argument("--json", action="store_true", help="print the raw measurements as JSON")
     p.set_defaults(run=cmd_bench)
 

@@ -1,8 +1,10 @@
 """Activations and losses, each forward written right beside its hand-derived derivative.
 
-Every function takes the array namespace ``xp`` first and works on any Array API library.
+Every function takes the array namespace ``xp`` first and works on any Array API library, on one
+network's arrays (batch, n) or a stack's (models, batch, n): reductions run over the last axes only, and
+a loss is one number per network.
 
-Hidden activations are a table ``name -> (forward, derivative)``. The derivative is written in terms of
+Hidden activations are a table ``name -> Activation(name, forward, derivative)``. The derivative is written in terms of
 the activation's *output* ``a = f(z)`` -- sigmoid' = a(1 - a), tanh' = 1 - a², relu' = [a > 0] -- so the
 backward pass needs only the activations the forward pass already keeps.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from .backends import model_sum, row_max, row_sum
 from .errors import ValidationError
 
 
@@ -55,34 +58,47 @@ def identity_derivative(xp, a):
     return xp.ones_like(a)
 
 
-ACTIVATIONS: dict[str, tuple[Callable, Callable]] = {
-    "sigmoid": (sigmoid, sigmoid_derivative),
-    "tanh": (tanh, tanh_derivative),
-    "relu": (relu, relu_derivative),
-    "identity": (identity, identity_derivative),
+@dataclass(frozen=True)
+class Activation:
+    """A hidden activation ``forward(xp, z)`` and its ``derivative(xp, a)`` written in terms of the
+    output ``a = forward(xp, z)``."""
+
+    name: str
+    forward: Callable
+    derivative: Callable
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in (
+        Activation("sigmoid", sigmoid, sigmoid_derivative),
+        Activation("tanh", tanh, tanh_derivative),
+        Activation("relu", relu, relu_derivative),
+        Activation("identity", identity, identity_derivative),
+    )
 }
 
 
 # -- output layers and losses --------------------------------------------------------------------
 # Each output/loss pair has
 #   forward(xp, z, t) -> (out, loss): the output activation of the last pre-activation z, and the loss
-#       *summed* over the batch (callers divide by the batch size for the mean);
+#       *summed* over the batch, one number per network (callers divide by the batch size for the mean);
 #   delta(xp, z, out, t) -> dl/dz: the derivative of each sample's own loss with respect to z
 #       (backward divides it by the batch size, because xpnet minimises the batch mean).
 # Targets t are rows: one-hot (or probability) rows for softmax, a 0/1 column for the logistic loss.
 def softmax(xp, z):
     """softmax(z) along the last axis, shifted by the row max so exp never overflows."""
-    e = xp.exp(z - xp.max(z, axis=-1, keepdims=True))
-    return e / xp.sum(e, axis=-1, keepdims=True)
+    e = xp.exp(z - row_max(xp, z))
+    return e / row_sum(xp, e)
 
 
 def softmax_cross_entropy(xp, z, t):
     # log p = (z - m) - log s with s = sum(e^(z - m)) >= 1: a stable log-softmax that never takes log 0.
     # Summed over the batch, -sum(t log p) = sum(log s) - sum(t (z - m)), since every row of t sums to 1.
-    shifted = z - xp.max(z, axis=-1, keepdims=True)
+    shifted = z - row_max(xp, z)
     e = xp.exp(shifted)
-    s = xp.sum(e, axis=-1, keepdims=True)
-    return e / s, xp.sum(xp.log(s)) - xp.sum(t * shifted)
+    s = row_sum(xp, e)
+    return e / s, model_sum(xp, xp.log(s)) - model_sum(xp, t * shifted)
 
 
 def softplus(xp, z):
@@ -92,18 +108,18 @@ def softplus(xp, z):
 
 def sigmoid_logistic(xp, z, t):
     # -[t log σ(z) + (1 - t) log(1 - σ(z))] = softplus(z) - t z, never log 0.
-    return sigmoid(xp, z), xp.sum(softplus(xp, z) - t * z)
+    return sigmoid(xp, z), model_sum(xp, softplus(xp, z) - t * z)
 
 
 def identity_squared(xp, z, t):
     err = z - t
-    return z, 0.5 * xp.sum(err * err)
+    return z, 0.5 * model_sum(xp, err * err)
 
 
 def sigmoid_squared(xp, z, t):
     out = sigmoid(xp, z)
     err = out - t
-    return out, 0.5 * xp.sum(err * err)
+    return out, 0.5 * model_sum(xp, err * err)
 
 
 def output_error(xp, z, out, t):
@@ -138,7 +154,9 @@ LOSSES = tuple(DEFAULT_OUTPUT)
 OUTPUTS = ("softmax", "sigmoid", "identity")
 
 
-def get_activation(name: str) -> tuple[Callable, Callable]:
+def get_activation(name: str) -> Activation:
+    if name == "logistic":  # scikit-learn's name for the sigmoid
+        name = "sigmoid"
     try:
         return ACTIVATIONS[name]
     except (KeyError, TypeError):

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import kernels
 from .errors import ValidationError
-from .mlp import forward
+from .mlp import MLP
 
 #: Relative error below which a float64 gradient check passes.
 TOLERANCE = 1e-6
@@ -22,24 +23,36 @@ TOLERANCE = 1e-6
 def gradcheck(model, X, y, *, eps: float = 1e-6, max_entries: int = 64, seed: int = 0) -> dict:
     """Compare ``model``'s analytic gradients on ``(X, y)`` with central finite differences.
 
-    The check runs in float64: on ``model`` itself, or on a float64 copy (same backend and device). Arrays with more than
-    ``max_entries`` entries are checked on a random subset drawn with ``seed``. Returns
-    ``{"arrays": {"W0": err, "b0": err, ...}, "max_rel_error": worst, "entries_checked": n,
-    "tolerance": TOLERANCE, "passed": worst < TOLERANCE}``.
+    Parameters
+    ----------
+    model : MLP
+        The network whose backward pass is checked. The check runs in float64: on ``model`` itself, or
+        on a float64 copy (same configuration, weights, backend and device).
+    X, y : arrays
+        A batch of host inputs and labels (or targets).
+    eps : float
+        The finite-difference step.
+    max_entries : int
+        Arrays with more entries are checked on a random subset of this many, drawn with ``seed``.
+    seed : int
+        Seed of that subset.
+
+    Returns
+    -------
+    dict
+        ``{"arrays": {"W0": err, "b0": err, ...}, "max_rel_error": worst, "entries_checked": n,
+        "tolerance": TOLERANCE, "passed": worst < TOLERANCE}``.
     """
     if max_entries < 1:
         raise ValidationError(f"max_entries must be at least 1; got {max_entries}")
     net = model
     if model.dtype != "float64":
-        net = type(model)(
-            model.sizes, model.activation_names, loss=model.head.loss, output=model.head.output,
-            backend=model.backend, dtype="float64",
-        )
+        net = MLP.from_config(model.config(), backend=model.backend, dtype="float64")
         net.set_weights(model.get_weights())
     backend, xp = net.backend, net.xp
     Xd = net.inputs(np.asarray(X, dtype=np.float64))
     Td = backend.asarray(net.targets(y), "float64")
-    _, grads = net.loss_and_gradients(Xd, Td)
+    _, grads = kernels.loss_and_gradients(xp, net.network, net.params, Xd, Td)
 
     host = [list(pair) for pair in net.get_weights()]
     device = [list(pair) for pair in net.params]
@@ -47,7 +60,7 @@ def gradcheck(model, X, y, *, eps: float = 1e-6, max_entries: int = 64, seed: in
     def loss_with(layer, which, value):
         params = [tuple(pair) for pair in device]
         params[layer] = tuple(value if j == which else params[layer][j] for j in range(2))
-        z, _ = forward(xp, params, Xd, net._activations)
+        z, _ = kernels.forward(xp, net.network, params, Xd)
         return float(net.head.forward(xp, z, Td)[1]) / Xd.shape[0]
 
     rng = np.random.default_rng(seed)
@@ -64,7 +77,7 @@ def gradcheck(model, X, y, *, eps: float = 1e-6, max_entries: int = 64, seed: in
                 values = []
                 for sign in (1.0, -1.0):
                     flat[i] = original + sign * eps
-                    values.append(loss_with(layer, which, backend.asarray(array, "float64")))
+                    values.append(loss_with(layer, which, backend.asarray(array.reshape(device[layer][which].shape), "float64")))
                 flat[i] = original
                 numeric[n] = (values[0] - values[1]) / (2 * eps)
             ana = analytic[picks]

@@ -15,23 +15,70 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, ValidationError
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path, write) -> None:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, then move it into place."""
+    """Call ``write(fileobj)`` on a temporary file beside ``path``, then move it into place.
+
+    The file ends with the mode a plain ``open(path, "w")`` would give it: the mode of the file it
+    replaces, or ``0o666`` less the umask for a new one (the temporary file alone would be ``0o600``).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(path, what: str = "output") -> Path:
+    """Make sure a file can later be written at ``path`` -- before any long work -- or raise a one-line
+    :class:`~xpnet.errors.ValidationError`: the path is not a directory, its folder exists or can be
+    created, and a file can be created in that folder. Missing folders are created."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValidationError(f"{what} {path} is a directory; give a file path")
+    _probe(path.parent, f"{what} {path}")
+    return path
+
+
+def check_directory(path, what: str = "output directory") -> Path:
+    """Make sure files can later be written into the directory ``path`` (created if missing), or raise a
+    one-line :class:`~xpnet.errors.ValidationError`."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValidationError(f"{what} {path} exists and is not a directory")
+    _probe(path, f"{what} {path}")
+    return path
+
+
+def _probe(folder: Path, shown: str) -> None:
+    """Create ``folder`` if needed and a file in it (removed again); a one-line error if either fails."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".xpnet-", suffix=".probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ValidationError(f"{shown} cannot be written ({exc.strerror or exc}: {exc.filename or folder})") from None
 
 
 def save_weights(path, weights, meta: dict) -> None:

@@ -1,8 +1,18 @@
-"""Accuracy and confusion matrices, on host (NumPy) label arrays."""
+"""Predicted classes (on any namespace), accuracy and confusion matrices (on host label arrays)."""
 
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import array_namespace
+
+
+def predicted_classes(out, xp=None):
+    """Class indices from output activations (..., n, n_out), in ``out``'s namespace: the argmax, or
+    ``out > 0.5`` for a single output unit."""
+    xp = array_namespace(out) if xp is None else xp
+    if out.shape[-1] == 1:
+        return xp.astype(out[..., 0] > 0.5, xp.int32)
+    return xp.argmax(out, axis=-1)
 
 
 def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:

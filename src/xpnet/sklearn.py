@@ -31,6 +31,7 @@ class _BaseMLP(BaseEstimator):
 
     def __init__(
         self,
+        *,
         hidden_layer_sizes=(32,),
         activation="relu",
         init="he",
@@ -158,10 +159,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _loss = "squared"
     _output = "identity"
 
-    def __init__(self, hidden_layer_sizes=(32,), activation="relu", init="he", learning_rate=0.01, batch_size=32,
+    def __init__(self, *, hidden_layer_sizes=(32,), activation="relu", init="he", learning_rate=0.01, batch_size=32,
                  max_iter=20, shuffle=True, random_state=None, backend="numpy", device=None, dtype="float64"):
-        super().__init__(hidden_layer_sizes, activation, init, learning_rate, batch_size, max_iter, shuffle,
-                         random_state, backend, device, dtype)
+        super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, init=init,
+                         learning_rate=learning_rate, batch_size=batch_size, max_iter=max_iter, shuffle=shuffle,
+                         random_state=random_state, backend=backend, device=device, dtype=dtype)
 
     def _n_outputs(self):
         return self.n_outputs_

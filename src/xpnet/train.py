@@ -1,32 +1,40 @@
-"""Training and evaluation loops.
+"""Training and evaluation loops, for one network (:class:`~xpnet.mlp.MLP`) and a stack of networks
+(:class:`~xpnet.stack.Stack`) alike.
 
 Data moves to the device once per :func:`fit`. Each step slices (or, when shuffling, ``xp.take``-s) a
 batch on the device, runs forward, backward and the SGD update, and adds the batch loss to a running sum
-that also stays on the device. The host reads one number every few thousand samples (to notice
-divergence and draw the progress bar) and the epoch's figures once per epoch.
+per network that also stays on the device. The host reads the running losses every few thousand samples
+(to notice divergence and draw the progress bar) and the epoch's figures once per epoch.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 
 import numpy as np
 
+from . import kernels
+from .backends import model_sum
 from .errors import DivergenceError, ValidationError
-from .metrics import accuracy, confusion_matrix
-from .mlp import forward, predicted_classes
+from .metrics import accuracy, confusion_matrix, predicted_classes
 from .progress import Progress
 
-#: Samples between two host reads of the running loss (divergence check and progress bar).
+#: Samples between two host reads of the running losses (divergence check and progress bar).
 CHECK_SAMPLES = 4096
-#: Samples per call of MLP.sample_steps in per-sample training: each call costs two matrix products
-#: before its rows and one after, and its rows' first-layer corrections grow with it. The small net's
-#: gain levels off from 16 on (`python benchmarks/profile_step.py chunk`, docs/benchmarks.md).
+#: Default samples per call of :func:`xpnet.kernels.sample_steps` in per-sample training that is not
+#: compiled: each call costs two matrix products before its rows and one after, and its rows' first-layer
+#: corrections grow with it. A compiled epoch (JAX) defaults to plain steps (chunk 1), four per iteration
+#: of its loop; docs/benchmarks.md has the measurements behind both.
 SAMPLE_CHUNK = 32
+COMPILED_SAMPLE_CHUNK, COMPILED_SAMPLE_UNROLL = 1, 4
+#: Host bytes of activations one evaluation pass may hold (the rows per pass follow from it).
+EVAL_BYTES = 32 * 2**20
 
 
-def _check_number(name, value, low=None, integer=False):
+def check_number(name, value, low=None, integer=False):
+    """Raise a one-line :class:`ValidationError` unless ``value`` is a finite (integer) number >= ``low``."""
     ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
     if ok and integer:
         ok = float(value) == int(value)
@@ -36,7 +44,7 @@ def _check_number(name, value, low=None, integer=False):
         raise ValidationError(f"{name} must be {kind}{bound}; got {value!r}")
 
 
-def _check_data(model, X, y, what="training"):
+def check_data(model, X, y, what="training"):
     """Device inputs and targets for host (or device) ``X`` and labels ``y``, validated."""
     Xd = model.inputs(X, name={"training": "X", "test": "X_test", "val": "X_val"}.get(what, "X"))
     n = Xd.shape[0]
@@ -50,50 +58,66 @@ def _check_data(model, X, y, what="training"):
     return Xd, model.backend.asarray(t, model.dtype)
 
 
-def _is_finite(xp, x) -> bool:
-    return math.isfinite(float(xp.sum(x)))
+# -- evaluation ----------------------------------------------------------------------------------
+def evaluate(model, X, y, batch_size: int = 10000):
+    """Mean loss, accuracy and confusion matrix of ``model`` on ``X`` with labels ``y``.
+
+    Parameters
+    ----------
+    model : MLP or Stack
+    X : array of shape (n, n_inputs)
+        Host (NumPy) inputs, or an array of the model's backend already on its device.
+    y : array of shape (n,) or (n, n_outputs)
+        Class labels, or regression targets (then no accuracy is computed).
+    batch_size : int
+        Rows per forward pass (fewer for a large stack, so that the activations stay small).
+
+    Returns
+    -------
+    dict or list of dict
+        ``{"loss", "n"}`` and, for class labels, ``"accuracy"`` and ``"confusion"``; a stack gives one
+        such dict per network.
+    """
+    Xd, Td = check_data(model, X, y, "evaluation")
+    return evaluate_device(model, Xd, Td, np.asarray(y), batch_size)
 
 
-def _finite(xp, running, params=()) -> bool:
-    """Whether the running loss, and the weights of ``params`` if given, are finite (host reads)."""
-    return math.isfinite(float(running)) and all(_is_finite(xp, W) for W, _ in params)
-
-
-def evaluate(model, X, y, batch_size: int = 10000) -> dict:
-    """Mean loss, accuracy and confusion matrix of ``model`` on ``X`` with labels ``y``."""
-    Xd, Td = _check_data(model, X, y, "evaluation")
-    return _evaluate_device(model, Xd, Td, np.asarray(y), batch_size)
-
-
-def _evaluate_device(model, Xd, Td, y, batch_size=10000) -> dict:
+def evaluate_device(model, Xd, Td, y, batch_size=10000):
+    """:func:`evaluate` on device arrays ``Xd``, ``Td`` (host labels ``y`` for the accuracy)."""
     xp, n = model.xp, Xd.shape[0]
-    total = 0.0
-    outputs = []
+    width = max(model.sizes) * (model.n_models or 1) * np.dtype(model.dtype).itemsize
+    rows_per_pass = max(1, min(batch_size, EVAL_BYTES // width))
+    losses, preds = [], []
     with model.backend.quiet_overflow():
-        for i in range(0, n, batch_size):
-            rows = slice(i, min(i + batch_size, n))  # out-of-range slice ends are not in the standard
-            z, _ = forward(xp, model.params, Xd[rows, :], model._activations)
-            out, loss = model.head.forward(xp, z, Td[rows, :])
-            total = total + loss
-            outputs.append(model.backend.to_host(out))
-    result = {"loss": float(total) / n, "n": n}
-    if y.ndim == 1:  # class labels (2-D y is regression targets: no accuracy)
-        pred = predicted_classes(np.concatenate(outputs))
-        result["accuracy"] = accuracy(y, pred)
-        result["confusion"] = confusion_matrix(y, pred, model.n_classes)
-    return result
+        for i in range(0, n, rows_per_pass):
+            rows = slice(i, min(i + rows_per_pass, n))  # out-of-range slice ends are not in the standard
+            z, _ = kernels.forward(xp, model.network, model.params, Xd[rows, :])
+            out, loss = model.network.head.forward(xp, z, Td[rows, :])
+            losses.append(loss)
+            preds.append(model.backend.to_host(predicted_classes(out, xp)))
+    losses = np.atleast_1d(model.backend.to_host(xp.sum(xp.stack(losses), axis=0))) / n
+    pred = np.concatenate(preds, axis=-1).reshape(len(losses), n)
+    results = []
+    for k, loss in enumerate(losses):
+        result = {"loss": float(loss), "n": n}
+        if y.ndim == 1:  # class labels (2-D y is regression targets: no accuracy)
+            result["accuracy"] = accuracy(y, pred[k])
+            result["confusion"] = confusion_matrix(y, pred[k], model.n_classes)
+        results.append(result)
+    return results if model.n_models is not None else results[0]
 
 
+# -- training ------------------------------------------------------------------------------------
 def fit(
     model,
     X,
     y,
     *,
     epochs: int = 1,
-    lr: float = 0.01,
+    lr=0.01,
     batch_size: int = 1,
     shuffle: bool | None = None,
-    seed: int | None = None,
+    seed=None,
     X_test=None,
     y_test=None,
     validation=None,
@@ -101,36 +125,85 @@ def fit(
     progress: bool | None = None,
     on_epoch=None,
     initial_epoch: int = 0,
-) -> list[dict]:
-    """Train ``model`` in place with SGD and return one history record per epoch.
+    sample_chunk: int | None = None,
+    unroll: int | None = None,
+):
+    """Train ``model`` in place with SGD and return its history.
 
-    ``batch_size=1`` without shuffling is the textbook per-sample algorithm; ``shuffle`` defaults to
-    ``batch_size > 1``. Epoch ``e`` is shuffled with ``numpy.random.default_rng([seed, e])`` (seed
-    defaults to the model's), so every backend sees the same batches. Each record holds ``epoch``,
-    ``train_loss`` (the mean per-sample loss over the epoch, each sample's loss taken as its batch was
-    trained), ``test_loss`` and ``test_accuracy``
-    (``None`` without test data), ``val_loss`` and ``val_accuracy`` when ``validation=(X_val, y_val)``
-    is given, ``samples_per_second`` (training loop only), ``seconds`` and
-    ``weight_change`` (the L2 norm of each layer's weight change over the epoch). ``on_epoch(record)`` is
-    called after each epoch. ``compile`` (default: where the backend can) runs each epoch as one compiled
-    call (JAX: ``jit`` + ``lax.scan`` of the very same step).
+    Parameters
+    ----------
+    model : MLP or Stack
+        The network(s) to train; a stack trains all its networks by the same operations.
+    X, y : arrays
+        Training inputs (n, n_inputs) and labels (n,) or targets (n, n_outputs), host or device.
+    epochs : int
+        Train up to this epoch (0 trains nothing).
+    lr : float or sequence of float
+        Learning rate; a stack takes one per network (or one for all).
+    batch_size : int
+        Samples per SGD step. ``1`` without shuffling is the textbook per-sample algorithm.
+    shuffle : bool, optional
+        Reshuffle every epoch; defaults to ``batch_size > 1``. Epoch ``e`` is shuffled with
+        ``numpy.random.default_rng([seed, e])``, so every backend sees the same batches.
+    seed : int or sequence of int, optional
+        Shuffling seed; defaults to the model's seed (a stack: each network's own).
+    X_test, y_test : arrays, optional
+        Scored after every epoch (``test_loss``, ``test_accuracy``).
+    validation : tuple (X_val, y_val), optional
+        Scored after every epoch (``val_loss``, ``val_accuracy``).
+    compile : bool, optional
+        Run each epoch as one compiled call where the backend has a compiler (JAX: ``jit`` +
+        ``lax.scan`` of the very same step); defaults to where it can.
+    progress : bool, optional
+        Draw a progress bar (default: when stderr is a terminal).
+    on_epoch : callable, optional
+        Called with each epoch's record (a stack: the list of its networks' records, ``None`` for a
+        network that has diverged).
+    initial_epoch : int
+        Continue an interrupted run: epochs ``initial_epoch + 1 .. epochs`` are trained, each shuffled as
+        in an uninterrupted run, so resuming from a checkpoint ends with the same weights.
+    sample_chunk : int, optional
+        Samples per call of the per-sample kernel (:func:`xpnet.kernels.sample_steps`) at batch size 1;
+        1 runs plain steps. Defaults to :data:`SAMPLE_CHUNK`, or :data:`COMPILED_SAMPLE_CHUNK` when the
+        epoch is compiled.
+    unroll : int, optional
+        Steps (calls) per iteration of a compiled epoch's loop (JAX's ``lax.scan`` unroll); defaults to
+        :data:`COMPILED_SAMPLE_UNROLL` at batch size 1 and 1 otherwise.
 
-    ``initial_epoch`` continues an interrupted run: epochs ``initial_epoch + 1 .. epochs`` are trained,
-    each shuffled exactly as in an uninterrupted run, so resuming from a checkpoint of the weights after
-    epoch ``initial_epoch`` ends with the same weights.
+    Returns
+    -------
+    list of dict, or list of list of dict for a stack
+        One record per epoch: ``epoch``, ``train_loss`` (the mean per-sample loss over the epoch, each
+        sample's loss taken as its batch was trained), ``test_loss``, ``test_accuracy`` (``None``
+        without test data), ``val_loss`` and ``val_accuracy`` with ``validation``,
+        ``samples_per_second`` (the training loop only), ``seconds`` and ``weight_change`` (the L2 norm
+        of each layer's weight change over the epoch).
 
-    A non-finite loss or weight raises :class:`~xpnet.errors.DivergenceError` naming the epoch and step;
-    the model keeps the last finite weights and ``error.history`` holds the finished epochs.
+    Raises
+    ------
+    DivergenceError
+        One network's loss or weights became non-finite; it keeps the last finite weights, and
+        ``error.history`` holds the finished epochs. A stack does not raise: the network is frozen with
+        its last finite weights, ``stack.diverged[k]`` says where, and the others train on.
+    ValidationError
+        A bad argument or input, before any training.
     """
-    _check_number("epochs", epochs, low=0, integer=True)
-    _check_number("initial_epoch", initial_epoch, low=0, integer=True)
+    K = model.n_models
+    check_number("epochs", epochs, low=0, integer=True)
+    check_number("initial_epoch", initial_epoch, low=0, integer=True)
     if initial_epoch > epochs:
         raise ValidationError(f"initial_epoch must be at most epochs ({epochs}); got {initial_epoch}")
-    _check_number("lr", lr)
-    if lr <= 0:
-        raise ValidationError(f"lr must be > 0; got {lr!r}")
-    _check_number("batch_size", batch_size, low=1, integer=True)
-    Xd, Td = _check_data(model, X, y)
+    lrs = _per_model("lr", lr, K)
+    for value in lrs:
+        check_number("lr", value)
+        if value <= 0:
+            raise ValidationError(f"lr must be > 0; got {value!r}")
+    check_number("batch_size", batch_size, low=1, integer=True)
+    for name, value in (("sample_chunk", sample_chunk), ("unroll", unroll)):
+        if value is not None:
+            check_number(name, value, low=1, integer=True)
+    seeds = model.seeds if seed is None else _per_model("seed", seed, K)
+    Xd, Td = check_data(model, X, y)
     n = Xd.shape[0]
     if batch_size > n:
         raise ValidationError(f"batch_size must be at most the number of samples ({n}); got {batch_size}")
@@ -139,148 +212,279 @@ def fit(
     sets = {} if X_test is None else {"test": (X_test, y_test)}
     if validation is not None:
         sets["val"] = validation
-    scored = {k: (*_check_data(model, X, y, k), np.asarray(y)) for k, (X, y) in sets.items()}
+    scored = {k: (*check_data(model, X, y, k), np.asarray(y)) for k, (X, y) in sets.items()}
     # A full batch is the same gradient in any order: shuffling it would only copy the data every step.
-    shuffle = (batch_size > 1 if shuffle is None else shuffle) and batch_size < n
-    seed = model.seed if seed is None else seed
-    compile = model.backend.can_compile if compile is None else bool(compile)
-    history: list[dict] = []
+    shuffle = (batch_size > 1 if shuffle is None else bool(shuffle)) and batch_size < n
+    trainer = Trainer(
+        model, Xd, Td, lr=lrs, batch_size=int(batch_size), shuffle=shuffle, seeds=seeds,
+        compile=model.backend.can_compile if compile is None else bool(compile), sample_chunk=sample_chunk, unroll=unroll,
+    )
+    histories: list[list[dict]] = [[] for _ in lrs]
     for epoch in range(int(initial_epoch) + 1, int(epochs) + 1):
         try:
-            record = train_epoch(model, Xd, Td, lr=float(lr), batch_size=int(batch_size), shuffle=shuffle,
-                                 seed=seed, epoch=epoch, compile=compile, progress=progress,
-                                 label=f"epoch {epoch}/{epochs}")
+            result = trainer.epoch(epoch, progress=progress, label=f"epoch {epoch}/{epochs}")
         except DivergenceError as exc:
-            exc.history = history
+            exc.history = histories[0]
             raise
-        record["test_loss"] = record["test_accuracy"] = None
-        for name, data in scored.items():
-            result = _evaluate_device(model, *data)
-            record[f"{name}_loss"], record[f"{name}_accuracy"] = result["loss"], result.get("accuracy")
-        history.append(record)
+        evaluations = {name: evaluate_device(model, *data) for name, data in scored.items()}
+        records = []
+        for k in range(len(lrs)):
+            if k in trainer.diverged:
+                records.append(None)
+                continue
+            record = {"epoch": epoch, "train_loss": float(result["train_loss"][k]),
+                      "test_loss": None, "test_accuracy": None}
+            for name, scores in evaluations.items():
+                score = scores[k] if K is not None else scores
+                record[f"{name}_loss"], record[f"{name}_accuracy"] = score["loss"], score.get("accuracy")
+            record.update(samples_per_second=result["samples_per_second"], seconds=result["seconds"],
+                          weight_change=[float(c) for c in result["weight_change"][:, k]])
+            histories[k].append(record)
+            records.append(record)
         if on_epoch is not None:
-            on_epoch(record)
-    return history
+            on_epoch(records if K is not None else records[0])
+    if K is not None:
+        model.diverged = [{k: v for k, v in trainer.diverged[i].items() if k != "kept"} if i in trainer.diverged
+                          else None for i in range(K)]
+        return histories
+    return histories[0]
 
 
-def train_epoch(model, Xd, Td, *, lr, batch_size, shuffle=False, seed=0, epoch=1, compile=False, progress=False,
-                label="") -> dict:
-    """One epoch of SGD over device inputs ``Xd`` and targets ``Td``, in place; returns its record
-    (``epoch``, ``train_loss``, ``samples_per_second``, ``seconds``, ``weight_change``).
+def _per_model(name, value, K):
+    """One value per network: a scalar repeated, or a sequence of length K (K None: one network)."""
+    if K is None:
+        return [value]
+    values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value] * K
+    if len(values) != K:
+        raise ValidationError(f"{name} takes one value or one per network ({K}); got {len(values)}")
+    return values
 
-    This is the loop :func:`fit` runs, without its argument checks; the benchmarks time it directly.
-    ``compile=True`` runs the whole batches as one compiled call where the backend has a compiler (JAX);
-    a divergence is then noticed at the end of the epoch and located by replaying the steps uncompiled.
+
+def _gather(xp, X, T, idx):
+    """Rows ``idx`` of ``X`` and ``T``: ``idx`` of shape (B,) is one row list shared by every network,
+    (K, B) one per network, giving (K, B, n) batches."""
+    if idx.ndim == 1:
+        return xp.take(X, idx, axis=0), xp.take(T, idx, axis=0)
+    K, B = idx.shape
+    flat = xp.reshape(idx, (K * B,))
+    return (xp.reshape(xp.take(X, flat, axis=0), (K, B, X.shape[1])),
+            xp.reshape(xp.take(T, flat, axis=0), (K, B, T.shape[1])))
+
+
+def _advance_fn(per_sample):
+    return kernels.sample_steps if per_sample else kernels.train_step
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_epoch(backend, net, per_sample, steps, size, shuffled, unroll):
+    """The whole calls of an epoch as one compiled function ``(carry, data) -> carry``, with
+    ``carry = (params, summed losses)`` and ``data = (X, T, order, lr)``; rows are picked with
+    ``xp.take`` at positions computed from the loop counter."""
+    xp, advance = backend.xp, _advance_fn(per_sample)
+
+    def body(carry, data, k):
+        params, total = carry
+        X, T, order, lr = data
+        positions = k * size + xp.arange(size)
+        idx = xp.take(order, positions, axis=-1) if shuffled else positions
+        params, loss = advance(xp, net, params, *_gather(xp, X, T, idx), lr, inplace=False)
+        return params, total + loss
+
+    return backend.compile_epoch(body, steps, unroll)
+
+
+class Trainer:
+    """SGD epochs over device data for one network or a stack: the batches, the step and the last
+    finite checkpoint.
+
+    Per-sample training (batch size 1) runs :func:`~xpnet.kernels.sample_steps` over ``sample_chunk``
+    samples per call; larger batches run :func:`~xpnet.kernels.train_step`. With ``compile`` (JAX) the
+    whole calls of an epoch are one compiled call. The running loss of each network is read every
+    :data:`CHECK_SAMPLES` samples; a network whose loss or weights became non-finite is replayed alone
+    from the last finite checkpoint to find the step that went bad. One network then raises
+    :class:`DivergenceError` with the weights from before that step; in a stack that network is frozen
+    with those weights (learning rate 0, weights restored at every check) and listed in ``diverged``,
+    while the others train on untouched: nothing a kernel computes mixes networks.
     """
-    with model.backend.quiet_overflow():
-        return _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, compile, progress, label)
 
+    def __init__(self, model, X, T, *, lr, batch_size, shuffle=False, seeds=None, compile=False,
+                 sample_chunk=None, unroll=None):
+        self.model, self.backend, self.xp, self.net = model, model.backend, model.xp, model.network
+        self.K = model.n_models
+        self.X, self.T, self.n = X, T, X.shape[0]
+        self.lr = np.asarray(lr, dtype=np.float64).reshape(-1)
+        self.batch_size, self.shuffle = batch_size, shuffle
+        self.seeds = list(model.seeds if seeds is None else seeds)
+        self.compile = compile and self.backend.can_compile
+        if sample_chunk is None:
+            sample_chunk = COMPILED_SAMPLE_CHUNK if self.compile else SAMPLE_CHUNK
+        if unroll is None:
+            unroll = COMPILED_SAMPLE_UNROLL if self.compile and batch_size == 1 else 1
+        self.per_sample = batch_size == 1 and sample_chunk > 1  # chunks of samples, else plain steps
+        self.size = min(sample_chunk, self.n) if self.per_sample else batch_size
+        self.unroll = unroll
+        self.inplace = self.backend.supports_inplace
+        self.diverged: dict[int, dict] = {}  # network index -> where it diverged, and its kept weights
+        for k, where in enumerate(getattr(model, "diverged", None) or []):
+            if where:  # diverged in an earlier fit: stays frozen
+                self.diverged[k] = {**where, "kept": self._copy(self._one(model.params, k))}
+        self.order = None
 
-def _epoch(model, Xd, Td, lr, batch_size, shuffle, seed, epoch, compile, progress, label) -> dict:
-    xp, backend, n = model.xp, model.backend, Xd.shape[0]
-    compile = compile and backend.can_compile
-    order = backend.asarray(np.random.default_rng([seed, epoch]).permutation(n)) if shuffle else None
+    # -- per-network views --------------------------------------------------------------------------
+    def _device_lr(self):
+        """The learning rates as the kernels take them: a float for one network, a (K, 1, 1) array for
+        a stack (0 for a frozen network); a 0-d array when compiling, so it is traced, not baked in."""
+        if self.K is None:
+            return self.backend.asarray(self.lr[0], self.model.dtype) if self.compile else float(self.lr[0])
+        lr = np.where([k in self.diverged for k in range(self.K)], 0.0, self.lr)
+        return self.backend.asarray(lr.reshape(self.K, 1, 1), self.model.dtype)
 
-    def rows(start, size):
-        """The ``size`` samples (fewer at the end) of the epoch from position ``start`` on."""
-        stop = min(start + size, n)  # out-of-range slice ends are not in the standard
-        if shuffle:
-            idx = order[start:stop]
-            return xp.take(Xd, idx, axis=0), xp.take(Td, idx, axis=0)
-        return Xd[start:stop, :], Td[start:stop, :]
+    def _one(self, params, k):
+        """Network ``k``'s parameters (all of them for a single network)."""
+        return params if self.K is None else [(W[k, ...], b[k, ...]) for W, b in params]
 
-    # Per-sample SGD on a backend that updates in place goes SAMPLE_CHUNK samples per call of
-    # model.sample_steps (the same updates as one model.step per sample, with far fewer operations).
-    if batch_size == 1 and backend.inplace:
-        size, advance = SAMPLE_CHUNK, lambda params, xb, tb: model.sample_steps(params, xb, tb, lr)
-    else:
-        size, advance = batch_size, lambda params, xb, tb: model.step(params, xb, tb, lr)
-    calls = -(-n // size)
-    check_every = max(1, CHECK_SAMPLES // size)
-    params = model.params
-    start = _copy(backend, params)
-    saved = (0, start)  # a sample position and the parameters there, known to be finite
-    running = 0.0  # the loss summed over the epoch's samples, kept on the device
-    t0 = time.perf_counter()
-    with Progress(n, label, enabled=progress) as bar:
-        first = 0
-        if compile:  # every whole batch in one compiled call, checked after it
-            first = n // batch_size
-            key = (batch_size, lr, shuffle)
-            if key not in model._compiled:
-                model._compiled[key] = backend.compile_epoch(model.step, batch_size, lr, shuffle)
-            params, running = model._compiled[key](params, Xd, Td, order)
-            check_every = first  # the remainder batch, if any, is then checked step by step
-        for k in range(first, calls):
-            params, loss = advance(params, *rows(k * size, size))
-            running = running + loss
-            done = min(n, (k + 1) * size)
-            if (k + 1) % check_every == 0 or done == n:
-                if not _finite(xp, running, params if done == n else ()):
-                    _diverged(model, advance, rows, n, batch_size, size, saved, done, lr, epoch)
-                bar.update(done - bar.done)
-                saved = (done, _copy(backend, params))
-        if first == calls and not _finite(xp, running, params):
-            _diverged(model, advance, rows, n, batch_size, size, saved, n, lr, epoch)
-        bar.update(n - bar.done)
-        backend.synchronize(*params[-1])
-    seconds = time.perf_counter() - t0
-    model.params = params
-    record = {
-        "epoch": epoch,
-        "train_loss": float(running) / n,
-        "samples_per_second": n / seconds,
-        "seconds": seconds,
-        "weight_change": [float(xp.sqrt(xp.sum((W - W0) * (W - W0)))) for (W, _), (W0, _) in zip(params, start)],
-    }
-    return record
+    def _copy(self, params):
+        return [(self.backend.copy(W), self.backend.copy(b)) for W, b in params]
 
+    def _rows(self, start, stop, k=None):
+        """The samples at positions ``start .. stop`` of the epoch, for the whole stack or network ``k``."""
+        xp = self.xp
+        if self.order is None:
+            return self.X[start:stop, :], self.T[start:stop, :]
+        order = self.order if k is None or self.order.ndim == 1 else self.order[k, :]
+        return _gather(xp, self.X, self.T, order[..., start:stop])
 
-def _copy(backend, params):
-    """Parameters that later in-place steps will not change."""
-    return [(backend.copy(W), backend.copy(b)) for W, b in params]
+    def _epoch_order(self, epoch):
+        """Each network's sample order for ``epoch``: (n,) when they share it, (K, n) otherwise."""
+        if not self.shuffle:
+            return None
+        seeds = self.seeds if len(set(self.seeds)) > 1 else self.seeds[:1]
+        orders = np.stack([np.random.default_rng([s, epoch]).permutation(self.n) for s in seeds]).astype(np.int32)
+        return self.backend.asarray(orders[0] if len(seeds) == 1 else orders)
 
+    def _advance(self, params, X, T, lr):
+        return _advance_fn(self.per_sample)(self.xp, self.net, params, X, T, lr, inplace=self.inplace)
 
-def _diverged(model, advance, rows, n, batch_size, size, saved, stop, lr, epoch):
-    """Find the first step that went bad, keep the weights from before it, and raise.
+    def _finite(self, params, running=None):
+        """Host booleans, one per network: every weight and bias (and the running loss) finite."""
+        xp = self.xp
+        parts = [model_sum(xp, a) for pair in params for a in pair] + ([] if running is None else [running])
+        values = self.backend.to_host(xp.stack(parts)).reshape(len(parts), -1)
+        return np.isfinite(values).all(axis=0)
 
-    ``saved`` is a sample position and the parameters there, known to be finite. The calls of
-    ``advance`` (``size`` samples each, from position to position + size) are replayed from there up to
-    sample ``stop``; inside the first bad call, ever longer prefixes of it (one step of ``batch_size``
-    more each) locate the step. The batches are deterministic, so the replay retraces the same
-    computations and the kept weights are those a run stopped before that step ends with.
-    """
-    position, kept = saved
-    count, problem = 0, "a non-finite value appeared"  # kept only on a non-deterministic backend
-    while position < stop:
-        available = min(size, n - position)
-        new, bad = _attempt(model, advance, kept, *rows(position, available))
-        if bad is None:
-            kept, position = new, position + available
-            continue
-        before, count, problem = kept, available, bad
-        for prefix in range(batch_size, available, batch_size):  # the steps inside the call
-            new, bad = _attempt(model, advance, before, *rows(position, prefix))
-            if bad is not None:
-                count, problem = prefix, bad
-                break
-            kept = new
-        break
-    model.params = kept
-    step, steps = position // batch_size + -(-count // batch_size), -(-n // batch_size)
-    raise DivergenceError(
-        f"training diverged at epoch {epoch}, step {step} of {steps} (lr={lr:g}): {problem}; "
-        "kept the last finite weights (from before that step); try a smaller learning rate",
-        epoch=epoch, step=step, lr=lr,
-    )
+    # -- one epoch ----------------------------------------------------------------------------------
+    def epoch(self, epoch, progress=False, label="") -> dict:
+        """Train one epoch in place; returns ``train_loss`` (per network), ``weight_change`` (layers x
+        networks), ``seconds`` and ``samples_per_second``."""
+        with self.backend.quiet_overflow():
+            return self._epoch(epoch, progress, label)
 
+    def _epoch(self, epoch, progress, label):
+        xp, backend, n, size = self.xp, self.backend, self.n, self.size
+        self.order = self._epoch_order(epoch)
+        params = self.model.params
+        start = self._copy(params)
+        self.saved = (0, start)
+        lead = () if self.K is None else (self.K,)
+        running = xp.zeros(lead, dtype=backend.dtype(self.model.dtype), device=backend.device)
+        lr = self._device_lr()
+        calls = -(-n // size)
+        check_every = max(1, CHECK_SAMPLES // size)
+        t0 = time.perf_counter()
+        with Progress(n, label, enabled=progress) as bar:
+            first = 0
+            if self.compile and n // size:
+                first = n // size
+                run = _compiled_epoch(backend, self.net, self.per_sample, first, size, self.shuffle, self.unroll)
+                params, running = run((params, running), (self.X, self.T, self.order, lr))
+                params, lr = self._check(params, running, first * size, epoch)
+                bar.update(first * size)
+            for k in range(first, calls):
+                done = min(n, (k + 1) * size)
+                params, loss = self._advance(params, *self._rows(k * size, done), lr)
+                running = running + loss
+                if (k + 1) % check_every == 0 or done == n:
+                    params, lr = self._check(params, running, done, epoch)
+                    bar.update(done - bar.done)
+            backend.synchronize(*params[-1])
+        seconds = time.perf_counter() - t0
+        self.model.params = params
+        change = [self.backend.to_host(xp.sqrt(model_sum(xp, (W - W0) * (W - W0))))
+                  for (W, _), (W0, _) in zip(params, start)]
+        return {
+            "train_loss": np.atleast_1d(backend.to_host(running)) / n,
+            "weight_change": np.array([np.atleast_1d(c) for c in change]),
+            "samples_per_second": n / seconds,
+            "seconds": seconds,
+        }
 
-def _attempt(model, advance, params, X, T):
-    """``advance`` on a copy of ``params``: the new parameters and what went wrong (``None`` if nothing)."""
-    new, loss = advance(_copy(model.backend, params), X, T)
-    loss = float(loss)
-    if not math.isfinite(loss):
-        return new, f"the loss became {loss}"
-    if not all(_is_finite(model.xp, W) for W, _ in new):
-        return new, "a weight became non-finite"
-    return new, None
+    def _check(self, params, running, position, epoch):
+        """At sample ``position``: find the networks that went non-finite since the last checkpoint,
+        freeze them (a single network raises), and make this the new checkpoint. Returns the parameters
+        and learning rates to go on with."""
+        finite = self._finite(params, running)
+        bad = [k for k in range(len(finite)) if not finite[k] and k not in self.diverged]
+        for k in bad:
+            kept, where = self._locate(k, position, epoch)
+            if self.K is None:
+                self.model.params = kept
+                raise DivergenceError(
+                    f"training diverged at {where['at']}: {where['problem']}; kept the last finite weights "
+                    "(from before that step); try a smaller learning rate",
+                    epoch=epoch, step=where["step"], lr=where["lr"],
+                )
+            self.diverged[k] = {**where, "kept": kept}
+        if self.diverged:
+            params = self._restore_frozen(params)
+        self.saved = (position, self._copy(params))
+        return params, self._device_lr()
+
+    def _restore_frozen(self, params):
+        """The stack's parameters with every frozen network's slot set back to its kept weights."""
+        xp = self.xp
+        for k, info in self.diverged.items():
+            mask = np.zeros((self.K, 1, 1), dtype=bool)
+            mask[k] = True
+            mask = self.backend.asarray(mask)
+            params = [(xp.where(mask, kW, W), xp.where(mask, kb, b)) for (W, b), (kW, kb) in zip(params, info["kept"])]
+        return params
+
+    def _locate(self, k, stop, epoch):
+        """Replay network ``k`` alone from the last checkpoint up to sample ``stop`` and find the first
+        step that went bad: its weights from before that step, and where (``at``, ``step``, ``lr``,
+        ``problem``, ``epoch``). The batches are deterministic, so the replay retraces the computation;
+        inside the first bad call, ever longer prefixes of it (one step of ``batch_size`` more each)
+        locate the step."""
+        position, saved = self.saved
+        kept = self._copy(self._one(saved, k))
+        lr = float(self.lr[0 if self.K is None else k])
+        size, n, batch = self.size, self.n, self.batch_size
+        count, problem = 0, "a non-finite value appeared"  # kept only on a non-deterministic backend
+        while position < stop:
+            available = min(size, n - position)
+            new, bad = self._attempt(kept, *self._rows(position, position + available, k), lr)
+            if bad is None:
+                kept, position = new, position + available
+                continue
+            before, count, problem = kept, available, bad
+            for prefix in range(batch, available, batch):  # the steps inside the call
+                new, bad = self._attempt(before, *self._rows(position, position + prefix, k), lr)
+                if bad is not None:
+                    count, problem = prefix, bad
+                    break
+                kept = new
+            break
+        step, steps = position // batch + -(-count // batch), -(-n // batch)
+        at = f"epoch {epoch}, step {step} of {steps} (lr={lr:g})"
+        return kept, {"epoch": epoch, "step": step, "lr": lr, "problem": problem, "at": at}
+
+    def _attempt(self, params, X, T, lr):
+        """One call on a copy of one network's ``params``: the new parameters and what went wrong
+        (``None`` if nothing)."""
+        new, loss = self._advance(self._copy(params), X, T, lr)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            return new, f"the loss became {loss}"
+        if not self._finite(new).all():
+            return new, "a weight became non-finite"
+        return new, None

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -54,6 +55,20 @@ PACKAGED = Path(__file__).parent / "mnist"
 DEBIAN_DIR = Path("/usr/share/datasets")
 
 
+@dataclass(frozen=True)
+class Sources:
+    """Where data sets are looked for and downloaded from, and the checksums their files must match.
+    :data:`SOURCES` is xpnet's; a test (or a mirror of one's own) passes another to :func:`load`."""
+
+    packaged: Path = PACKAGED
+    debian_dir: Path = DEBIAN_DIR
+    sha256: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: SHA256)
+    mirrors: Mapping[str, Sequence[str]] = field(default_factory=lambda: MIRRORS)
+
+
+SOURCES = Sources()
+
+
 @dataclass
 class Dataset:
     """Host arrays: images flattened to (n, 784) ``uint8``, labels (n,) ``int64``."""
@@ -81,7 +96,7 @@ def _find(directory: Path, name: str, base: str) -> Path | None:
     return None
 
 
-def _candidates(name: str, data_dir) -> list[Path]:
+def _candidates(name: str, data_dir, sources: Sources) -> list[Path]:
     dirs = []
     if data_dir is not None:
         dirs.append(Path(data_dir))
@@ -89,39 +104,42 @@ def _candidates(name: str, data_dir) -> list[Path]:
         dirs.append(Path(os.environ["XPNET_DATA"]))
     else:
         if name == "mnist":
-            dirs.append(PACKAGED)
-        dirs += [cache_dir() / name, DEBIAN_DIR / name]
+            dirs.append(sources.packaged)
+        dirs += [cache_dir() / name, sources.debian_dir / name]
     return dirs
 
 
-def locate(name: str, data_dir=None, allow_download: bool = True, progress: bool | None = None) -> dict[str, Path]:
+def locate(name: str, data_dir=None, allow_download: bool = True, progress: bool | None = None,
+           sources: Sources = SOURCES) -> dict[str, Path]:
     """Paths of the four files of dataset ``name``.
 
     Looked for in ``data_dir`` (or ``$XPNET_DATA``) if given; otherwise in the package (MNIST), the
     user cache and Debian's ``/usr/share/datasets/<name>``; otherwise downloaded into the cache.
     """
-    if name not in SHA256:
-        raise ValidationError(f"dataset must be one of {', '.join(DATASETS)}; got {name!r}")
-    searched = _candidates(name, data_dir)
+    if name not in sources.sha256:
+        raise ValidationError(f"dataset must be one of {', '.join(sources.sha256)}; got {name!r}")
+    searched = _candidates(name, data_dir, sources)
     for directory in searched:
         paths = {base: _find(directory, name, base) for base in FILES}
         if all(paths.values()):
             return paths
     if data_dir is not None or os.environ.get("XPNET_DATA"):
         raise DataError(f"{name} files not found in {searched[0]} (nor in {searched[0] / name}); expected {', '.join(f + '.gz' for f in FILES)}")
-    if not allow_download or name not in MIRRORS:
+    if not allow_download or name not in sources.mirrors:
         raise DataError(f"{name} files not found in {', '.join(map(str, searched))}")
     target = cache_dir() / name
-    return {base: download(f"{base}.gz", target, MIRRORS[name], SHA256[name][base], progress) for base in FILES}
+    return {base: download(f"{base}.gz", target, sources.mirrors[name], sources.sha256[name][base], progress)
+            for base in FILES}
 
 
-def load(name: str = "mnist", data_dir=None, allow_download: bool = True, progress: bool | None = None) -> Dataset:
+def load(name: str = "mnist", data_dir=None, allow_download: bool = True, progress: bool | None = None,
+         sources: Sources = SOURCES) -> Dataset:
     """Load dataset ``name`` ("mnist" or "fashion-mnist"), verifying every file's checksum."""
-    paths = locate(name, data_dir, allow_download, progress)
-    packaged = paths[FILES[0]].parent == PACKAGED
+    paths = locate(name, data_dir, allow_download, progress, sources)
+    packaged = paths[FILES[0]].parent == sources.packaged
     if packaged:  # our own .gz files: their SHA256SUMS is cheaper to check than the content
-        _verify_packaged()
-    arrays = [_read_verified(name, paths[base], base, packaged, allow_download, progress) for base in FILES]
+        _verify_packaged(sources.packaged)
+    arrays = [_read_verified(name, paths[base], base, packaged, allow_download, progress, sources) for base in FILES]
     for images, labels, split in ((arrays[0], arrays[1], "train"), (arrays[2], arrays[3], "test")):
         if images.ndim != 3 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
             raise DataError(f"{name} {split}: {images.shape} images do not match {labels.shape} labels")
@@ -132,15 +150,16 @@ def load(name: str = "mnist", data_dir=None, allow_download: bool = True, progre
     )
 
 
-def _read_verified(name, path, base, packaged, allow_download, progress):
+def _read_verified(name, path, base, packaged, allow_download, progress, sources):
     """Read one file, checking its content; a damaged copy in the cache is downloaded again, once."""
+    sha256 = sources.sha256[name][base]
     try:
-        return read_idx(path, None if packaged else SHA256[name][base])
+        return read_idx(path, None if packaged else sha256)
     except DataError:
-        if path.parent != cache_dir() / name or not allow_download or name not in MIRRORS:
+        if path.parent != cache_dir() / name or not allow_download or name not in sources.mirrors:
             raise
-    path = download(path.name, path.parent, MIRRORS[name], SHA256[name][base], progress)
-    return read_idx(path, SHA256[name][base])
+    path = download(path.name, path.parent, sources.mirrors[name], sha256, progress)
+    return read_idx(path, sha256)
 
 
 def load_mnist(data_dir=None) -> Dataset:
@@ -148,18 +167,19 @@ def load_mnist(data_dir=None) -> Dataset:
     return load("mnist", data_dir)
 
 
-def load_fashion_mnist(data_dir=None, allow_download: bool = True, progress: bool | None = None) -> Dataset:
+def load_fashion_mnist(data_dir=None, allow_download: bool = True, progress: bool | None = None,
+                       sources: Sources = SOURCES) -> Dataset:
     """Fashion-MNIST from ``data_dir``/``$XPNET_DATA``, the cache, Debian's package, or a download."""
-    return load("fashion-mnist", data_dir, allow_download, progress)
+    return load("fashion-mnist", data_dir, allow_download, progress, sources)
 
 
-def _verify_packaged() -> None:
+def _verify_packaged(folder: Path) -> None:
     """Check the shipped .gz files against the SHA256SUMS shipped beside them."""
-    for line in (PACKAGED / "SHA256SUMS").read_text().splitlines():
+    for line in (folder / "SHA256SUMS").read_text().splitlines():
         digest, filename = line.split()
-        actual = hashlib.sha256((PACKAGED / filename).read_bytes()).hexdigest()
+        actual = hashlib.sha256((folder / filename).read_bytes()).hexdigest()
         if actual != digest:
-            raise DataError(f"{PACKAGED / filename}: the packaged MNIST file is damaged (sha256 mismatch); reinstall xpnet")
+            raise DataError(f"{folder / filename}: the packaged MNIST file is damaged (sha256 mismatch); reinstall xpnet")
 
 
 # -- preprocessing -------------------------------------------------------------------------------
