@@ -119,6 +119,11 @@ class Backend:
         return contextlib.nullcontext()
 
     # -- compiling ----------------------------------------------------------------------------------
+    def traced_rows(self, A, start, size: int, axis: int = 0):
+        """``size`` consecutive entries of ``A`` along ``axis`` from ``start``, where ``start`` may be a
+        value traced by the compiler (the standard spelling gathers them with ``take``)."""
+        return self.xp.take(A, start + self.xp.arange(size), axis=axis)
+
     def compile_epoch(self, body, steps: int, unroll: int = 1):
         """Compile ``steps`` calls of ``carry = body(carry, data, k)`` (k = 0 .. steps - 1) into one call
         ``run(carry, data) -> carry``; only for backends whose ``can_compile`` is true."""
@@ -251,6 +256,11 @@ class JaxBackend(Backend):
     def synchronize(self, *arrays):
         for a in arrays:
             a.block_until_ready()
+
+    def traced_rows(self, A, start, size, axis=0):
+        import jax
+
+        return jax.lax.dynamic_slice_in_dim(A, start, size, axis=axis)  # no copy of the data, unlike take
 
     def compile_epoch(self, body, steps, unroll=1):
         import jax

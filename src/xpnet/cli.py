@@ -1,4 +1,4 @@
-"""The ``xpnet`` command: ``xpnet train | evaluate | plot | gradcheck | bench``.
+"""The ``xpnet`` command: ``xpnet train | sweep | evaluate | plot | gradcheck | bench``.
 
 User mistakes (an unknown name, a bad file, a missing backend) print one line on stderr and exit with
 status 2; a diverged training run exits with status 3 after saving the last finite weights if asked.
@@ -30,22 +30,41 @@ def _add_model_args(p, layers="784-32-32-10"):
     p.add_argument("--seed", type=_at_least(0), default=0, help="random seed: initial weights, shuffling, data (default 0)")
 
 
-def _add_backend_args(p, dtype="float32"):
+#: The options of ``xpnet sweep`` that take comma-separated lists; the grid is their product.
+SWEPT = ("--lr", "--seed", "--init", "--init-scale", "--layers", "--activation", "--batch-size")
+
+
+def _one(parse=str):
+    """An argparse type for an option a sweep shares among its configurations: one value, not a list."""
+
+    def parse_one(text):
+        if "," in text:
+            raise argparse.ArgumentTypeError(f"takes one value in a sweep, not a list ({text!r}); only {', '.join(SWEPT)} "
+                                             "take lists")
+        return parse(text)
+
+    return parse_one
+
+
+def _add_backend_args(p, dtype="float32", sweep=False):
     """--backend, --device and (unless ``dtype`` is False) --dtype; ``dtype=None`` means 'as saved'."""
-    p.add_argument("--backend", default="numpy", help=f"array library: {', '.join(LIBRARIES)} (default numpy)")
-    p.add_argument("--device", default=None, help="device, e.g. cpu, cuda:0, device1 (default: the backend's)")
+    one = _one() if sweep else str
+    p.add_argument("--backend", default="numpy", type=one, help=f"array library: {', '.join(LIBRARIES)} (default numpy)")
+    p.add_argument("--device", default=None, type=one, help="device, e.g. cpu, cuda:0, device1 (default: the backend's)")
     if dtype is not False:
-        p.add_argument("--dtype", default=dtype, choices=["float32", "float64"],
+        p.add_argument("--dtype", default=dtype, type=one, choices=["float32", "float64"],
                        help=f"floating-point type (default {dtype or 'as saved'})")
 
 
-def _add_data_args(p, saved=False):
+def _add_data_args(p, saved=False, sweep=False):
     from .datasets import DATASETS, SCALINGS
 
+    one = _one() if sweep else str
     default = " (default: as saved)" if saved else ""
-    p.add_argument("--dataset", default=None if saved else "mnist", choices=DATASETS, help="data set" + (default or " (default mnist)"))
+    p.add_argument("--dataset", default=None if saved else "mnist", type=one, choices=DATASETS,
+                   help="data set" + (default or " (default mnist)"))
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files (default: $XPNET_DATA, the package, the cache)")
-    p.add_argument("--scale", default=None if saved else "255", choices=SCALINGS,
+    p.add_argument("--scale", default=None if saved else "255", type=one, choices=SCALINGS,
                    help="pixel scaling: /255, per-image max, standardize, or none (raw 0-255)" + (default or " (default 255)"))
     p.add_argument("--digits", default=None, metavar="A,B", help="use two classes only, labelled 0 and 1 (e.g. 3,9)" + default)
 
@@ -95,14 +114,14 @@ def _load_data(name, data_dir, scaling, digits, progress, dtype="float64"):
     return data, datasets.prepare(data, scaling, digits, dtype=dtype)
 
 
-def _check_layers(net, X, n_classes):
-    if net.sizes[0] != X.shape[1]:
-        raise ValidationError(f"--layers must start with the input size {X.shape[1]}; got {net.sizes[0]}")
+def _check_layers(sizes, X, n_classes):
+    if sizes[0] != X.shape[1]:
+        raise ValidationError(f"--layers must start with the input size {X.shape[1]}; got {sizes[0]}")
     wanted = {n_classes} | ({1} if n_classes == 2 else set())
-    if net.sizes[-1] not in wanted:
+    if sizes[-1] not in wanted:
         raise ValidationError(
             f"--layers must end with the class count {' or '.join(map(str, sorted(wanted, reverse=True)))}; "
-            f"got {net.sizes[-1]}"
+            f"got {sizes[-1]}"
         )
 
 
@@ -157,7 +176,7 @@ def cmd_train(args) -> int:
     progress = False if args.no_progress else None
     data, (X, y, X_test, y_test) = _load_data(args.dataset, args.data_dir, args.scale, args.digits, progress, args.dtype)
     net = _model(args)
-    _check_layers(net, X, 2 if args.digits else len(data.classes))
+    _check_layers(net.sizes, X, 2 if args.digits else len(data.classes))
     validation = None
     if args.validation:
         X, y, X_val, y_val = datasets.validation_split(X, y, args.validation, args.seed)
@@ -211,6 +230,92 @@ def cmd_train(args) -> int:
     return status
 
 
+def _seeds(text):
+    """``"0-3,8"`` -> [0, 1, 2, 3, 8]."""
+    seeds = []
+    for item in _list(text, name="--seed"):
+        first, dash, last = item.partition("-")
+        try:
+            low, high = int(first), int(last if dash else first)
+        except ValueError:
+            raise ValidationError(f"--seed takes integers and ranges like 0-7; got {item!r}") from None
+        if high < low:
+            raise ValidationError(f"--seed range {item!r} is empty")
+        seeds += range(low, high + 1)
+    return seeds
+
+
+def _weights_name(record) -> str:
+    """A file name that says a sweep configuration's settings."""
+    act = record["activation"].replace("/", "+")
+    return (f"lr{record['lr']:g}_seed{record['seed']}_{record['init']}_scale{record['init_scale']:g}_"
+            f"{record['layers']}_{act}_batch{record['batch_size']}.npz")
+
+
+def cmd_sweep(args) -> int:
+    from pathlib import Path
+
+    from . import datasets
+    from . import sweep as sw
+    from .io import atomic_write, check_directory, check_writable
+
+    if args.out:
+        check_writable(args.out, "--out")
+    if args.save_dir:
+        check_directory(args.save_dir, "--save-dir")
+    configs = sw.grid(
+        lr=_list(args.lr, float, "--lr"), seed=_seeds(args.seed), init=_list(args.init, name="--init"),
+        init_scale=_list(args.init_scale, float, "--init-scale"), layers=_list(args.layers, name="--layers"),
+        activation=_list(args.activation, name="--activation"),
+        batch_size=_list(args.batch_size, int, "--batch-size"),
+    )
+    progress = False if args.no_progress else None
+    data, (X, y, X_test, y_test) = _load_data(args.dataset, args.data_dir, args.scale, args.digits, progress, args.dtype)
+    n_classes = 2 if args.digits else len(data.classes)
+    for c in configs:
+        _check_layers(c.layers, X, n_classes)
+        if c.batch_size > len(y):
+            raise ValidationError(f"--batch-size {c.batch_size} is more than the {len(y)} training samples")
+    validation = None
+    if args.validation:
+        X, y, X_val, y_val = datasets.validation_split(X, y, args.validation, 0)
+        validation = (X_val, y_val)
+    fixed = sw.Fixed(epochs=args.epochs, loss=args.loss, output=args.output, shuffle=args.shuffle,
+                     backend=args.backend, device=args.device, dtype=args.dtype, compile=args.compile,
+                     extra={"dataset": args.dataset, "scaling": args.scale, "digits": args.digits,
+                            "validation": args.validation})
+    sw.check(configs, fixed)
+    stacks = sw.plan(configs, len(y), args.stack_size, args.dtype, args.memory * 2**20)
+    if not args.json:
+        print(f"{len(configs)} configurations in {len(stacks)} stack(s) of at most {max(map(len, stacks))} networks, "
+              f"{args.epochs} epoch(s) each, on {args.backend}", file=sys.stderr, flush=True)
+    done = []
+
+    def finished(records):
+        for r in records:
+            model = r.pop("model", None)
+            if args.save_dir:
+                r["weights"] = str(Path(args.save_dir) / _weights_name(r))
+                model.save(r["weights"], dataset=args.dataset, scaling=args.scale, digits=args.digits, lr=r["lr"],
+                           batch_size=r["batch_size"], shuffle=args.shuffle, validation=args.validation,
+                           backend=args.backend, history=r["history"], epochs_done=len(r["history"]),
+                           test_accuracy=r["test_accuracy"], diverged=r["diverged"] and r["diverged"]["at"])
+            done.append(r)
+            if args.json:
+                print(json.dumps(r), flush=True)
+        if args.out:
+            text = "".join(json.dumps(r) + "\n" for r in done)
+            atomic_write(args.out, lambda f: f.write(text.encode()))
+
+    records = sw.run(stacks, fixed, (X, y, X_test, y_test), validation=validation, progress=progress,
+                     on_stack=finished, keep_models=bool(args.save_dir))
+    if not args.json:
+        print(sw.table(records))
+        if len({r["seed"] for r in records}) > 1:
+            print("\nover seeds:\n" + sw.summary_table(records))
+    return 0
+
+
 def _saved_run(args, backend="numpy", device=None, dtype=None, dataset=None, scale=None, digits=None):
     """A network saved by ``xpnet train --save`` and the test set it was trained for (or the one named).
 
@@ -223,7 +328,7 @@ def _saved_run(args, backend="numpy", device=None, dtype=None, dataset=None, sca
     digits = digits or net.meta.get("digits")
     data, (_, _, X_test, y_test) = _load_data(dataset, args.data_dir, scale or net.meta.get("scaling", "255"),
                                               digits, False)
-    _check_layers(net, X_test, 2 if digits else len(data.classes))
+    _check_layers(net.sizes, X_test, 2 if digits else len(data.classes))
     classes = [int(d) for d in digits.split(",")] if digits else data.classes
     return net, dataset, classes, X_test, y_test
 
@@ -317,6 +422,14 @@ def cmd_plot(args) -> int:
     except ImportError as exc:
         raise ValidationError(str(exc)) from None
     out = check_directory(args.out, "--out")
+    if args.sweep:
+        from .sweep import load_records, selection_metric
+
+        records = load_records(args.sweep)
+        for path in (plot.sweep_accuracy(records, out / "sweep-accuracy.png", selection_metric(records)),
+                     plot.sweep_curves(records, out / "sweep-curves.png")):
+            print(path)
+        return 0
     net, dataset, classes, X_test, y_test = _saved_run(args)
     meta = net.meta
     probs = net.predict_proba(X_test)
@@ -381,6 +494,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_train)
 
+    p = sub.add_parser("sweep", help="train a grid of configurations, many networks at once (stacks)")
+    p.add_argument("--layers", default="784-32-32-10", help="layer sizes joined by '-'; a list joined by ',' "
+                   "(default 784-32-32-10)")
+    p.add_argument("--activation", default="sigmoid", help=f"hidden activation ({', '.join(functions.ACTIVATIONS)}), one "
+                   "per hidden layer joined by '/'; a list joined by ',' (default sigmoid)")
+    p.add_argument("--loss", default="cross-entropy", type=_one(), choices=functions.LOSSES)
+    p.add_argument("--output", default=None, type=_one(), choices=functions.OUTPUTS,
+                   help="output activation (default: the loss's own)")
+    p.add_argument("--init", default="normal-max", help=f"a list of: {', '.join(INITIALISERS)} (default normal-max)")
+    p.add_argument("--init-scale", default="1", metavar="C,...", help="multipliers of the initial weights (default 1)")
+    p.add_argument("--seed", default="0", help="seeds and ranges, e.g. 0-4 or 0,3,7 (default 0)")
+    _add_backend_args(p, sweep=True)
+    _add_data_args(p, sweep=True)
+    p.add_argument("--lr", default="0.003", help="learning rates, e.g. 1e-4,1e-3,0.01 (default 0.003)")
+    p.add_argument("--epochs", type=_one(_at_least(0)), default=3, help="epochs of every configuration (default 3)")
+    p.add_argument("--batch-size", default="1", help="batch sizes, e.g. 1,64 (default 1)")
+    p.add_argument("--shuffle", action=argparse.BooleanOptionalAction, default=None,
+                   help="reshuffle every epoch (default: on for batch size > 1, off for 1)")
+    p.add_argument("--validation", type=_one(float), default=None, metavar="FRACTION",
+                   help="hold out this fraction of the training set (the same for every configuration)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="compiled epochs where the backend has a compiler (default: on for jax)")
+    p.add_argument("--stack-size", type=_one(_at_least(1)), default=None, metavar="K",
+                   help="at most K networks per stack (default: as many as --memory allows)")
+    p.add_argument("--memory", type=_one(_at_least(1)), default=1024, metavar="MIB",
+                   help="device memory one stack may use for its networks, MiB (default 1024)")
+    p.add_argument("--json", action="store_true", help="print one JSON record per configuration, as stacks finish")
+    p.add_argument("--out", default=None, metavar="FILE", help="write the JSON records to FILE (one per line), "
+                   "rewritten atomically as each stack finishes")
+    p.add_argument("--save-dir", default=None, metavar="DIR", help="write each configuration's weights to DIR "
+                   "(loadable by xpnet evaluate)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_sweep)
+
     p = sub.add_parser("evaluate", help="score saved weights on a test set")
     p.add_argument("--weights", required=True, metavar="PATH", help="an .npz written by 'xpnet train --save'")
     _add_backend_args(p, dtype=None)
@@ -388,8 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(run=cmd_evaluate)
 
-    p = sub.add_parser("plot", help="write PNG plots of a saved run: history, mistakes, weights, probabilities, confusion")
-    p.add_argument("--weights", required=True, metavar="PATH", help="an .npz written by 'xpnet train --save'")
+    p = sub.add_parser("plot", help="write PNG plots of a saved run (history, mistakes, weights, probabilities, "
+                       "confusion) or of a sweep (accuracy against learning rate, learning curves)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--weights", metavar="PATH", help="an .npz written by 'xpnet train --save'")
+    which.add_argument("--sweep", metavar="FILE", help="the records 'xpnet sweep --out FILE' wrote")
     p.add_argument("--out", default="plots", metavar="DIR", help="directory for the PNG files (default ./plots)")
     p.add_argument("--data-dir", default=None, help="directory holding the IDX files, as for train")
     p.set_defaults(run=cmd_plot)

@@ -103,3 +103,62 @@ def confusion(matrix, classes, path):
     for (i, j), v in np.ndenumerate(matrix):
         ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > threshold else "black")
     return _save(fig, path)
+
+
+def _setting_label(key, names):
+    return ", ".join(f"{n} {v}" for n, v in zip(names, key)) or "all"
+
+
+def sweep_accuracy(records, path, metric="test_accuracy", title=""):
+    """Accuracy against learning rate (log axis) for a sweep's records: one line per combination of the
+    other varied settings (the mean over seeds), the spread over seeds (min to max) as a band; diverged
+    networks count as not reached and are marked with an x at the bottom."""
+    others = [k for k in ("init", "init_scale", "layers", "activation", "batch_size")
+              if len({str(r[k]) for r in records}) > 1]
+    groups = {}
+    for r in records:
+        groups.setdefault(tuple(r[k] for k in others), []).append(r)
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for i, (key, members) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
+        lrs = sorted({r["lr"] for r in members})
+        stats = []
+        for lr in lrs:
+            accs = [100 * r[metric] for r in members if r["lr"] == lr and not r.get("diverged") and r.get(metric) is not None]
+            stats.append((np.mean(accs), min(accs), max(accs)) if accs else (np.nan, np.nan, np.nan))
+        mean, low, high = (np.array(s) for s in zip(*stats))
+        colour = f"C{i % 10}"
+        ax.plot(lrs, mean, "o-", color=colour, label=_setting_label(key, others))
+        ax.fill_between(lrs, low, high, color=colour, alpha=0.2, linewidth=0)
+        bad = [r["lr"] for r in members if r.get("diverged")]
+        if bad:
+            ax.plot(bad, [0.0] * len(bad), "x", color=colour, markersize=9)
+    ax.set_xscale("log")
+    seeds = len({r["seed"] for r in records})
+    ax.set(xlabel="learning rate", ylabel=f"{metric.replace('_', ' ')} (%)",
+           title=title or f"{metric.replace('_', ' ')} against learning rate (mean of {seeds} seed(s), band: min-max)")
+    ax.grid(alpha=0.3, which="both")
+    if len(groups) > 1:
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def sweep_curves(records, path):
+    """The learning curve (test accuracy per epoch) of every configuration, coloured by learning rate."""
+    lrs = sorted({r["lr"] for r in records})
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for r in records:
+        epochs = [h["epoch"] for h in r["history"] if h.get("test_accuracy") is not None]
+        accs = [100 * h["test_accuracy"] for h in r["history"] if h.get("test_accuracy") is not None]
+        if not epochs:
+            continue
+        colour = cmap(lrs.index(r["lr"]) / max(1, len(lrs) - 1))
+        ax.plot(epochs, accs, "-", color=colour, alpha=0.7, linewidth=1)
+    scalar = matplotlib.cm.ScalarMappable(cmap=cmap, norm=matplotlib.colors.Normalize(0, max(1, len(lrs) - 1)))
+    bar = fig.colorbar(scalar, ax=ax, ticks=range(len(lrs)))
+    bar.ax.set_yticklabels([f"{lr:g}" for lr in lrs], fontsize=8)
+    bar.set_label("learning rate")
+    ax.set(xlabel="epoch", ylabel="test accuracy (%)", title=f"learning curves of {len(records)} configurations")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

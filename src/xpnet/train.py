@@ -278,16 +278,18 @@ def _advance_fn(per_sample):
 @functools.lru_cache(maxsize=64)
 def _compiled_epoch(backend, net, per_sample, steps, size, shuffled, unroll):
     """The whole calls of an epoch as one compiled function ``(carry, data) -> carry``, with
-    ``carry = (params, summed losses)`` and ``data = (X, T, order, lr)``; rows are picked with
-    ``xp.take`` at positions computed from the loop counter."""
+    ``carry = (params, summed losses)`` and ``data = (X, T, order, lr)``; each call's rows start at a
+    position computed from the loop counter (:meth:`~xpnet.backends.Backend.traced_rows`)."""
     xp, advance = backend.xp, _advance_fn(per_sample)
 
     def body(carry, data, k):
         params, total = carry
         X, T, order, lr = data
-        positions = k * size + xp.arange(size)
-        idx = xp.take(order, positions, axis=-1) if shuffled else positions
-        params, loss = advance(xp, net, params, *_gather(xp, X, T, idx), lr, inplace=False)
+        if shuffled:
+            batch = _gather(xp, X, T, backend.traced_rows(order, k * size, size, axis=-1))
+        else:
+            batch = backend.traced_rows(X, k * size, size), backend.traced_rows(T, k * size, size)
+        params, loss = advance(xp, net, params, *batch, lr, inplace=False)
         return params, total + loss
 
     return backend.compile_epoch(body, steps, unroll)

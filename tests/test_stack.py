@@ -1,0 +1,236 @@
+"""Stacks of networks: each network ends as it ends trained alone, on every backend; a diverging one is
+frozen and leaves the others untouched; sweeps group, record, save and refuse bad grids."""
+
+import json
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import sweep as sw
+from xpnet.cli import main
+from xpnet.errors import DivergenceError, ValidationError
+
+from helpers import CPU_BACKENDS, TOLERANCE, assert_same_weights, backend_params, random_problem
+
+#: Per network: learning rate, seed (initial weights and shuffling), initialisation, initial scale.
+NETWORKS = [(0.5, 7, "normal-max", 1.0), (0.2, 3, "xavier", 0.5), (0.8, 7, "he", 2.0)]
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return random_problem(30, 4, n=800, seed=5)
+
+
+def _alone(backend, device, dtype, batch_size, X, y, lr, seed, init, scale):
+    net = xpnet.MLP([30, 16, 16, 4], activation="sigmoid", init=init, seed=seed, init_scale=scale,
+                    backend=backend, device=device, dtype=dtype)
+    net.fit(X, y, epochs=2, lr=lr, batch_size=batch_size, progress=False)
+    return net.get_weights()
+
+
+@pytest.mark.parametrize("batch_size", [1, 16])
+@pytest.mark.parametrize("dtype", list(TOLERANCE))
+@pytest.mark.parametrize("backend", backend_params(CPU_BACKENDS))
+def test_every_network_of_a_stack_ends_as_it_ends_alone(backend, dtype, batch_size, problem):
+    """Per-sample (in chunks, across a chunk boundary) and shuffled minibatch SGD, two epochs; the
+    networks differ in learning rate, seed, initialisation and scale, and two share a seed."""
+    X, y = problem
+    n = 50 * batch_size if batch_size > 1 else 70
+    X, y = X[:n], y[:n]
+    stack = xpnet.Stack([30, 16, 16, 4], seeds=[s for _, s, _, _ in NETWORKS], init=[i for _, _, i, _ in NETWORKS],
+                        init_scale=[c for _, _, _, c in NETWORKS], backend=backend[0], device=backend[1], dtype=dtype)
+    histories = stack.fit(X, y, epochs=2, lr=[lr for lr, _, _, _ in NETWORKS], batch_size=batch_size, progress=False)
+    assert len(histories) == 3 and all(len(h) == 2 for h in histories)
+    for k, (lr, seed, init, scale) in enumerate(NETWORKS):
+        got = stack.model(k).get_weights()
+        assert got[0][0].dtype == np.dtype(dtype)
+        assert_same_weights(got, _alone(*backend, dtype, batch_size, X, y, lr, seed, init, scale), dtype)
+
+
+def test_a_stack_reports_what_each_network_reports_alone(problem):
+    X, y = problem
+    stack = xpnet.Stack("30-8-4", seeds=[0, 1], backend="numpy", dtype="float64")
+    histories = stack.fit(X[:200], y[:200], epochs=2, lr=[0.1, 0.3], batch_size=8, X_test=X[200:], y_test=y[200:],
+                          progress=False)
+    scores = stack.evaluate(X[200:], y[200:])
+    for k, lr in enumerate((0.1, 0.3)):
+        net = xpnet.MLP("30-8-4", seed=k, dtype="float64")
+        alone = net.fit(X[:200], y[:200], epochs=2, lr=lr, batch_size=8, X_test=X[200:], y_test=y[200:], progress=False)
+        for a, b in zip(histories[k], alone):
+            for key in ("train_loss", "test_loss", "test_accuracy"):
+                assert a[key] == pytest.approx(b[key], rel=1e-12)
+            np.testing.assert_allclose(a["weight_change"], b["weight_change"], rtol=1e-12)
+        assert scores[k]["accuracy"] == net.evaluate(X[200:], y[200:])["accuracy"]
+        np.testing.assert_array_equal(stack.predict(X[200:])[k], net.predict(X[200:]))
+    assert stack.predict_proba(X[:5]).shape == (2, 5, 4)
+
+
+def _diverging_problem():
+    X, y = random_problem(8, 3, n=300)
+    X[70:] *= 100  # the large lr diverges in the third chunk of 32 samples
+    return X, y
+
+
+@pytest.mark.parametrize("backend", backend_params([("numpy", None), ("jax", "cpu")]))
+def test_a_diverging_network_is_frozen_and_the_others_train_on(backend):
+    X, y = _diverging_problem()
+    kwargs = dict(activation="identity", loss="squared", dtype="float32", backend=backend[0], device=backend[1])
+    stack = xpnet.Stack("8-16-16-3", seeds=[0, 1, 0], **kwargs)
+    histories = stack.fit(X, y, epochs=3, lr=[1e-5, 0.1, 1e-6], batch_size=1, progress=False)
+    assert stack.diverged[0] is None and stack.diverged[2] is None
+    where = stack.diverged[1]
+    with pytest.raises(DivergenceError) as alone:  # the same network alone: where and what it keeps
+        lone = xpnet.MLP("8-16-16-3", seed=1, **kwargs)
+        lone.fit(X, y, epochs=3, lr=0.1, batch_size=1, progress=False)
+    assert (where["epoch"], where["step"]) == (alone.value.epoch, alone.value.step) and where["step"] > 70
+    assert where["at"] in str(alone.value)
+    assert histories[1] == [] and len(histories[0]) == len(histories[2]) == 3
+    assert_same_weights(stack.model(1).get_weights(), lone.get_weights(), "float32")
+    # the others end as if the diverging network had never been in their stack
+    rest = xpnet.Stack("8-16-16-3", seeds=[0, 0], **kwargs)
+    rest.fit(X, y, epochs=3, lr=[1e-5, 1e-6], batch_size=1, progress=False)
+    for k, j in ((0, 0), (2, 1)):
+        assert_same_weights(stack.model(k).get_weights(), rest.model(j).get_weights(), "float32")
+    # a frozen network stays frozen in a later fit
+    stack.fit(X[:70], y[:70], epochs=1, lr=0.1, batch_size=1, progress=False)
+    assert_same_weights(stack.model(1).get_weights(), lone.get_weights(), "float32")
+
+
+def test_stack_arguments_are_checked():
+    with pytest.raises(ValidationError, match="at least one network"):
+        xpnet.Stack("4-3", seeds=[])
+    with pytest.raises(ValidationError, match="one per network"):
+        xpnet.Stack("4-3", seeds=[0, 1], init=["he", "he", "he"])
+    stack = xpnet.Stack("4-3", seeds=[0, 1])
+    X, y = random_problem(4, 3, n=10)
+    with pytest.raises(ValidationError, match="lr takes one value or one per network"):
+        stack.fit(X, y, lr=[0.1, 0.1, 0.1])
+    with pytest.raises(ValidationError, match="lr must be > 0"):
+        stack.fit(X, y, lr=[0.1, -1.0])
+    with pytest.raises(ValidationError, match="network index"):
+        stack.model(2)
+
+
+# -- sweeps --------------------------------------------------------------------------------------
+def test_grid_is_the_product_and_plan_groups_by_architecture():
+    configs = sw.grid(lr=[0.1, 0.01], seed=range(3), layers=["784-32-10", "784-16-10"], batch_size=[1, 64])
+    assert len(configs) == 2 * 3 * 2 * 2
+    stacks = sw.plan(configs, n_samples=60000)
+    assert len(stacks) == 4 and all(len(s) == 6 for s in stacks)
+    assert all(len({c.stack_key() for c in s}) == 1 for s in stacks)
+    assert [len(s) for s in sw.plan(configs, 60000, stack_size=4)] == [4, 2] * 4
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"lr": []}, "lr is an empty list"),
+        ({"lr": [0.1, 0.1]}, "lr lists 0.1 twice"),
+        ({"seed": [1, 1]}, "seed lists 1 twice"),
+        ({"init": ["he", "glorot"]}, "init must be one of"),
+        ({"activation": ["relu/tanh/relu"], "layers": ["784-32-10"]}, "names 3 layers"),
+        ({"lr": [0.0]}, "lr must be > 0"),
+    ],
+)
+def test_bad_grids_are_refused(kwargs, match):
+    with pytest.raises(ValidationError, match=match):
+        sw.grid(**kwargs)
+
+
+def test_a_stack_that_does_not_fit_is_refused():
+    configs = sw.grid(lr=[0.1], seed=range(64), layers=["784-256-10"], batch_size=[64])
+    with pytest.raises(ValidationError, match=r"a stack of 64 networks .* more than the memory budget of 10 MiB; "
+                                              r"use --stack-size \d+ or less"):
+        sw.plan(configs, 60000, stack_size=64, memory=10 * 2**20)
+    with pytest.raises(ValidationError, match="one network of layers 784-256-10 needs"):
+        sw.plan(configs, 60000, memory=2**20)
+
+
+def test_the_python_sweep_returns_records_in_grid_order(mnist):
+    X, y, X_test, y_test = mnist
+    records = sw.sweep(X[:600], y[:600], X_test[:300], y_test[:300], lr=[0.5, 0.05], seed=[0, 1],
+                       layers="784-8-10", batch_size=[1, 32], fixed=sw.Fixed(epochs=2, dtype="float64"),
+                       progress=False)
+    assert [(r["lr"], r["seed"], r["batch_size"]) for r in records] == [
+        (lr, s, b) for lr in (0.5, 0.05) for s in (0, 1) for b in (1, 32)]
+    best = sw.best_first(records)[0]
+    net = xpnet.MLP("784-8-10", seed=best["seed"], dtype="float64")
+    net.fit(X[:600], y[:600], epochs=2, lr=best["lr"], batch_size=best["batch_size"], progress=False)
+    assert net.evaluate(X_test[:300], y_test[:300])["accuracy"] == best["test_accuracy"]
+    assert all(len(r["history"]) == 2 and r["diverged"] is None for r in records)
+    rows = sw.summary_over_seeds(records)
+    assert len(rows) == 4 and all(r["seeds"] == 2 for r in rows)
+
+
+SWEEP = ["sweep", "--digits", "1,5", "--layers", "784-8-1", "--loss", "logistic", "--activation", "tanh",
+         "--dtype", "float64", "--epochs", "1", "--no-progress"]
+
+
+def test_cli_sweep_equals_xpnet_train_for_each_configuration(capsys, tmp_path):
+    """The weights each configuration of a sweep ends with are those `xpnet train` gives it alone."""
+    code = main([*SWEEP, "--lr", "0.01,0.05", "--seed", "0-1", "--batch-size", "1,16", "--init", "xavier",
+                 "--save-dir", str(tmp_path / "w"), "--out", str(tmp_path / "r.jsonl"), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    printed = [json.loads(line) for line in out.splitlines()]
+    saved = sw.load_records(tmp_path / "r.jsonl")
+    assert len(printed) == 8 and sorted(map(json.dumps, printed)) == sorted(map(json.dumps, saved))
+    for record in (r for r in saved if r["seed"] == 1 and r["lr"] == 0.05):
+        path = tmp_path / f"alone{record['batch_size']}.npz"
+        assert main(["train", *SWEEP[1:], "--lr", "0.05", "--seed", "1", "--init", "xavier", "--batch-size",
+                     str(record["batch_size"]), "--save", str(path), "--json"]) == 0
+        alone = json.loads(capsys.readouterr().out)
+        assert alone["test_accuracy"] == pytest.approx(record["test_accuracy"], abs=1e-12)
+        assert [h["train_loss"] for h in alone["history"]] == pytest.approx([h["train_loss"] for h in record["history"]],
+                                                                            rel=1e-10)
+        assert_same_weights(xpnet.MLP.load(record["weights"]).get_weights(), xpnet.MLP.load(path).get_weights(),
+                            "float64")
+    assert main(["evaluate", "--weights", saved[0]["weights"], "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["test_accuracy"] == saved[0]["test_accuracy"]
+
+
+def test_cli_sweep_marks_a_diverged_configuration(capsys):
+    code = main(["sweep", "--digits", "1,5", "--layers", "784-8-1", "--loss", "squared", "--activation", "identity",
+                 "--lr", "0.001,10", "--epochs", "1", "--no-progress", "--json"])
+    records = {r["lr"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert code == 0 and records[0.001]["diverged"] is None
+    assert records[10]["diverged"]["epoch"] == 1 and records[10]["diverged"]["at"].startswith("epoch 1, step")
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--lr", "0.1,"], "--lr has an empty item"),
+        (["--lr", "0.1,0.1"], "lr lists 0.1 twice"),
+        (["--seed", "0-3,2"], "seed lists 2 twice"),
+        (["--seed", "3-1"], "--seed range '3-1' is empty"),
+        (["--loss", "logistic,squared"], "takes one value in a sweep"),
+        (["--epochs", "1,2"], "takes one value in a sweep"),
+        (["--layers", "784-8-1,784-8-9"], "--layers must end with the class count 2 or 1; got 9"),
+        (["--layers", "784-256-1", "--batch-size", "64", "--seed", "0-63", "--stack-size", "64", "--memory", "8"],
+         "more than the memory budget of 8 MiB"),
+        (["--loss", "cross-entropy"], "softmax + cross-entropy needs at least 2 output units"),
+        (["--save-dir", "/proc/xpnet-nowhere"], "--save-dir /proc/xpnet-nowhere cannot be written"),
+    ],
+)
+def test_cli_sweep_mistakes_are_one_line_before_training(capsys, argv, message):
+    try:
+        code = main([*SWEEP, *argv])
+    except SystemExit as exc:  # argparse's refusals
+        code = exc.code
+    out, err = capsys.readouterr()
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert out == "" and "configurations in" not in err  # nothing trained
+
+
+def test_plot_sweep_writes_both_figures(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main([*SWEEP, "--lr", "0.01,0.1", "--seed", "0-1", "--out", str(tmp_path / "r.jsonl")]) == 0
+    assert main(["plot", "--sweep", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "plots")]) == 0
+    for name in ("sweep-accuracy.png", "sweep-curves.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "bad.jsonl").write_text('{"lr": 0.1}\n')
+    capsys.readouterr()
+    assert main(["plot", "--sweep", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "plots")]) == 2
+    assert "not an xpnet sweep record" in capsys.readouterr().err
