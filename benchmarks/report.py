@@ -32,6 +32,11 @@ def tables(results) -> str:
     out = []
     for net in bench.NETS:
         for dtype in ("float32", "float64"):
+            if any(r["net"] == net and r["dtype"] == dtype and r.get("models") for r in results):
+                out.append(f"**stacks of the {net} net, {dtype}**: median model-samples/s (× ratio to one network)\n\n"
+                           + bench.models_table(results, net, dtype) + "\n")
+    for net in bench.NETS:
+        for dtype in ("float32", "float64"):
             if any(r["net"] == net and r["dtype"] == dtype for r in results):
                 layers = "-".join(map(str, bench.NETS[net]["layers"]))
                 out.append(f"**{net} net ({layers}, {bench.NETS[net]['activation']}), {dtype}**: median samples/s "
@@ -40,7 +45,7 @@ def tables(results) -> str:
 
 
 def _key(r):
-    return (r["implementation"], r["net"], r["dtype"], str(r["batch_size"]))
+    return (r["implementation"], r["net"], r["dtype"], str(r["batch_size"])) + ((f"K={r['models']}",) if r.get("models") else ())
 
 
 def compare(first, second) -> str:
@@ -86,6 +91,7 @@ def plot(results, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    results = [r for r in results if not r.get("models")]  # stacks have their own plot (benchmarks/stacks.py)
     panels = [(n, d) for n in bench.NETS for d in ("float32", "float64")
               if any(r["net"] == n and r["dtype"] == d for r in results)]
     cols = min(2, len(panels))

@@ -37,3 +37,25 @@ def test_training_throughput(benchmark, mnist, net, dtype, implementation, batch
                         runner, n, bench.summary(rates))
     info.update(bench.environment())
     benchmark.extra_info.update(info)
+
+
+@pytest.mark.parametrize("models", [1, 4, 16, 64, 256], ids=lambda k: f"K{k}")
+@pytest.mark.parametrize("batch_size", [1, 64], ids=lambda b: f"b{b}")
+@pytest.mark.parametrize("implementation", ["xpnet-numpy", "xpnet-torch", "xpnet-jax"])
+def test_stacked_training_throughput(benchmark, mnist, implementation, batch_size, models):
+    """Stacks of K networks trained by the same operations; extra_info's samples_per_second is per
+    network, so model-samples/s is models x samples_per_second."""
+    X, y = mnist
+    try:
+        runner = bench.make_runner(implementation, "small", "float32", batch_size, X, y, models=models)
+    except bench.Unavailable as exc:
+        pytest.skip(str(exc))
+    n = bench.calibrate(runner, batch_size, len(y))
+    runner.setup(n)
+    benchmark.group = f"stacks, small float32 batch {batch_size}"
+    benchmark.pedantic(runner.run, rounds=ROUNDS, iterations=1, warmup_rounds=0)
+    rates = [n / t for t in benchmark.stats.stats.data]
+    info = bench.record({"implementation": implementation, "net": "small", "dtype": "float32",
+                         "batch_size": batch_size, "models": models}, runner, n, bench.summary(rates))
+    info.update(bench.environment())
+    benchmark.extra_info.update(info)

@@ -2,7 +2,7 @@
 
 A :class:`Backend` couples an Array API namespace (``xp``) with a device. There is one small subclass per
 library (:class:`NumpyBackend`, :class:`CupyBackend`, :class:`TorchBackend`, :class:`JaxBackend`,
-:class:`StrictBackend`); each states its capabilities as class attributes (``supports_inplace``,
+:class:`StrictBackend`, and :class:`NdonnxBackend`, whose arrays record an ONNX graph); each states its capabilities as class attributes (``supports_inplace``,
 ``can_compile``) and overrides only what its library does differently (moving data to the host,
 synchronising, compiling an epoch, enabling float64). Adding a library means adding a class and listing it
 in :data:`BACKENDS`.
@@ -58,6 +58,8 @@ class Backend:
         Whether arrays can be updated in place (``W -= step``); JAX arrays are immutable.
     can_compile : bool
         Whether :meth:`compile_epoch` compiles a training epoch into one call.
+    can_train : bool
+        Whether its arrays hold values that training can read back (not so for a tracing library).
     xp : module
         The Array API namespace.
     device : object
@@ -68,6 +70,7 @@ class Backend:
     library: ClassVar[str] = ""
     supports_inplace: ClassVar[bool] = True
     can_compile: ClassVar[bool] = False
+    can_train: ClassVar[bool] = True
 
     xp: Any = field(repr=False)
     device: Any
@@ -308,9 +311,41 @@ class StrictBackend(Backend):
         return np.errstate(over="ignore", invalid="ignore")
 
 
+class NdonnxBackend(Backend):
+    """ndonnx: arrays that record an ONNX graph instead of computing. The forward kernels run on them
+    unchanged, which is how a network is exported (:mod:`xpnet.export`); nothing can be read back, so
+    they cannot train."""
+
+    name, library = "ndonnx", "ndonnx"
+    supports_inplace = False
+    can_train = False
+
+    @classmethod
+    def resolve(cls, ndonnx, device):
+        if device not in (None, "cpu"):
+            raise BackendError(f"backend 'ndonnx' records a graph and has no devices; got {device!r}")
+        return cls(ndonnx, ndonnx.__array_namespace_info__().devices()[0])
+
+    def asarray(self, host, dtype=None):
+        host = np.asarray(host)
+        return self.xp.asarray(host) if dtype is None else self.xp.asarray(host, dtype=self.dtype(dtype))
+
+    def to_host(self, x):
+        raise BackendError("backend 'ndonnx' records an ONNX graph and holds no values to read back; "
+                           "run the exported model in onnxruntime")
+
+    def trace_input(self, shape, dtype: str):
+        """A symbolic input of ``shape`` (a string is a free dimension, e.g. ``("N", 784)``)."""
+        return self.xp.argument(shape=shape, dtype=self.dtype(dtype))
+
+    def build(self, inputs: dict, outputs: dict):
+        """The ONNX ``ModelProto`` computing ``outputs`` from the symbolic ``inputs``."""
+        return self.xp.build(inputs, outputs)
+
+
 #: Backend name -> its class.
 BACKENDS: dict[str, type[Backend]] = {
-    cls.name: cls for cls in (NumpyBackend, CupyBackend, TorchBackend, JaxBackend, StrictBackend)
+    cls.name: cls for cls in (NumpyBackend, CupyBackend, TorchBackend, JaxBackend, StrictBackend, NdonnxBackend)
 }
 #: Backend name -> the module that must be importable for it.
 LIBRARIES = {name: cls.library for name, cls in BACKENDS.items()}
@@ -376,7 +411,7 @@ def get_backend(name: str | Backend = "numpy", device: str | None = None) -> Bac
 def library_versions() -> dict[str, str]:
     """Versions of the array libraries that are installed (for benchmark records)."""
     out = {}
-    for name in ("numpy", "array_api_compat", "cupy", "torch", "jax", "array_api_strict", "sklearn"):
+    for name in ("numpy", "array_api_compat", "cupy", "torch", "jax", "array_api_strict", "ndonnx", "sklearn"):
         if not _installed(name):
             continue
         try:

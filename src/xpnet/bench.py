@@ -102,8 +102,8 @@ def implementations(devices=("cpu",)) -> list[str]:
     runners are at hand)."""
     names = []
     for device in devices:
-        for backend in BACKENDS:
-            if device == "cpu" and backend == "cupy" or device != "cpu" and backend not in ("cupy", "torch"):
+        for backend, cls in BACKENDS.items():
+            if not cls.can_train or device == "cpu" and backend == "cupy" or device != "cpu" and backend not in ("cupy", "torch"):
                 continue
             names.append(f"xpnet-{backend}" + ("" if device == "cpu" else f"@{device}"))
             if backend == "jax" and device == "cpu":
@@ -145,15 +145,18 @@ def resolve_batch(batch_size, n_total: int) -> int:
     return n_total if batch_size == "full" else int(batch_size)
 
 
-def calibrate(runner, batch: int, n_total: int, target: float = 0.25) -> int:
+def calibrate(runner, batch: int, n_total: int, target: float = 0.25, min_samples: int = 1024) -> int:
     """Warm the runner up and return the sample count (a multiple of ``batch``) for ~``target`` s rounds.
 
-    Passes grow fourfold until one lasts a tenth of the target or would cover the whole training set.
-    Each size runs once untimed first -- a first pass pays for allocations and, where the implementation
-    compiles (JAX), for compiling that size -- and so does the size returned: the runner is ready to time.
+    Passes start at ``min_samples`` samples (or one batch, or the whole training set) and grow fourfold
+    until one lasts a tenth of the target or would cover the whole training set; a round is never shorter
+    than that start, so that what a pass costs besides its steps (an epoch's first copy of the
+    parameters, its checks -- large for a large stack) weighs little. Each size runs once untimed first
+    -- a first pass pays for allocations and, where the implementation compiles (JAX), for compiling
+    that size -- and so does the size returned: the runner is ready to time.
     """
     steps_total = max(1, n_total // batch)
-    steps = 1
+    first = steps = min(steps_total, max(1, -(-min_samples // batch)))
     while True:
         runner.setup(steps * batch)
         runner.run()
@@ -166,7 +169,7 @@ def calibrate(runner, batch: int, n_total: int, target: float = 0.25) -> int:
             break
         steps = min(steps_total, steps * 4)
     rate = steps * batch / max(elapsed, 1e-9)
-    n = max(1, min(steps_total, round(rate * target / batch))) * batch
+    n = max(first, min(steps_total, round(rate * target / batch))) * batch
     if n != steps * batch:
         runner.setup(n)
         runner.run()
@@ -247,7 +250,7 @@ def _si(x: float) -> str:
 
 def markdown_table(results, net: str, dtype: str) -> str:
     """Rows: implementations; columns: batch sizes; cells: median samples/s and the ratio to batch 1."""
-    rows = [r for r in results if r["net"] == net and r["dtype"] == dtype and "skipped" not in r]
+    rows = [r for r in results if r["net"] == net and r["dtype"] == dtype and "skipped" not in r and not r.get("models")]
     if not rows:
         return f"(no measurements for the {net} net in {dtype})"
     batches = [b for b in BATCH_SIZES if any(r["batch_size"] == b for r in rows)]

@@ -1,4 +1,4 @@
-"""The ``xpnet`` command: ``xpnet train | sweep | evaluate | plot | gradcheck | bench``.
+"""The ``xpnet`` command: ``xpnet train | sweep | evaluate | export | plot | gradcheck | bench``.
 
 User mistakes (an unknown name, a bad file, a missing backend) print one line on stderr and exit with
 status 2; a diverged training run exits with status 3 after saving the last finite weights if asked.
@@ -230,6 +230,36 @@ def cmd_train(args) -> int:
     return status
 
 
+def cmd_export(args) -> int:
+    from .export import check, opset
+    from .io import check_writable
+    from .mlp import MLP
+
+    check_writable(args.onnx, "--onnx")
+    net = MLP.load(args.weights)
+    meta = {k: net.meta.get(k) for k in ("dataset", "scaling", "digits", "test_accuracy") if k in net.meta}
+    proto = net.to_onnx(args.onnx, label=not args.no_label, metadata=meta)
+    info = {"onnx": args.onnx, "opset": opset(proto), "input": "input", "input_shape": ["N", net.sizes[0]],
+            "outputs": [o.name for o in proto.graph.output], "dtype": net.dtype}
+    status = 0
+    if args.check:
+        _, dataset, _, X_test, _ = _saved_run(args)
+        result = check(net, args.onnx, X_test)
+        info["check"] = {**result, "max_abs_diff": {str(k): v for k, v in result["max_abs_diff"].items()}}
+        status = 0 if result["passed"] else 1
+    if args.json:
+        print(json.dumps(info))
+        return status
+    print(f"wrote {args.onnx}: opset {info['opset']}, input 'input' ({info['dtype']}, N x {net.sizes[0]}), "
+          f"outputs {', '.join(repr(o) for o in info['outputs'])}")
+    if args.check:
+        diffs = ", ".join(f"batch {b}: {d:.1e}" for b, d in result["max_abs_diff"].items())
+        verdict = "passed" if result["passed"] else "FAILED"
+        print(f"check {verdict}: onnxruntime against xpnet on {dataset} test images, largest probability difference "
+              f"{diffs} (tolerance {result['tolerance']:.0e}); labels {'identical' if result['labels_equal'] else 'DIFFER'}")
+    return status
+
+
 def _seeds(text):
     """``"0-3,8"`` -> [0, 1, 2, 3, 8]."""
     seeds = []
@@ -333,7 +363,30 @@ def _saved_run(args, backend="numpy", device=None, dtype=None, dataset=None, sca
     return net, dataset, classes, X_test, y_test
 
 
+def _evaluate_onnx(args) -> int:
+    from .export import Exported
+    from .metrics import accuracy, confusion_matrix
+
+    exported = Exported(args.onnx)
+    meta = exported.metadata
+    dataset, digits = args.dataset or meta.get("dataset") or "mnist", args.digits or meta.get("digits")
+    data, (_, _, X_test, y_test) = _load_data(dataset, args.data_dir, args.scale or meta.get("scaling") or "255",
+                                              digits, False)
+    _check_layers(meta["sizes"], X_test, 2 if digits else len(data.classes))
+    pred = exported.labels(X_test)
+    result = {"test_accuracy": accuracy(y_test, pred), "n": len(y_test), "dataset": dataset,
+              "confusion": confusion_matrix(y_test, pred, max(meta["sizes"][-1], 2)).tolist()}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.onnx} (onnxruntime)\n{dataset} test set ({result['n']} samples): accuracy "
+              f"{100 * result['test_accuracy']:.2f}%")
+    return 0
+
+
 def cmd_evaluate(args) -> int:
+    if args.onnx:
+        return _evaluate_onnx(args)
     net, dataset, _, X_test, y_test = _saved_run(args, args.backend, args.device, args.dtype, args.dataset,
                                                  args.scale, args.digits)
     result = net.evaluate(X_test, y_test)
@@ -528,8 +581,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_sweep)
 
-    p = sub.add_parser("evaluate", help="score saved weights on a test set")
+    p = sub.add_parser("export", help="write a trained network as an ONNX model (its own forward kernels, traced)")
     p.add_argument("--weights", required=True, metavar="PATH", help="an .npz written by 'xpnet train --save'")
+    p.add_argument("--onnx", required=True, metavar="PATH", help="the .onnx file to write (atomically)")
+    p.add_argument("--no-label", action="store_true", help="export the probabilities only, no 'label' output")
+    p.add_argument("--check", action="store_true", help="run the export in onnxruntime on test images and compare "
+                   "with xpnet (batch 1 and 1000; exit status 1 if it differs)")
+    p.add_argument("--data-dir", default=None, help="directory holding the IDX files, for --check")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("evaluate", help="score saved weights (or an exported ONNX model) on a test set")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--weights", metavar="PATH", help="an .npz written by 'xpnet train --save'")
+    which.add_argument("--onnx", metavar="PATH", help="an .onnx written by 'xpnet export', run in onnxruntime")
     _add_backend_args(p, dtype=None)
     _add_data_args(p, saved=True)
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -113,24 +113,27 @@ def sample_steps(xp, net: Network, params, X, t, lr, inplace=False):
     numbers for MNIST's small net, for one sample). Here those updates wait until the end of the rows:
     after row ``k`` with first-layer delta ``d_k`` (learning rate included) the first layer would hold
     ``W_0 - x_k^T d_k`` and ``b_0 - d_k``, which changes every later row ``j``'s pre-activation by
-    ``-(x_j . x_k + 1) d_k`` (docs/math.md). So the rows' pre-activations are computed once, corrected
-    after each row by that rank-one term, and one product after the rows applies all the first-layer
-    updates. Every other layer steps as usual. No array is modified unless ``inplace``, so the same code
+    ``-(x_j . x_k + 1) d_k`` (docs/math.md). So the rows' pre-activations are computed once, those of the
+    rows still to come corrected after each row by that rank-one term, and one product after the rows
+    applies all the first-layer updates. Every other layer steps as usual. No array is modified unless ``inplace``, so the same code
     runs one row at a time in Python or unrolled inside a compiled epoch.
     """
     W0, b0 = params[0]
-    first = X @ W0 + b0  # each row's first pre-activation under the weights the rows start from
+    first = X @ W0 + b0  # the rows' first pre-activations under the weights the rows start from
     gram = X @ transpose(xp, X) + 1.0  # row products; the 1 carries the bias updates
     rest = list(params[1:])
     ds, zs = [], []
-    for k in range(X.shape[-2]):
-        z, acts = forward(xp, net, [params[0], *rest], X[..., k : k + 1, :], z0=first[..., k : k + 1, :])
+    n = X.shape[-2]
+    for k in range(n):
+        # first[..., 0, :] is row k's pre-activation; the rows after it follow
+        z, acts = forward(xp, net, [params[0], *rest], X[..., k : k + 1, :], z0=first[..., :1, :])
         out = net.head.activation(xp, z)
         steps = backward(xp, net, [params[0], *rest], acts, out, z, t[..., k : k + 1, :], scale=lr,
                          input_weights=False)
         rest = sgd(rest, steps[1:], inplace)
         d = steps[0][1]
-        first = first - gram[..., :, k : k + 1] * d  # the later rows see this row's first-layer update
+        if k + 1 < n:  # the later rows see this row's first-layer update
+            first = first[..., 1:, :] - gram[..., k + 1 :, k : k + 1] * d
         ds.append(d)
         zs.append(z)
     D = xp.concat(ds, axis=-2)

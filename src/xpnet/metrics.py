@@ -6,11 +6,12 @@ import numpy as np
 from array_api_compat import array_namespace
 
 
-def predicted_classes(out, xp=None):
+def predicted_classes(out, xp=None, columns=None):
     """Class indices from output activations (..., n, n_out), in ``out``'s namespace: the argmax, or
-    ``out > 0.5`` for a single output unit."""
+    ``out > 0.5`` for a single output unit. ``columns`` gives n_out where the array's shape does not
+    (a traced array's may be unknown)."""
     xp = array_namespace(out) if xp is None else xp
-    if out.shape[-1] == 1:
+    if (out.shape[-1] if columns is None else columns) == 1:
         return xp.astype(out[..., 0] > 0.5, xp.int32)
     return xp.argmax(out, axis=-1)
 

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import functions, kernels, train
+from . import export, functions, kernels, train
 from .backends import Backend, get_backend
 from .errors import DataError, ValidationError
 from .init import initial_weights
@@ -302,6 +302,12 @@ class MLP(BaseNetwork):
     def save(self, path, **extra_meta) -> None:
         """Write ``W0, b0, W1, b1, ...`` and a JSON ``meta`` entry to an ``.npz`` atomically."""
         save_weights(path, self.get_weights(), {**self.config(), **extra_meta})
+
+    def to_onnx(self, path=None, *, label: bool = True, metadata: dict | None = None):
+        """Export the forward pass to ONNX (see :mod:`xpnet.export`): input ``"input"`` (N, n_inputs),
+        outputs ``"probabilities"`` and ``"label"``; written to ``path`` when given. Needs the ``onnx``
+        extra."""
+        return export.to_onnx(self, path, label=label, metadata=metadata)
 
     @classmethod
     def load(cls, path, backend="numpy", device=None, dtype=None) -> "MLP":

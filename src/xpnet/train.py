@@ -23,12 +23,10 @@ from .progress import Progress
 
 #: Samples between two host reads of the running losses (divergence check and progress bar).
 CHECK_SAMPLES = 4096
-#: Default samples per call of :func:`xpnet.kernels.sample_steps` in per-sample training that is not
-#: compiled: each call costs two matrix products before its rows and one after, and its rows' first-layer
-#: corrections grow with it. A compiled epoch (JAX) defaults to plain steps (chunk 1), four per iteration
-#: of its loop; docs/benchmarks.md has the measurements behind both.
+#: Default samples per call of :func:`xpnet.kernels.sample_steps` in per-sample training: each call costs
+#: two matrix products before its rows and one after, and its rows' first-layer corrections grow with it
+#: (docs/benchmarks.md has the measurements behind the choice, compiled and not).
 SAMPLE_CHUNK = 32
-COMPILED_SAMPLE_CHUNK, COMPILED_SAMPLE_UNROLL = 1, 4
 #: Host bytes of activations one evaluation pass may hold (the rows per pass follow from it).
 EVAL_BYTES = 32 * 2**20
 
@@ -125,8 +123,8 @@ def fit(
     progress: bool | None = None,
     on_epoch=None,
     initial_epoch: int = 0,
-    sample_chunk: int | None = None,
-    unroll: int | None = None,
+    sample_chunk: int = SAMPLE_CHUNK,
+    unroll: int = 1,
 ):
     """Train ``model`` in place with SGD and return its history.
 
@@ -162,13 +160,11 @@ def fit(
     initial_epoch : int
         Continue an interrupted run: epochs ``initial_epoch + 1 .. epochs`` are trained, each shuffled as
         in an uninterrupted run, so resuming from a checkpoint ends with the same weights.
-    sample_chunk : int, optional
+    sample_chunk : int
         Samples per call of the per-sample kernel (:func:`xpnet.kernels.sample_steps`) at batch size 1;
-        1 runs plain steps. Defaults to :data:`SAMPLE_CHUNK`, or :data:`COMPILED_SAMPLE_CHUNK` when the
-        epoch is compiled.
-    unroll : int, optional
-        Steps (calls) per iteration of a compiled epoch's loop (JAX's ``lax.scan`` unroll); defaults to
-        :data:`COMPILED_SAMPLE_UNROLL` at batch size 1 and 1 otherwise.
+        1 runs plain steps.
+    unroll : int
+        Calls per iteration of a compiled epoch's loop (JAX's ``lax.scan`` unroll).
 
     Returns
     -------
@@ -189,6 +185,9 @@ def fit(
         A bad argument or input, before any training.
     """
     K = model.n_models
+    if not model.backend.can_train:
+        raise ValidationError(f"backend {model.backend.name!r} cannot train (its arrays hold no values to read back); "
+                              "it runs the forward pass only")
     check_number("epochs", epochs, low=0, integer=True)
     check_number("initial_epoch", initial_epoch, low=0, integer=True)
     if initial_epoch > epochs:
@@ -199,9 +198,8 @@ def fit(
         if value <= 0:
             raise ValidationError(f"lr must be > 0; got {value!r}")
     check_number("batch_size", batch_size, low=1, integer=True)
-    for name, value in (("sample_chunk", sample_chunk), ("unroll", unroll)):
-        if value is not None:
-            check_number(name, value, low=1, integer=True)
+    check_number("sample_chunk", sample_chunk, low=1, integer=True)
+    check_number("unroll", unroll, low=1, integer=True)
     seeds = model.seeds if seed is None else _per_model("seed", seed, K)
     Xd, Td = check_data(model, X, y)
     n = Xd.shape[0]
@@ -271,6 +269,11 @@ def _gather(xp, X, T, idx):
             xp.reshape(xp.take(T, flat, axis=0), (K, B, T.shape[1])))
 
 
+def _norm(xp, d):
+    """The L2 norm of each network's ``d``."""
+    return xp.sqrt(model_sum(xp, d * d))
+
+
 def _advance_fn(per_sample):
     return kernels.sample_steps if per_sample else kernels.train_step
 
@@ -310,7 +313,7 @@ class Trainer:
     """
 
     def __init__(self, model, X, T, *, lr, batch_size, shuffle=False, seeds=None, compile=False,
-                 sample_chunk=None, unroll=None):
+                 sample_chunk=SAMPLE_CHUNK, unroll=1):
         self.model, self.backend, self.xp, self.net = model, model.backend, model.xp, model.network
         self.K = model.n_models
         self.X, self.T, self.n = X, T, X.shape[0]
@@ -318,10 +321,6 @@ class Trainer:
         self.batch_size, self.shuffle = batch_size, shuffle
         self.seeds = list(model.seeds if seeds is None else seeds)
         self.compile = compile and self.backend.can_compile
-        if sample_chunk is None:
-            sample_chunk = COMPILED_SAMPLE_CHUNK if self.compile else SAMPLE_CHUNK
-        if unroll is None:
-            unroll = COMPILED_SAMPLE_UNROLL if self.compile and batch_size == 1 else 1
         self.per_sample = batch_size == 1 and sample_chunk > 1  # chunks of samples, else plain steps
         self.size = min(sample_chunk, self.n) if self.per_sample else batch_size
         self.unroll = unroll
@@ -399,20 +398,19 @@ class Trainer:
                 first = n // size
                 run = _compiled_epoch(backend, self.net, self.per_sample, first, size, self.shuffle, self.unroll)
                 params, running = run((params, running), (self.X, self.T, self.order, lr))
-                params, lr = self._check(params, running, first * size, epoch)
+                params, lr = self._check(params, running, first * size, epoch, last=first == calls)
                 bar.update(first * size)
             for k in range(first, calls):
                 done = min(n, (k + 1) * size)
                 params, loss = self._advance(params, *self._rows(k * size, done), lr)
                 running = running + loss
                 if (k + 1) % check_every == 0 or done == n:
-                    params, lr = self._check(params, running, done, epoch)
+                    params, lr = self._check(params, running, done, epoch, last=done == n)
                     bar.update(done - bar.done)
             backend.synchronize(*params[-1])
         seconds = time.perf_counter() - t0
         self.model.params = params
-        change = [self.backend.to_host(xp.sqrt(model_sum(xp, (W - W0) * (W - W0))))
-                  for (W, _), (W0, _) in zip(params, start)]
+        change = [self.backend.to_host(_norm(xp, W - W0)) for (W, _), (W0, _) in zip(params, start)]
         return {
             "train_loss": np.atleast_1d(backend.to_host(running)) / n,
             "weight_change": np.array([np.atleast_1d(c) for c in change]),
@@ -420,10 +418,10 @@ class Trainer:
             "seconds": seconds,
         }
 
-    def _check(self, params, running, position, epoch):
+    def _check(self, params, running, position, epoch, last=False):
         """At sample ``position``: find the networks that went non-finite since the last checkpoint,
-        freeze them (a single network raises), and make this the new checkpoint. Returns the parameters
-        and learning rates to go on with."""
+        freeze them (a single network raises), and make this the new checkpoint (unless it is the
+        epoch's ``last``). Returns the parameters and learning rates to go on with."""
         finite = self._finite(params, running)
         bad = [k for k in range(len(finite)) if not finite[k] and k not in self.diverged]
         for k in bad:
@@ -438,7 +436,8 @@ class Trainer:
             self.diverged[k] = {**where, "kept": kept}
         if self.diverged:
             params = self._restore_frozen(params)
-        self.saved = (position, self._copy(params))
+        if not last:
+            self.saved = (position, self._copy(params))
         return params, self._device_lr()
 
     def _restore_frozen(self, params):
