@@ -6,6 +6,7 @@
     python benchmarks/profile_step.py threads     # NumPy's BLAS on one thread against as many as it has
     python benchmarks/profile_step.py unroll      # JAX's compiled epochs against the unroll and sample_chunk arguments
     python benchmarks/profile_step.py jax-reference  # xpnet's compiled JAX epoch against a minimal one
+    python benchmarks/profile_step.py stack       # a stacked per-sample chunk, part by part (64 networks)
 
 NumPy backend, float32, the seeds' 784-32-32-10 sigmoid net (and the large ReLU net for ``chunk``), on
 MNIST. Part costs are the best of 5 repeats of a timing loop; throughputs are medians of 5 rounds that
@@ -167,6 +168,43 @@ def unroll():
     alternate(variants)
 
 
+def stack(K=64):
+    """Where a stacked per-sample chunk's time goes (NumPy, K networks, 32 samples)."""
+    from xpnet import Stack
+
+    X, y = training_set()
+    st = Stack(**bench.NETS["small"], seeds=range(K))
+    xp, nw, P = np, st.network, st.params
+    Xc, T = st.inputs(X[:32]), st.backend.asarray(st.targets(y[:32]), "float32")
+    lr = np.full((K, 1, 1), 0.01, np.float32)
+    W0, b0 = P[0]
+    print(f"NumPy, {K} networks, one chunk of 32 samples:")
+    cost("the whole kernels.sample_steps call", lambda: kernels.sample_steps(
+        xp, nw, [(W.copy(), b.copy()) for W, b in P], Xc, T, lr, inplace=True), number=5)
+    cost("its first product X @ W0", lambda: Xc @ W0 + b0, number=20)
+    D = np.random.default_rng(0).random((K, 32, 32), dtype=np.float32)
+    cost("its last product X.T @ D", lambda: Xc.mT @ D, number=20)
+    k = 5
+    first, gram = Xc @ W0 + b0, Xc @ Xc.mT + 1.0
+    z, acts = kernels.forward(xp, nw, P, Xc[k : k + 1], z0=first[:, k : k + 1])
+    out = nw.head.activation(xp, z)
+    steps = kernels.backward(xp, nw, P, acts, out, z, T[k : k + 1], scale=lr, input_weights=False)
+    print("per sample:")
+    cost("forward through the upper layers", lambda: kernels.forward(xp, nw, P, Xc[k : k + 1], z0=first[:, k : k + 1]))
+    cost("softmax", lambda: nw.head.activation(xp, z))
+    cost("backward of the upper layers (their outer products)", lambda: kernels.backward(
+        xp, nw, P, acts, out, z, T[k : k + 1], scale=lr, input_weights=False))
+    rest = [(W.copy(), b.copy()) for W, b in P[1:]]
+    zero = [(0 * dW, 0 * db) for dW, db in steps[1:]]
+    cost("SGD of the upper layers", lambda: kernels.sgd(rest, zero, inplace=True))
+    d = steps[0][1]
+    cost("the first layer's correction of 16 rows still to come", lambda: first[:, 16:] - gram[16:, k : k + 1] * d)
+    a = acts[1]
+    cost(f"one broadcast outer product ({K}, 32, 1) x ({K}, 1, 32)", lambda: a.mT * a)
+    outer = a.mT * a
+    cost("copying an array of that size", lambda: outer.copy())
+
+
 def jax_reference():
     """xpnet's compiled JAX epoch against a minimal hand-written jit + scan of the same per-sample SGD."""
     import jax
@@ -203,6 +241,7 @@ def jax_reference():
 
 if __name__ == "__main__":
     commands = {"parts": parts, "chunk": chunk, "reductions": reductions, "threads": threads, "unroll": unroll,
+                "stack": stack,
                 "jax-reference": jax_reference}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         sys.exit(f"usage: python benchmarks/profile_step.py {'|'.join(commands)}")

@@ -41,7 +41,8 @@ def test_training_throughput(benchmark, mnist, net, dtype, implementation, batch
 
 @pytest.mark.parametrize("models", [1, 4, 16, 64, 256], ids=lambda k: f"K{k}")
 @pytest.mark.parametrize("batch_size", [1, 64], ids=lambda b: f"b{b}")
-@pytest.mark.parametrize("implementation", ["xpnet-numpy", "xpnet-torch", "xpnet-jax"])
+@pytest.mark.parametrize("implementation", ["xpnet-numpy", "xpnet-torch", "xpnet-jax", "xpnet-cupy@cuda",
+                                            "xpnet-torch@cuda"])
 def test_stacked_training_throughput(benchmark, mnist, implementation, batch_size, models):
     """Stacks of K networks trained by the same operations; extra_info's samples_per_second is per
     network, so model-samples/s is models x samples_per_second."""

@@ -138,8 +138,8 @@ class Backend:
 
 class NumpyBackend(Backend):
     """NumPy on the CPU. NumPy >= 2.1 implements the standard itself and is used as ``xp`` directly
-    (the array-api-compat wrappers cost microseconds per call at batch size 1); older NumPy goes through
-    ``array_api_compat.numpy``."""
+    (the array-api-compat wrappers add a call per operation, which batch size 1 feels); older NumPy goes
+    through ``array_api_compat.numpy``."""
 
     name, library = "numpy", "numpy"
 
@@ -439,11 +439,11 @@ def thread_pools() -> dict:
 
 # -- fast paths ----------------------------------------------------------------------------------
 # Each helper is what the kernels call for one operation. With NumPy as ``xp`` it calls the ufunc's own
-# ``reduce`` (NumPy's ``sum``/``max`` wrappers cost about a microsecond more per call, which matters at
-# batch size 1) and, for tall matrices, avoids NumPy's one-axis reductions, which run row by row: from
-# FAST_ROWS rows on, a column sum is a product with a vector of ones and a row maximum over a few columns
-# is taken down a transposed copy (docs/benchmarks.md has the measurements). Every other namespace gets
-# the standard spelling. Arrays are (..., rows, columns): one network, or a stack with a leading model axis.
+# ``reduce`` (NumPy's ``sum``/``max`` wrappers add Python work to every call, which batch size 1 feels)
+# and, for tall matrices, avoids NumPy's one-axis reductions, which run row by row: from FAST_ROWS rows
+# on, a column sum is a product with a vector of ones and a row maximum over a few columns is taken down
+# a transposed copy (docs/benchmarks.md has the measurements). Every other namespace gets the standard
+# spelling. Arrays are (..., rows, columns): one network, or a stack with a leading model axis.
 
 #: Rows from which NumPy's column sums and short row maxima take the BLAS / transposed-copy path.
 FAST_ROWS = 256
