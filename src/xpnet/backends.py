@@ -132,6 +132,10 @@ class Backend:
         ``run(carry, data) -> carry``; only for backends whose ``can_compile`` is true."""
         raise BackendError(f"backend {self.name!r} has no compiler")
 
+    def describe(self) -> dict:
+        """What a report should say about this backend's device (name, driver and CUDA versions on a GPU)."""
+        return {"backend": self.name, "device": str(self.device)}
+
     def __str__(self) -> str:
         return f"{self.name}:{self.device}"
 
@@ -188,6 +192,22 @@ class CupyBackend(Backend):
     def synchronize(self, *arrays):
         self.device.synchronize()
 
+    def describe(self):
+        import cupy
+
+        runtime = cupy.cuda.runtime
+        props = runtime.getDeviceProperties(self.device.id)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+        return {"backend": self.name, "device": f"cuda:{self.device.id}", "name": name,
+                "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
+                "cuda_runtime": _cuda_version(runtime.runtimeGetVersion()),
+                "cuda_driver": _cuda_version(runtime.driverGetVersion())}
+
+
+def _cuda_version(number: int) -> str:
+    """CUDA's encoded version (major * 1000 + minor * 10) as ``"major.minor"``."""
+    return f"{number // 1000}.{number % 1000 // 10}"
+
 
 class TorchBackend(Backend):
     """PyTorch on the CPU or a CUDA GPU, through ``array_api_compat.torch``."""
@@ -224,6 +244,15 @@ class TorchBackend(Backend):
 
             torch.cuda.synchronize(self.device)
 
+    def describe(self):
+        import torch
+
+        out = {"backend": self.name, "device": str(self.device)}
+        if self.device.type == "cuda":
+            props = torch.cuda.get_device_properties(self.device)
+            out.update(name=props.name, memory_gib=round(props.total_memory / 2**30, 1), cuda_runtime=torch.version.cuda)
+        return out
+
 
 class JaxBackend(Backend):
     """JAX on its CPU or GPU devices. Arrays are immutable; a training epoch compiles into one call
@@ -259,6 +288,9 @@ class JaxBackend(Backend):
     def synchronize(self, *arrays):
         for a in arrays:
             a.block_until_ready()
+
+    def describe(self):
+        return {"backend": self.name, "device": str(self.device), "name": getattr(self.device, "device_kind", "")}
 
     def traced_rows(self, A, start, size, axis=0):
         import jax
@@ -354,6 +386,21 @@ LIBRARIES = {name: cls.library for name, cls in BACKENDS.items()}
 def installed_backends() -> list[str]:
     """Backend names whose library can be imported here (CuPy is listed even without a GPU)."""
     return [name for name, module in LIBRARIES.items() if _installed(module)]
+
+
+#: The backends that can run on a CUDA GPU, and the device each is asked for.
+GPU_DEVICES = {"cupy": "cuda", "torch": "cuda", "jax": "gpu"}
+
+
+def gpu_backends() -> tuple[list[Backend], dict[str, str]]:
+    """The backends that have a CUDA GPU here, and for the others the one-line reason they have none."""
+    found, reasons = [], {}
+    for name, device in GPU_DEVICES.items():
+        try:
+            found.append(get_backend(name, device))
+        except BackendError as exc:
+            reasons[name] = str(exc)
+    return found, reasons
 
 
 def _cuda_index(device) -> int:

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 
-from .backends import BACKENDS, installed_backends, library_versions, thread_pools
+from .backends import BACKENDS, GPU_DEVICES, installed_backends, library_versions, thread_pools
 from .errors import BackendError, ValidationError
 
 NETS = {
@@ -103,7 +103,7 @@ def implementations(devices=("cpu",)) -> list[str]:
     names = []
     for device in devices:
         for backend, cls in BACKENDS.items():
-            if not cls.can_train or device == "cpu" and backend == "cupy" or device != "cpu" and backend not in ("cupy", "torch"):
+            if not cls.can_train or device == "cpu" and backend == "cupy" or device != "cpu" and backend not in GPU_DEVICES:
                 continue
             names.append(f"xpnet-{backend}" + ("" if device == "cpu" else f"@{device}"))
             if backend == "jax" and device == "cpu":
