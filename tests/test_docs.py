@@ -21,7 +21,12 @@ BLOCKS = [(path.relative_to(ROOT), i, code) for path in DOCS for i, code in enum
 def test_python_examples_in_the_docs_run(path, index, code):
     if "sklearn" in code:
         pytest.importorskip("sklearn")
-    exec(compile(code, f"{path}[python block {index}]", "exec"), {})
+    environment = dict(os.environ)  # a block may set variables (SCIPY_ARRAY_API) for itself only
+    try:
+        exec(compile(code, f"{path}[python block {index}]", "exec"), {})
+    finally:
+        os.environ.clear()
+        os.environ.update(environment)
 
 
 def test_cli_page_lists_every_option():

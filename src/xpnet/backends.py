@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import array_api_compat
 import numpy as np
 
 from .errors import BackendError, ValidationError
@@ -80,6 +81,16 @@ class Backend:
     def resolve(cls, module, device) -> "Backend":
         """The backend on ``device`` (a string, or ``None`` for the library's default)."""
         raise NotImplementedError
+
+    @classmethod
+    def holds(cls, x) -> bool:
+        """Whether ``x`` is an array of this backend's library."""
+        return False
+
+    @classmethod
+    def device_of(cls, x):
+        """The device of ``x`` (one of this library's arrays), as :meth:`resolve` takes it."""
+        return None
 
     # -- dtypes -------------------------------------------------------------------------------------
     def dtype(self, name: str):
@@ -157,6 +168,10 @@ class NumpyBackend(Backend):
 
         return cls(xp, "cpu")
 
+    @classmethod
+    def holds(cls, x):
+        return isinstance(x, (np.ndarray, np.generic))
+
     def to_host(self, x):
         return np.asarray(x)
 
@@ -185,6 +200,14 @@ class CupyBackend(Backend):
         import array_api_compat.cupy as xp
 
         return cls(xp, cupy.cuda.Device(index))
+
+    @classmethod
+    def holds(cls, x):
+        return array_api_compat.is_cupy_array(x)
+
+    @classmethod
+    def device_of(cls, x):
+        return f"cuda:{x.device.id}"
 
     def to_host(self, x):
         return x.get()
@@ -235,6 +258,14 @@ class TorchBackend(Backend):
             raise BackendError(f"backend 'torch' supports devices 'cpu' and 'cuda:N' in xpnet; got {device!r}")
         return cls(xp, dev)
 
+    @classmethod
+    def holds(cls, x):
+        return array_api_compat.is_torch_array(x)
+
+    @classmethod
+    def device_of(cls, x):
+        return str(x.device)
+
     def to_host(self, x):
         return x.detach().cpu().numpy()
 
@@ -276,6 +307,15 @@ class JaxBackend(Backend):
         if index >= len(devices):
             raise BackendError(f"backend 'jax' has no device {device!r}; available: {jax.devices()}")
         return cls(xp, devices[index])
+
+    @classmethod
+    def holds(cls, x):
+        return array_api_compat.is_jax_array(x)
+
+    @classmethod
+    def device_of(cls, x):
+        device = next(iter(x.devices()))
+        return f"{device.platform}:{device.id}"
 
     def dtype(self, name):
         if name == "float64":
@@ -339,6 +379,14 @@ class StrictBackend(Backend):
         available = ", ".join(repr(d).split("'")[1] for d in names)  # repr: array_api_strict.Device('NAME')
         raise BackendError(f"backend 'array_api_strict' has no device {device!r}; available: {available}")
 
+    @classmethod
+    def holds(cls, x):
+        return type(x).__module__.split(".")[0] == "array_api_strict"
+
+    @classmethod
+    def device_of(cls, x):
+        return x.device
+
     def quiet_overflow(self):
         return np.errstate(over="ignore", invalid="ignore")
 
@@ -386,6 +434,23 @@ LIBRARIES = {name: cls.library for name, cls in BACKENDS.items()}
 def installed_backends() -> list[str]:
     """Backend names whose library can be imported here (CuPy is listed even without a GPU)."""
     return [name for name, module in LIBRARIES.items() if _installed(module)]
+
+
+def backend_of(x) -> Backend:
+    """The backend whose library ``x`` is an array of, on ``x``'s device (a one-line
+    :class:`BackendError` for anything else)."""
+    for cls in BACKENDS.values():
+        if cls.holds(x):
+            return get_backend(cls.name, cls.device_of(x))
+    raise BackendError(f"{type(x).__module__}.{type(x).__name__} is not an array of a backend xpnet knows "
+                       f"({', '.join(BACKENDS)})")
+
+
+def host_copy(x) -> np.ndarray:
+    """A NumPy copy of ``x`` whatever library and device it lives on (NumPy arrays and lists as they are)."""
+    if isinstance(x, (np.ndarray, np.generic, list, tuple)):
+        return np.asarray(x)
+    return backend_of(x).to_host(x)
 
 
 #: The backends that can run on a CUDA GPU, and the device each is asked for.

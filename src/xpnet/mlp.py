@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from . import export, functions, kernels, train
-from .backends import Backend, get_backend
+from .backends import Backend, backend_of, get_backend, host_copy
 from .errors import DataError, ValidationError
 from .init import initial_weights
 from .io import load_weights, save_weights
@@ -105,19 +105,25 @@ class BaseNetwork:
 
     # -- data ---------------------------------------------------------------------------------------
     def inputs(self, X, name: str = "X"):
-        """``X`` on this network's device in its dtype, checked: host arrays (NumPy, lists) are copied,
-        arrays already on the backend are used as they are."""
-        host = isinstance(X, (np.ndarray, list, tuple))
-        if host:
-            X = np.asarray(X)
+        """``X`` on this network's device in its dtype, checked. Host arrays (NumPy, lists) and arrays of
+        another library or device are copied there (through the host); arrays already on this backend's
+        device are used as they are, cast to the network's dtype if need be."""
+        here = not isinstance(X, (np.ndarray, np.generic, list, tuple)) and self.backend.holds(X)
+        if here and backend_of(X).device != self.backend.device:
+            here = False
+        if not here:
+            X = host_copy(X)
             if X.dtype.kind not in "biuf":
                 raise ValidationError(f"{name} must hold numbers; got dtype {X.dtype}")
         if X.ndim != 2 or X.shape[1] != self.sizes[0]:
             raise ValidationError(f"{name} must have shape (n_samples, {self.sizes[0]}); got {tuple(X.shape)}")
-        finite = np.isfinite(X).all() if host else self.xp.all(self.xp.isfinite(X))
+        finite = self.xp.all(self.xp.isfinite(X)) if here else np.isfinite(X).all()
         if not bool(finite):
             raise ValidationError(f"{name} contains NaN or infinity")
-        return self.backend.asarray(X, self.dtype) if host else X
+        if not here:
+            return self.backend.asarray(X, self.dtype)
+        dtype = self.backend.dtype(self.dtype)
+        return X if X.dtype == dtype else self.xp.astype(X, dtype)
 
     def targets(self, y) -> np.ndarray:
         """Host float64 targets for host labels ``y``: one-hot rows for several outputs, a column for one.
