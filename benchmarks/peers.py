@@ -117,3 +117,87 @@ def hand_tuned(device, net, dtype, batch_size, X, y):
 RUNNERS = {"torch-eager": TorchRunner, "sklearn": SklearnRunner, "seeds-loop": SeedsRunner,
            "hand-tuned-numpy": hand_tuned}
 assert set(RUNNERS) == set(bench.PEERS)
+
+
+# -- time to accuracy: the peers trained segment by segment (see xpnet.bench.time_to_accuracy) --------
+class TorchLearner:
+    """PyTorch eager, its usual loop, trained on the samples ``start .. stop`` of each epoch's order."""
+
+    def __init__(self, device, net, dtype, batch_size, lr, seed, data):
+        try:
+            import torch
+        except ImportError:
+            raise Unavailable("torch is not installed") from None
+        X, y, X_test, y_test = data
+        self.torch, self.batch_size, self.seed, self.n = torch, batch_size, seed, len(y)
+        self.device = torch.device(device or "cpu")
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise Unavailable("torch has no CUDA device here")
+        sizes = NETS[net]["layers"]
+        act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU}[NETS[net]["activation"]]
+        layers = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers += [torch.nn.Linear(a, b)] + ([act()] if i < len(sizes) - 2 else [])
+        torch.manual_seed(seed)
+        dt = getattr(torch, dtype)
+        self.model = torch.nn.Sequential(*layers).to(self.device, dt)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=lr)
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.X, self.y = torch.as_tensor(X, dtype=dt, device=self.device), torch.as_tensor(y, device=self.device)
+        self.X_test, self.y_test = torch.as_tensor(X_test, dtype=dt, device=self.device), torch.as_tensor(y_test, device=self.device)
+
+    def start_epoch(self, epoch):
+        if self.batch_size == 1:
+            self.Xe, self.ye = self.X, self.y
+            return
+        order = self.torch.as_tensor(np.random.default_rng([self.seed, epoch]).permutation(self.n), device=self.device)
+        self.Xe, self.ye = self.X[order], self.y[order]
+
+    def train(self, start, stop):
+        B = self.batch_size
+        for i in range(start, stop, B):
+            self.opt.zero_grad()
+            self.loss(self.model(self.Xe[i : min(i + B, stop)]), self.ye[i : min(i + B, stop)]).backward()
+            self.opt.step()
+        if self.device.type == "cuda":
+            self.torch.cuda.synchronize(self.device)
+
+    def accuracy(self):
+        with self.torch.no_grad():
+            return float((self.model(self.X_test).argmax(dim=1) == self.y_test).double().mean())
+
+
+class SklearnLearner:
+    """scikit-learn's ``MLPClassifier`` (plain SGD, no momentum, no penalty) through ``partial_fit``."""
+
+    def __init__(self, device, net, dtype, batch_size, lr, seed, data):
+        try:
+            from sklearn.neural_network import MLPClassifier
+        except ImportError:
+            raise Unavailable("scikit-learn is not installed") from None
+        if device not in (None, "cpu"):
+            raise Unavailable("scikit-learn runs on the CPU")
+        X, y, X_test, y_test = data
+        spec = NETS[net]
+        self.model = MLPClassifier(
+            hidden_layer_sizes=tuple(spec["layers"][1:-1]), activation={"sigmoid": "logistic"}.get(spec["activation"], "relu"),
+            solver="sgd", momentum=0.0, nesterovs_momentum=False, alpha=0.0, learning_rate_init=lr,
+            batch_size=batch_size, shuffle=False, random_state=seed,
+        )
+        self.X, self.y = np.asarray(X, dtype=dtype), np.asarray(y)
+        self.X_test, self.y_test = np.asarray(X_test, dtype=dtype), np.asarray(y_test)
+        self.batch_size, self.seed, self.n, self.fitted = batch_size, seed, len(y), False
+
+    def start_epoch(self, epoch):
+        order = np.arange(self.n) if self.batch_size == 1 else np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        self.Xe, self.ye = self.X[order], self.y[order]
+
+    def train(self, start, stop):
+        self.model.partial_fit(self.Xe[start:stop], self.ye[start:stop], classes=np.arange(10))
+        self.fitted = True
+
+    def accuracy(self):
+        return float(self.model.score(self.X_test, self.y_test)) if self.fitted else None  # no weights before
+
+
+LEARNERS = {"torch-eager": TorchLearner, "sklearn": SklearnLearner}

@@ -21,11 +21,14 @@ learning rate. :func:`calibrate` picks how many samples a timed round uses so th
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import platform
 import statistics
 import time
 from pathlib import Path
+
+import numpy as np
 
 
 from .backends import BACKENDS, GPU_DEVICES, installed_backends, library_versions, thread_pools
@@ -238,6 +241,159 @@ def measure_case(implementation, net, dtype, batch_size, X, y, rounds=5, target=
 
 def record(base: dict, runner, n: int, stats: dict) -> dict:
     return {**base, **stats, "samples_per_round": n, "device": str(getattr(runner, "device", "cpu"))}
+
+
+# -- time to accuracy ----------------------------------------------------------------------------
+#: Samples between two test-accuracy readings (a multiple of every batch size measured, so that the
+#: batches are exactly those of one uninterrupted ``fit``).
+CHECK_EVERY = 4096
+#: The learning rates the time-to-accuracy runs choose from (a log grid, half a decade apart).
+LR_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+class XpnetLearner:
+    """xpnet trained segment by segment with the training loop ``fit`` runs, for time-to-accuracy runs:
+    ``start_epoch(e)`` orders the data (outside the clock), ``train(start, stop)`` trains those
+    samples of the epoch and returns when the device is done, ``accuracy()`` scores the test set."""
+
+    def __init__(self, backend, device, net, dtype, batch_size, lr, seed, data, compile=True):
+        from .mlp import MLP
+
+        X, y, X_test, y_test = data
+        try:
+            self.model = MLP(**NETS[net], seed=seed, backend=backend, device=device, dtype=dtype)
+        except BackendError as exc:
+            raise Unavailable(str(exc)) from None
+        self.backend, self.batch_size, self.lr, self.seed, self.compile = self.model.backend, batch_size, lr, seed, compile
+        self.X = self.model.inputs(X)
+        self.T = self.backend.asarray(self.model.targets(y), dtype)
+        self.X_test, self.y_test = self.model.inputs(X_test), np.asarray(y_test)
+        self.T_test = self.backend.asarray(self.model.targets(y_test), dtype)
+        self.n = len(y)
+        if compile and self.backend.can_compile:  # compile the two segment shapes before any clock runs
+            from .mlp import MLP as _MLP
+
+            warm = _MLP(**NETS[net], seed=seed, backend=self.backend, dtype=dtype)
+            for size in {min(CHECK_EVERY, self.n), self.n % CHECK_EVERY or CHECK_EVERY}:
+                self._trainer(warm, warm.inputs(X[:size]), self.T[:size, :]).epoch(1)
+
+    def _trainer(self, model, X, T):
+        from .train import Trainer
+
+        return Trainer(model, X, T, lr=[self.lr], batch_size=min(self.batch_size, X.shape[0]), compile=self.compile)
+
+    def start_epoch(self, epoch):
+        if self.batch_size == 1:  # per-sample SGD runs in order, as fit does at batch size 1
+            self.Xe, self.Te = self.X, self.T
+            return
+        order = self.backend.asarray(np.random.default_rng([self.seed, epoch]).permutation(self.n).astype(np.int32))
+        xp = self.backend.xp
+        self.Xe, self.Te = xp.take(self.X, order, axis=0), xp.take(self.T, order, axis=0)
+        self.backend.synchronize(self.Xe, self.Te)
+
+    def train(self, start, stop):
+        self._trainer(self.model, self.Xe[start:stop, :], self.Te[start:stop, :]).epoch(1)
+
+    def accuracy(self):
+        from .train import evaluate_device
+
+        return evaluate_device(self.model, self.X_test, self.T_test, self.y_test)["accuracy"]
+
+
+def time_to_accuracy(learner, targets, n, max_seconds=30.0, max_epochs=50, check_every=CHECK_EVERY) -> dict:
+    """Train ``learner`` until its test accuracy first reaches each of ``targets``, or the budget
+    (``max_seconds`` of training, ``max_epochs``) runs out. Only the training calls are timed; accuracy is
+    read every ``check_every`` samples, off the clock. Returns, per target, ``seconds``, ``samples``,
+    ``epochs`` (or ``None``: not reached), the ``curve`` of (seconds, samples, accuracy) readings, the
+    best accuracy, the samples/s of the training calls, and ``diverged`` when training diverged."""
+    from .errors import DivergenceError
+
+    targets = sorted(targets)
+    reached = {t: None for t in targets}
+    before = learner.accuracy()  # None where a learner has no weights before its first step
+    curve, seconds, samples, epoch, diverged = ([(0.0, 0, before)] if before is not None else []), 0.0, 0, 0, None
+    while reached[targets[-1]] is None and seconds < max_seconds and epoch < max_epochs and diverged is None:
+        epoch += 1
+        learner.start_epoch(epoch)
+        for start in range(0, n, check_every):
+            stop = min(n, start + check_every)
+            t0 = time.perf_counter()
+            try:
+                learner.train(start, stop)
+            except DivergenceError as exc:
+                diverged = str(exc)
+                break
+            seconds += time.perf_counter() - t0
+            samples += stop - start
+            accuracy = learner.accuracy()
+            curve.append((seconds, samples, accuracy))
+            for t in targets:
+                if reached[t] is None and accuracy >= t:
+                    reached[t] = {"seconds": seconds, "samples": samples, "epochs": samples / n}
+            if reached[targets[-1]] is not None or seconds >= max_seconds:
+                break
+    return {"reached": {str(t): r for t, r in reached.items()}, "curve": curve,
+            "best_accuracy": max((a for _, _, a in curve), default=None), "samples_per_second": samples / seconds if seconds else None,
+            "trained_seconds": seconds, "trained_samples": samples, "diverged": diverged}
+
+
+def make_learner(implementation, net, dtype, batch_size, lr, seed, data, peers=None):
+    """A learner for :func:`time_to_accuracy`: xpnet on a backend (``xpnet-numpy``, ``xpnet-torch@cuda``,
+    ...) or a peer (``torch-eager``, ``sklearn``) from ``benchmarks/peers.py``; raises
+    :class:`Unavailable` with the reason when it cannot run here."""
+    name, _, device = implementation.partition("@")
+    device = device or None
+    if name.startswith("xpnet-"):
+        backend, _, eager = name[len("xpnet-"):].partition("-")
+        if backend not in BACKENDS or eager not in ("", "eager") or not BACKENDS[backend].can_train:
+            raise ValidationError(_unknown(implementation))
+        if backend not in installed_backends():
+            raise Unavailable(f"{BACKENDS[backend].library} is not installed")
+        return XpnetLearner(backend, device, net, dtype, batch_size, lr, seed, data, compile=eager != "eager")
+    if peers is None or name not in getattr(peers, "LEARNERS", {}):
+        if name in PEERS:
+            raise Unavailable(f"time to accuracy for {name} needs benchmarks/peers.py of a source checkout"
+                              if peers is None else f"no time-to-accuracy learner for {name}")
+        raise ValidationError(_unknown(implementation))
+    return peers.LEARNERS[name](device, net, dtype, batch_size, lr, seed, data)
+
+
+def to_accuracy_table(results, targets) -> str:
+    """Rows: implementation and batch size; per target: the median over seeds of the training seconds
+    to reach it (samples seen, epochs) or "not reached"; then samples/s and the learning rate."""
+    lines = ["| implementation | batch | lr | " + " | ".join(f"to {100 * t:g} %: seconds (samples, epochs)" for t in targets)
+             + " | samples/s | seeds |", "|---" * (len(targets) + 5) + "|"]
+    keys = list(dict.fromkeys((r["implementation"], r["batch_size"]) for r in results if "skipped" not in r))
+    for name, batch in keys:
+        runs = [r for r in results if r["implementation"] == name and r["batch_size"] == batch and "skipped" not in r]
+        cells = []
+        for t in targets:
+            hit = [r["reached"][str(t)] for r in runs if r["reached"].get(str(t))]
+            if len(hit) * 2 <= len(runs):  # the median run did not reach it
+                best = max((r["best_accuracy"] or 0) for r in runs)
+                cells.append(f"not reached ({len(hit)}/{len(runs)}; best {100 * best:.2f} %)")
+                continue
+            median = sorted(hit + [None] * (len(runs) - len(hit)), key=lambda h: math.inf if h is None else h["seconds"])[
+                (len(runs) - 1) // 2]
+            cells.append(f"{median['seconds']:.2f} ({median['samples']:,}, {median['epochs']:.2f})")
+        rate = statistics.median(r["samples_per_second"] for r in runs if r["samples_per_second"])
+        lines.append(f"| {name} | {batch} | {runs[0]['lr']:g} | " + " | ".join(cells) + f" | {_si(rate)} | {len(runs)} |")
+    return "\n".join(lines)
+
+
+def choose_lr(net, batch_size, data, grid=LR_GRID, epochs=2, seed=0, dtype="float32") -> tuple[float, dict]:
+    """The learning rate of ``grid`` with the best validation accuracy after ``epochs`` epochs at
+    ``batch_size`` (the last 10 % of the training set held out), all of them trained as one stack."""
+    from .sweep import Config, Fixed, train_stack
+
+    X, y, _, _ = data
+    cut = len(y) - len(y) // 10
+    spec = NETS[net]
+    configs = [Config(lr=lr, seed=seed, init=spec["init"], layers=tuple(spec["layers"]), activation=(spec["activation"],),
+                      batch_size=batch_size) for lr in grid]
+    records = train_stack(configs, Fixed(epochs=epochs, dtype=dtype), (X[:cut], y[:cut], X[cut:], y[cut:]))
+    scores = {r["lr"]: (r["test_accuracy"] if not r["diverged"] else 0.0) for r in records}
+    return max(scores, key=scores.get), scores
 
 
 # -- reporting -----------------------------------------------------------------------------------

@@ -413,15 +413,64 @@ def _list(text, parse=str, name="list"):
         raise ValidationError(f"{name}: {exc}") from None
 
 
+def _bench_to_accuracy(args, bench, peers) -> int:
+    from . import datasets
+
+    targets = sorted(_list(args.to_accuracy, float, "--to-accuracy"))
+    if not all(0 < t < 1 for t in targets):
+        raise ValidationError(f"--to-accuracy takes accuracies between 0 and 1, e.g. 0.92,0.96; got {args.to_accuracy}")
+    impls = _list(args.impl, name="--impl") if args.impl else ["xpnet-numpy"]
+    nets = _list(args.net, name="--net")
+    batches = _list(args.batch_sizes, lambda b: b if b == "full" else int(b), "--batch-sizes") if args.batch_sizes else [
+        1, 16, 64, 256, 1024]
+    bad = [b for b in batches if b not in bench.BATCH_SIZES or b == "full"] + [n for n in nets if n not in bench.NETS]
+    if bad:
+        raise ValidationError(f"--to-accuracy takes --batch-sizes from 1, 16, 64, 256, 1024 and --net small/large; "
+                              f"got {', '.join(map(str, bad))}")
+    data = datasets.prepare(datasets.load_mnist(), dtype=np.float32)
+    results = []
+    for net in nets:
+        for batch in batches:
+            lr, scores = bench.choose_lr(net, batch, data)
+            if not args.json:
+                print(f"{net} net, batch {batch}: lr {lr:g} (validation accuracy after 2 epochs: "
+                      + ", ".join(f"{k:g}: {100 * v:.1f}%" for k, v in scores.items()) + ")", file=sys.stderr, flush=True)
+            for impl in impls:
+                for seed in range(args.seeds):
+                    base = {"implementation": impl, "net": net, "batch_size": batch, "lr": lr, "seed": seed}
+                    try:
+                        learner = bench.make_learner(impl, net, "float32", batch, lr, seed, data, peers)
+                    except bench.Unavailable as exc:
+                        results.append({**base, "skipped": str(exc)})
+                        continue
+                    result = {**base, **bench.time_to_accuracy(learner, targets, len(data[1]), max_seconds=args.max_seconds)}
+                    results.append(result)
+                    if not args.json:
+                        got = ", ".join(f"{100 * float(t):g}%: " + (f"{r['seconds']:.2f} s" if r else "not reached")
+                                        for t, r in result["reached"].items())
+                        print(f"  {impl} seed {seed}: {got}", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps({"environment": bench.environment(), "targets": targets, "results": results}))
+        return 0
+    for net in nets:
+        print(f"\n{net} net {bench.NETS[net]['layers']}, float32: training seconds until the test accuracy first "
+              f"reaches each target (median of {args.seeds} seed(s); accuracy read every {bench.CHECK_EVERY} samples, "
+              f"off the clock; at most {args.max_seconds:g} s of training)")
+        print(bench.to_accuracy_table([r for r in results if r["net"] == net], targets))
+    return 0
+
+
 def cmd_bench(args) -> int:
     from . import bench
 
     peers = bench.load_peers(args.peers)
+    if args.to_accuracy:
+        return _bench_to_accuracy(args, bench, peers)
     impls = _list(args.impl, name="--impl") if args.impl else [
         i for i in bench.implementations(("cpu", "cuda")) if i not in ("xpnet-array_api_strict", "hand-tuned-numpy")
     ]
     nets, dtypes = _list(args.net, name="--net"), _list(args.dtype, name="--dtype")
-    batches = _list(args.batch_sizes, lambda b: b if b == "full" else int(b), "--batch-sizes")
+    batches = _list(args.batch_sizes or "1,16,64,256,1024,full", lambda b: b if b == "full" else int(b), "--batch-sizes")
     models = [None] if args.models is None else _list(args.models, int, "--models")
     for name, values, allowed in (("--net", nets, bench.NETS), ("--dtype", dtypes, ("float32", "float64")),
                                   ("--batch-sizes", batches, bench.BATCH_SIZES)):
@@ -614,11 +663,17 @@ def build_parser() -> argparse.ArgumentParser:
                    "here except xpnet-array_api_strict; e.g. xpnet-numpy,torch-eager,sklearn,seeds-loop)")
     p.add_argument("--net", default="small", help="small (784-32-32-10 sigmoid) and/or large (784-256-128-64-10 relu)")
     p.add_argument("--dtype", default="float32", help="float32 and/or float64, comma-separated")
-    p.add_argument("--batch-sizes", default="1,16,64,256,1024,full", help="comma-separated; 'full' is the whole training set")
+    p.add_argument("--batch-sizes", default=None, help="comma-separated; 'full' is the whole training set "
+                   "(default 1,16,64,256,1024,full; with --to-accuracy 1,16,64,256,1024)")
     p.add_argument("--rounds", type=_at_least(1), default=5, help="timed rounds per case; the table shows their median")
     p.add_argument("--target", type=float, default=0.25, help="seconds per timed round (default 0.25)")
     p.add_argument("--models", default=None, metavar="K,...", help="train stacks of K networks at once and report "
                    "model-samples/s, e.g. 1,4,16,64,256 (xpnet's implementations only)")
+    p.add_argument("--to-accuracy", default=None, metavar="A[,B]", help="time to accuracy instead of throughput: "
+                   "training seconds until the test accuracy first reaches A (and B), lr chosen per batch size "
+                   "(default impl xpnet-numpy; about a minute)")
+    p.add_argument("--seeds", type=_at_least(1), default=1, help="seeds per time-to-accuracy case; tables show the median (1)")
+    p.add_argument("--max-seconds", type=float, default=20.0, help="training budget per time-to-accuracy run (20)")
     p.add_argument("--peers", default=None, metavar="PATH", help="the peers' runners (default ./benchmarks/peers.py "
                    "when it exists; it is part of a source checkout, not of the installed package)")
     p.add_argument("--json", action="store_true", help="print the raw measurements as JSON")
