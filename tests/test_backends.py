@@ -154,10 +154,11 @@ def test_fast_reductions_equal_the_standard_ones(shape, dtype):
 def test_every_backend_is_a_class_with_its_capabilities():
     from xpnet.backends import BACKENDS, Backend
 
-    assert set(BACKENDS) == {"numpy", "cupy", "torch", "jax", "array_api_strict", "ndonnx"}
+    assert set(BACKENDS) == {"numpy", "cupy", "torch", "jax", "array_api_strict", "dask", "ndonnx"}
     for name, cls in BACKENDS.items():
         assert issubclass(cls, Backend) and cls.name == name
     assert [n for n, c in BACKENDS.items() if not c.supports_inplace] == ["jax", "ndonnx"]
     assert [n for n, c in BACKENDS.items() if c.can_compile] == ["jax"]
     assert [n for n, c in BACKENDS.items() if not c.can_train] == ["ndonnx"]
+    assert [n for n, c in BACKENDS.items() if c.trains_by_chunks] == ["dask"]
     assert get_backend("numpy").xp is np  # NumPy itself, not a rebuilt module

@@ -2,7 +2,8 @@
 
 A :class:`Backend` couples an Array API namespace (``xp``) with a device. There is one small subclass per
 library (:class:`NumpyBackend`, :class:`CupyBackend`, :class:`TorchBackend`, :class:`JaxBackend`,
-:class:`StrictBackend`, and :class:`NdonnxBackend`, whose arrays record an ONNX graph); each states its capabilities as class attributes (``supports_inplace``,
+:class:`StrictBackend`, :class:`DaskBackend`, and :class:`NdonnxBackend`, whose arrays record an ONNX
+graph); each states its capabilities as class attributes (``supports_inplace``,
 ``can_compile``) and overrides only what its library does differently (moving data to the host,
 synchronising, compiling an epoch, enabling float64). Adding a library means adding a class and listing it
 in :data:`BACKENDS`.
@@ -72,6 +73,10 @@ class Backend:
     supports_inplace: ClassVar[bool] = True
     can_compile: ClassVar[bool] = False
     can_train: ClassVar[bool] = True
+    #: The smallest batch size training makes sense with (a graph-building library: hundreds or more).
+    min_batch_size: ClassVar[int] = 1
+    #: Whether a training step runs chunk by chunk (:meth:`map_chunks`), with the weights on the host.
+    trains_by_chunks: ClassVar[bool] = False
 
     xp: Any = field(repr=False)
     device: Any
@@ -142,6 +147,11 @@ class Backend:
         """Compile ``steps`` calls of ``carry = body(carry, data, k)`` (k = 0 .. steps - 1) into one call
         ``run(carry, data) -> carry``; only for backends whose ``can_compile`` is true."""
         raise BackendError(f"backend {self.name!r} has no compiler")
+
+    def map_chunks(self, fn, *arrays) -> list:
+        """``fn`` applied to every row chunk of ``arrays`` (host arrays), in parallel where the library
+        can; only for backends whose ``trains_by_chunks`` is true."""
+        raise BackendError(f"backend {self.name!r} does not split data into chunks")
 
     def describe(self) -> dict:
         """What a report should say about this backend's device (name, driver and CUDA versions on a GPU)."""
@@ -423,9 +433,72 @@ class NdonnxBackend(Backend):
         return self.xp.build(inputs, outputs)
 
 
+class DaskBackend(Backend):
+    """dask.array through ``array_api_compat.dask.array``: data split into chunks of :attr:`chunk_rows`
+    rows, each operation run chunk by chunk in parallel -- by the threaded scheduler, or by a Dask cluster
+    when a ``distributed.Client`` is active. Arrays of at most :attr:`chunk_rows` rows (the weights, a
+    small data set) stay NumPy arrays, so the forward kernels on a chunked input build one graph over the
+    chunks (evaluate and predict). Training runs by chunks: each step sends the weights to every chunk,
+    runs the same kernels there on NumPy (:meth:`map_chunks`) and adds the chunks' gradients up, which
+    measured cheaper than one graph of the whole step (docs/backends.md). Per-sample training is refused
+    (:attr:`min_batch_size`): a round trip per sample would cost milliseconds each."""
+
+    name, library = "dask", "dask"
+    min_batch_size = 256
+    trains_by_chunks = True
+    chunk_rows = 10_000
+
+    @classmethod
+    def resolve(cls, dask, device):
+        if device not in (None, "cpu"):
+            raise BackendError(f"backend 'dask' runs its chunks on NumPy, device 'cpu'; got {device!r}")
+        import array_api_compat.dask.array as xp
+
+        return cls(xp, "cpu")
+
+    @classmethod
+    def holds(cls, x):
+        return array_api_compat.is_dask_array(x)
+
+    @classmethod
+    def device_of(cls, x):
+        return "cpu"
+
+    def dtype(self, name):
+        if name not in DTYPES:
+            raise ValidationError(f"dtype must be one of {', '.join(DTYPES)}; got {name!r}")
+        return getattr(self.xp, name)
+
+    def asarray(self, host, dtype=None):
+        import dask.array
+
+        host = np.asarray(host) if dtype is None else np.asarray(host, dtype=dtype)
+        if host.ndim == 2 and host.shape[0] > self.chunk_rows:
+            return dask.array.from_array(host, chunks=(self.chunk_rows, host.shape[1]))
+        return host
+
+    def copy(self, x):
+        return np.array(x, copy=True)
+
+    def to_host(self, x):
+        return np.asarray(x.compute() if array_api_compat.is_dask_array(x) else x)
+
+    def map_chunks(self, fn, *arrays):
+        import dask
+
+        def blocks(a):
+            return a.to_delayed().ravel().tolist() if array_api_compat.is_dask_array(a) else [a]
+
+        return list(dask.compute(*[dask.delayed(fn)(*parts) for parts in zip(*map(blocks, arrays))]))
+
+    def quiet_overflow(self):
+        return np.errstate(over="ignore", invalid="ignore")
+
+
 #: Backend name -> its class.
 BACKENDS: dict[str, type[Backend]] = {
-    cls.name: cls for cls in (NumpyBackend, CupyBackend, TorchBackend, JaxBackend, StrictBackend, NdonnxBackend)
+    cls.name: cls for cls in (NumpyBackend, CupyBackend, TorchBackend, JaxBackend, StrictBackend, DaskBackend,
+                          NdonnxBackend)
 }
 #: Backend name -> the module that must be importable for it.
 LIBRARIES = {name: cls.library for name, cls in BACKENDS.items()}
@@ -523,7 +596,7 @@ def get_backend(name: str | Backend = "numpy", device: str | None = None) -> Bac
 def library_versions() -> dict[str, str]:
     """Versions of the array libraries that are installed (for benchmark records)."""
     out = {}
-    for name in ("numpy", "array_api_compat", "cupy", "torch", "jax", "array_api_strict", "ndonnx", "sklearn"):
+    for name in ("numpy", "array_api_compat", "cupy", "torch", "jax", "array_api_strict", "dask", "ndonnx", "sklearn"):
         if not _installed(name):
             continue
         try:

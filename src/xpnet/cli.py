@@ -282,6 +282,13 @@ def _weights_name(record) -> str:
             f"{record['layers']}_{act}_batch{record['batch_size']}.npz")
 
 
+def _settings_key(record) -> tuple:
+    """What identifies a configuration in sweep records."""
+    from .sweep import VARIED
+
+    return tuple(str(record[k]) for k in VARIED)
+
+
 def cmd_sweep(args) -> int:
     from pathlib import Path
 
@@ -289,6 +296,10 @@ def cmd_sweep(args) -> int:
     from . import sweep as sw
     from .io import atomic_write, check_directory, check_writable
 
+    if args.resume and not args.out:
+        raise ValidationError("--resume needs --out FILE (the records of the configurations already trained)")
+    if args.workers is not None and args.scheduler is not None:
+        raise ValidationError("give --workers (a local cluster) or --scheduler (a running one), not both")
     if args.out:
         check_writable(args.out, "--out")
     if args.save_dir:
@@ -300,26 +311,27 @@ def cmd_sweep(args) -> int:
         batch_size=_list(args.batch_size, int, "--batch-size"),
     )
     progress = False if args.no_progress else None
-    data, (X, y, X_test, y_test) = _load_data(args.dataset, args.data_dir, args.scale, args.digits, progress, args.dtype)
-    n_classes = 2 if args.digits else len(data.classes)
+    datasets.locate(args.dataset, args.data_dir, progress=progress)  # downloads Fashion-MNIST here if need be
+    spec = sw.Data(args.dataset, args.data_dir, args.scale, args.digits, args.validation, args.dtype)
+    (X, y, X_test, y_test), validation = sw.load_data(spec)
+    n_classes = 2 if args.digits else len(datasets.CLASSES[args.dataset])
     for c in configs:
         _check_layers(c.layers, X, n_classes)
         if c.batch_size > len(y):
             raise ValidationError(f"--batch-size {c.batch_size} is more than the {len(y)} training samples")
-    validation = None
-    if args.validation:
-        X, y, X_val, y_val = datasets.validation_split(X, y, args.validation, 0)
-        validation = (X_val, y_val)
     fixed = sw.Fixed(epochs=args.epochs, loss=args.loss, output=args.output, shuffle=args.shuffle,
                      backend=args.backend, device=args.device, dtype=args.dtype, compile=args.compile,
                      extra={"dataset": args.dataset, "scaling": args.scale, "digits": args.digits,
                             "validation": args.validation})
     sw.check(configs, fixed)
-    stacks = sw.plan(configs, len(y), args.stack_size, args.dtype, args.memory * 2**20)
-    if not args.json:
-        print(f"{len(configs)} configurations in {len(stacks)} stack(s) of at most {max(map(len, stacks))} networks, "
-              f"{args.epochs} epoch(s) each, on {args.backend}", file=sys.stderr, flush=True)
     done = []
+    if args.resume and Path(args.out).exists():
+        done = sw.load_records(args.out)
+        finished_keys = {_settings_key(r) for r in done}
+        configs = [c for c in configs if _settings_key(c.settings()) not in finished_keys]
+        print(f"xpnet sweep: resuming: {len(done)} configuration(s) already in {args.out}, {len(configs)} to train",
+              file=sys.stderr, flush=True)
+    stacks = sw.plan(configs, len(y), args.stack_size, args.dtype, args.memory * 2**20) if configs else []
 
     def finished(records):
         for r in records:
@@ -337,12 +349,26 @@ def cmd_sweep(args) -> int:
             text = "".join(json.dumps(r) + "\n" for r in done)
             atomic_write(args.out, lambda f: f.write(text.encode()))
 
-    records = sw.run(stacks, fixed, (X, y, X_test, y_test), validation=validation, progress=progress,
-                     on_stack=finished, keep_models=bool(args.save_dir))
+    def announce(where):
+        if not args.json and stacks:
+            print(f"{len(configs)} configurations in {len(stacks)} stack(s) of at most {max(map(len, stacks))} networks, "
+                  f"{args.epochs} epoch(s) each, on {args.backend}{where}", file=sys.stderr, flush=True)
+
+    keep = bool(args.save_dir)
+    if args.workers is None and args.scheduler is None:
+        announce("")
+        sw.run(stacks, fixed, (X, y, X_test, y_test), validation=validation, progress=progress, on_stack=finished,
+               keep_models=keep)
+    else:
+        from . import distributed
+
+        with distributed.connect(args.scheduler, args.workers) as (client, where):
+            announce(f"; {where}")
+            distributed.run(stacks, fixed, spec, client, on_stack=finished, progress=progress, keep_models=keep)
     if not args.json:
-        print(sw.table(records))
-        if len({r["seed"] for r in records}) > 1:
-            print("\nover seeds:\n" + sw.summary_table(records))
+        print(sw.table(done))
+        if len({r["seed"] for r in done}) > 1:
+            print("\nover seeds:\n" + sw.summary_table(done))
     return 0
 
 
@@ -627,6 +653,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "rewritten atomically as each stack finishes")
     p.add_argument("--save-dir", default=None, metavar="DIR", help="write each configuration's weights to DIR "
                    "(loadable by xpnet evaluate)")
+    p.add_argument("--resume", action="store_true", help="train only the configurations that --out does not hold yet")
+    p.add_argument("--workers", type=_one(_at_least(1)), default=None, metavar="N",
+                   help="run the stacks on a local Dask cluster of N worker processes (needs xpnet[distributed])")
+    p.add_argument("--scheduler", type=_one(), default=None, metavar="tcp://HOST:PORT",
+                   help="run the stacks on the Dask cluster of this scheduler (needs xpnet[distributed])")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_sweep)
 

@@ -17,6 +17,7 @@ train --json`` gives it), ``test_accuracy``, ``test_loss``, ``diverged`` (``None
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import statistics
@@ -241,6 +242,40 @@ def train_stack(configs: Sequence[Config], fixed: Fixed, data, validation=None, 
             record["model"] = stack.model(k)
         records.append(record)
     return records
+
+
+@dataclass(frozen=True)
+class Data:
+    """Where a sweep's data comes from: small enough to send to a Dask worker, which loads the data
+    itself (:func:`load_data`) instead of receiving the arrays with every task."""
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    scaling: str = "255"
+    digits: str | None = None
+    validation: float | None = None
+    dtype: str = "float32"
+
+
+@functools.lru_cache(maxsize=4)
+def load_data(spec: Data):
+    """``((X, y, X_test, y_test), validation)`` for ``spec`` (validation ``(X_val, y_val)`` or ``None``),
+    host arrays; cached, so a worker process loads each data set once."""
+    from . import datasets
+
+    data = datasets.load(spec.dataset, spec.data_dir, allow_download=False, progress=False)
+    X, y, X_test, y_test = datasets.prepare(data, spec.scaling, spec.digits, dtype=spec.dtype)
+    validation = None
+    if spec.validation:
+        X, y, X_val, y_val = datasets.validation_split(X, y, spec.validation, 0)
+        validation = (X_val, y_val)
+    return (X, y, X_test, y_test), validation
+
+
+def run_stack_task(configs, fixed: Fixed, spec: Data, keep_models: bool = False) -> list[dict]:
+    """One stack, trained where this runs (a Dask worker, or here) on the data ``spec`` describes."""
+    data, validation = load_data(spec)
+    return train_stack(configs, fixed, data, validation, keep_models=keep_models)
 
 
 def _fixed_settings(fixed: Fixed) -> dict:

@@ -14,6 +14,8 @@ import math
 import time
 
 import numpy as np
+from array_api_compat import array_namespace
+from array_api_compat import device as array_device
 
 from . import kernels
 from .backends import model_sum
@@ -205,6 +207,10 @@ def fit(
     n = Xd.shape[0]
     if batch_size > n:
         raise ValidationError(f"batch_size must be at most the number of samples ({n}); got {batch_size}")
+    smallest = min(model.backend.min_batch_size, n)
+    if batch_size < smallest:
+        raise ValidationError(f"backend {model.backend.name!r} builds a task graph per step; batch_size must be at "
+                              f"least {smallest} there (the full batch is best); got {batch_size}")
     if (X_test is None) != (y_test is None):
         raise ValidationError("X_test and y_test must be given together")
     sets = {} if X_test is None else {"test": (X_test, y_test)}
@@ -325,6 +331,10 @@ class Trainer:
         self.size = min(sample_chunk, self.n) if self.per_sample else batch_size
         self.unroll = unroll
         self.inplace = self.backend.supports_inplace
+        # The namespace of the weights, for the checks and the running loss: the backend's, but NumPy's
+        # where training runs by chunks (Dask: the weights are host arrays, and a graph per check would
+        # cost a round trip to the cluster).
+        self.wxp = array_namespace(model.params[0][0]) if self.backend.trains_by_chunks else self.xp
         self.diverged: dict[int, dict] = {}  # network index -> where it diverged, and its kept weights
         for k, where in enumerate(getattr(model, "diverged", None) or []):
             if where:  # diverged in an earlier fit: stays frozen
@@ -364,11 +374,30 @@ class Trainer:
         return self.backend.asarray(orders[0] if len(seeds) == 1 else orders)
 
     def _advance(self, params, X, T, lr):
+        if self.backend.trains_by_chunks:
+            return self._chunked_step(params, X, T, lr)
         return _advance_fn(self.per_sample)(self.xp, self.net, params, X, T, lr, inplace=self.inplace)
+
+    def _chunked_step(self, params, X, T, lr):
+        """One SGD step on a batch split into chunks (Dask): every chunk's summed loss and gradients by
+        the same kernels on the host, added up, then the update; the same step as one batch, up to the
+        order of the additions."""
+        net = self.net
+
+        def chunk(x, t):
+            loss, grads = kernels.loss_and_gradients(array_namespace(x), net, params, x, t)
+            rows = x.shape[0]  # means over the chunk, back to sums
+            return loss * rows, [(dW * rows, db * rows) for dW, db in grads]
+
+        parts = self.backend.map_chunks(chunk, X, T)
+        scale = lr / X.shape[0]
+        steps = [(sum(p[1][l][0] for p in parts) * scale, sum(p[1][l][1] for p in parts) * scale)
+                 for l in range(len(params))]
+        return kernels.sgd(params, steps, inplace=True), sum(p[0] for p in parts)
 
     def _finite(self, params, running=None):
         """Host booleans, one per network: every weight and bias (and the running loss) finite."""
-        xp = self.xp
+        xp = self.wxp
         parts = [model_sum(xp, a) for pair in params for a in pair] + ([] if running is None else [running])
         values = self.backend.to_host(xp.stack(parts)).reshape(len(parts), -1)
         return np.isfinite(values).all(axis=0)
@@ -387,7 +416,7 @@ class Trainer:
         start = self._copy(params)
         self.saved = (0, start)
         lead = () if self.K is None else (self.K,)
-        running = xp.zeros(lead, dtype=backend.dtype(self.model.dtype), device=backend.device)
+        running = self.wxp.zeros(lead, dtype=getattr(self.wxp, self.model.dtype), device=array_device(params[0][0]))
         lr = self._device_lr()
         calls = -(-n // size)
         check_every = max(1, CHECK_SAMPLES // size)
@@ -410,7 +439,7 @@ class Trainer:
             backend.synchronize(*params[-1])
         seconds = time.perf_counter() - t0
         self.model.params = params
-        change = [self.backend.to_host(_norm(xp, W - W0)) for (W, _), (W0, _) in zip(params, start)]
+        change = [self.backend.to_host(_norm(self.wxp, W - W0)) for (W, _), (W0, _) in zip(params, start)]
         return {
             "train_loss": np.atleast_1d(backend.to_host(running)) / n,
             "weight_change": np.array([np.atleast_1d(c) for c in change]),
