@@ -1,7 +1,6 @@
 """Dask: sweeps on a real LocalCluster of worker processes (equal to the in-process sweep, surviving a
 killed worker and a killed client), scikit-learn's grid search on it, and the kernels on dask arrays."""
 
-import json
 import os
 import signal
 import subprocess
@@ -140,16 +139,14 @@ def test_dask_gradients_equal_numpys():
 
 def test_full_batch_training_on_dask_ends_with_numpys_weights():
     X, y = random_problem(30, 4, n=25000, seed=3)
-    weights = {}
+    nets = {}
     for backend in ("numpy", "dask"):
-        net = xpnet.MLP([30, 16, 4], seed=2, backend=backend, dtype="float64")
-        history = net.fit(X, y, epochs=5, lr=0.5, batch_size=25000, X_test=X[:500], y_test=y[:500], progress=False)
-        weights[backend] = net.get_weights()
+        nets[backend] = xpnet.MLP([30, 16, 4], seed=2, backend=backend, dtype="float64")
+        history = nets[backend].fit(X, y, epochs=5, lr=0.5, batch_size=25000, X_test=X[:500], y_test=y[:500],
+                                    progress=False)
         assert history[-1]["train_loss"] < history[0]["train_loss"]
-        if backend == "dask":
-            np.testing.assert_array_equal(net.predict(X[:500]), reference.predict(X[:500]))
-        reference = net
-    assert_same_weights(weights["dask"], weights["numpy"], "float64")
+    assert_same_weights(nets["dask"].get_weights(), nets["numpy"].get_weights(), "float64")
+    np.testing.assert_array_equal(nets["dask"].predict(X[:500]), nets["numpy"].predict(X[:500]))
 
 
 def test_per_sample_training_on_dask_is_refused():

@@ -94,11 +94,13 @@ def _values(name, value, parse) -> list:
     return parsed
 
 
-def _lr(v):
-    check_number("lr", v)
-    if v <= 0:
-        raise ValidationError(f"lr must be > 0; got {v!r}")
-    return float(v)
+def _positive(name):
+    def parse(v):
+        check_number(name, v)
+        if v <= 0:
+            raise ValidationError(f"{name} must be > 0; got {v!r}")
+        return float(v)
+    return parse
 
 
 def _seed(v):
@@ -111,13 +113,6 @@ def _init(v):
     if v not in INITIALISERS:
         raise ValidationError(f"init must be one of {', '.join(INITIALISERS)}; got {v!r}")
     return v
-
-
-def _scale(v):
-    check_number("init_scale", v)
-    if v <= 0:
-        raise ValidationError(f"init_scale must be > 0; got {v!r}")
-    return float(v)
 
 
 def _activation(v):
@@ -135,10 +130,10 @@ def grid(lr=(0.01,), seed=(0,), init=("normal-max",), init_scale=(1.0,), layers=
     """Every combination of the given values (each a value or a list), with one-line errors for an empty
     list, a value given twice, or a bad value. An activation is one name for every hidden layer, or one
     per hidden layer joined by ``/`` (``"relu/tanh"``)."""
-    lrs = _values("lr", lr, _lr)
+    lrs = _values("lr", lr, _positive("lr"))
     seeds = _values("seed", seed, _seed)
     inits = _values("init", init, _init)
-    scales = _values("init_scale", init_scale, _scale)
+    scales = _values("init_scale", init_scale, _positive("init_scale"))
     sizes = _values("layers", [layers] if isinstance(layers, str) else layers, lambda v: tuple(parse_layers(v)))
     acts = _values("activation", [activation] if isinstance(activation, str) else activation, _activation)
     batches = _values("batch_size", batch_size, _batch)

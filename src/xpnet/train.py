@@ -410,7 +410,7 @@ class Trainer:
             return self._epoch(epoch, progress, label)
 
     def _epoch(self, epoch, progress, label):
-        xp, backend, n, size = self.xp, self.backend, self.n, self.size
+        backend, n, size = self.backend, self.n, self.size
         self.order = self._epoch_order(epoch)
         params = self.model.params
         start = self._copy(params)
