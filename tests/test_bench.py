@@ -119,3 +119,32 @@ def test_stacked_runner_reports_model_samples(data):
     results = [{"implementation": "xpnet-numpy", "net": "small", "dtype": "float32", "batch_size": 1, "models": k,
                 "samples_per_second": s} for k, s in ((1, 1000.0), (4, 500.0))]
     assert "| xpnet-numpy | 4 | 2k (×2.0) |" in bench.models_table(results, "small", "float32")
+
+
+@pytest.mark.parametrize("batch_size", [1, 64])
+def test_time_to_accuracy_trains_exactly_as_fit_does(mnist, batch_size):
+    """The learner trains in segments of 4,096 samples with the accuracy read between them; the batches,
+    and so the weights, must be those of one uninterrupted fit (shuffled per epoch at batch 64)."""
+    X, y, X_test, y_test = mnist
+    data = (X[:10000].astype(np.float32), y[:10000], X_test[:1000].astype(np.float32), y_test[:1000])
+    learner = bench.make_learner("xpnet-numpy", "small", "float32", batch_size, 0.1, 3, data)
+    result = bench.time_to_accuracy(learner, [0.999], 10000, max_epochs=2)
+    assert result["reached"] == {"0.999": None} and result["trained_samples"] == 20000
+    assert [s for _, s, _ in result["curve"]][:4] == [0, 4096, 8192, 10000]
+    alone = xpnet.MLP(**bench.NETS["small"], seed=3)
+    alone.fit(data[0], data[1], epochs=2, lr=0.1, batch_size=batch_size, progress=False)
+    for (W, b), (W2, b2) in zip(learner.model.get_weights(), alone.get_weights()):
+        np.testing.assert_allclose(W, W2, rtol=1e-5, atol=1e-7)
+    assert result["curve"][-1][2] == alone.evaluate(data[2], data[3])["accuracy"]
+
+
+def test_cli_bench_to_accuracy(capsys):
+    code = main(["bench", "--to-accuracy", "0.5", "--batch-sizes", "1024", "--max-seconds", "5", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    (result,) = out["results"]
+    assert code == 0 and out["targets"] == [0.5] and result["lr"] in bench.LR_GRID
+    assert result["reached"]["0.5"]["samples"] > 0 and result["reached"]["0.5"]["seconds"] > 0
+    for argv, message in ((["--to-accuracy", "1.5"], "accuracies between 0 and 1"),
+                          (["--to-accuracy", "0.9", "--batch-sizes", "full"], "--batch-sizes from 1, 16")):
+        assert main(["bench", *argv]) == 2
+        assert message in capsys.readouterr().err

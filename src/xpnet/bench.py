@@ -271,9 +271,7 @@ class XpnetLearner:
         self.T_test = self.backend.asarray(self.model.targets(y_test), dtype)
         self.n = len(y)
         if compile and self.backend.can_compile:  # compile the two segment shapes before any clock runs
-            from .mlp import MLP as _MLP
-
-            warm = _MLP(**NETS[net], seed=seed, backend=self.backend, dtype=dtype)
+            warm = MLP(**NETS[net], seed=seed, backend=self.backend, dtype=dtype)
             for size in {min(CHECK_EVERY, self.n), self.n % CHECK_EVERY or CHECK_EVERY}:
                 self._trainer(warm, warm.inputs(X[:size]), self.T[:size, :]).epoch(1)
 
