@@ -27,16 +27,18 @@ def test_training_throughput(benchmark, mnist, net, dtype, implementation, batch
         runner = bench.make_runner(implementation, net, dtype, batch, X, y, peers)
     except bench.Unavailable as exc:
         pytest.skip(str(exc))
-    n = bench.calibrate(runner, batch, len(y))
-    runner.setup(n)
     benchmark.group = f"{net} {dtype} batch {batch_size}"
+    _time(benchmark, runner, batch, len(y),
+          {"implementation": implementation, "net": net, "dtype": dtype, "batch_size": batch_size})
+
+
+def _time(benchmark, runner, batch, n_total, base):
+    """Calibrate ``runner``, time ROUNDS passes with pytest-benchmark, and keep xpnet.bench's record."""
+    n = bench.calibrate(runner, batch, n_total)
+    runner.setup(n)
     benchmark.pedantic(runner.run, rounds=ROUNDS, iterations=1, warmup_rounds=0)
-    times = benchmark.stats.stats.data
-    rates = [n / t for t in times]
-    info = bench.record({"implementation": implementation, "net": net, "dtype": dtype, "batch_size": batch_size},
-                        runner, n, bench.summary(rates))
-    info.update(bench.environment())
-    benchmark.extra_info.update(info)
+    rates = [n / t for t in benchmark.stats.stats.data]
+    benchmark.extra_info.update({**bench.record(base, runner, n, bench.summary(rates)), **bench.environment()})
 
 
 @pytest.mark.parametrize("models", [1, 4, 16, 64, 256], ids=lambda k: f"K{k}")
@@ -51,12 +53,6 @@ def test_stacked_training_throughput(benchmark, mnist, implementation, batch_siz
         runner = bench.make_runner(implementation, "small", "float32", batch_size, X, y, models=models)
     except bench.Unavailable as exc:
         pytest.skip(str(exc))
-    n = bench.calibrate(runner, batch_size, len(y))
-    runner.setup(n)
     benchmark.group = f"stacks, small float32 batch {batch_size}"
-    benchmark.pedantic(runner.run, rounds=ROUNDS, iterations=1, warmup_rounds=0)
-    rates = [n / t for t in benchmark.stats.stats.data]
-    info = bench.record({"implementation": implementation, "net": "small", "dtype": "float32",
-                         "batch_size": batch_size, "models": models}, runner, n, bench.summary(rates))
-    info.update(bench.environment())
-    benchmark.extra_info.update(info)
+    _time(benchmark, runner, batch_size, len(y), {"implementation": implementation, "net": "small", "dtype": "float32",
+                                                 "batch_size": batch_size, "models": models})

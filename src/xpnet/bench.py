@@ -49,23 +49,29 @@ class Unavailable(Exception):
 
 
 # -- runners -------------------------------------------------------------------------------------
+def _xpnet_setup(backend, device, net, dtype, seeds, X, y, stacked=False):
+    """One of xpnet's networks (a stack of ``len(seeds)`` when ``stacked``) and the training data on its
+    device; :class:`Unavailable` with the reason when the backend cannot run here."""
+    from .mlp import MLP
+    from .stack import Stack
+
+    try:
+        if stacked:
+            model = Stack(**NETS[net], seeds=seeds, backend=backend, device=device, dtype=dtype)
+        else:
+            model = MLP(**NETS[net], seed=seeds[0], backend=backend, device=device, dtype=dtype)
+    except BackendError as exc:
+        raise Unavailable(str(exc)) from None
+    return model, model.inputs(X), model.backend.asarray(model.targets(y), dtype)
+
+
 class XpnetRunner:
     """xpnet's training loop on one backend; ``models=K`` trains a stack of K networks (seeds 0..K-1)."""
 
     def __init__(self, backend, device, net, dtype, batch_size, X, y, compile=True, models=None):
-        from .mlp import MLP
-        from .stack import Stack
-
-        try:
-            if models is None:
-                self.model = MLP(**NETS[net], seed=0, backend=backend, device=device, dtype=dtype)
-            else:
-                self.model = Stack(**NETS[net], seeds=range(models), backend=backend, device=device, dtype=dtype)
-        except BackendError as exc:
-            raise Unavailable(str(exc)) from None
+        seeds = list(range(models or 1))
+        self.model, self.X, self.T = _xpnet_setup(backend, device, net, dtype, seeds, X, y, stacked=models is not None)
         self.backend, self.batch_size, self.compile = self.model.backend, batch_size, compile
-        self.X = self.model.inputs(X)
-        self.T = self.backend.asarray(self.model.targets(y), dtype)
         self.device = str(self.backend.device)
 
     def setup(self, n):
@@ -257,23 +263,16 @@ class XpnetLearner:
     samples of the epoch and returns when the device is done, ``accuracy()`` scores the test set."""
 
     def __init__(self, backend, device, net, dtype, batch_size, lr, seed, data, compile=True):
-        from .mlp import MLP
-
         X, y, X_test, y_test = data
-        try:
-            self.model = MLP(**NETS[net], seed=seed, backend=backend, device=device, dtype=dtype)
-        except BackendError as exc:
-            raise Unavailable(str(exc)) from None
+        self.model, self.X, self.T = _xpnet_setup(backend, device, net, dtype, [seed], X, y)
         self.backend, self.batch_size, self.lr, self.seed, self.compile = self.model.backend, batch_size, lr, seed, compile
-        self.X = self.model.inputs(X)
-        self.T = self.backend.asarray(self.model.targets(y), dtype)
         self.X_test, self.y_test = self.model.inputs(X_test), np.asarray(y_test)
         self.T_test = self.backend.asarray(self.model.targets(y_test), dtype)
         self.n = len(y)
         if compile and self.backend.can_compile:  # compile the two segment shapes before any clock runs
-            warm = MLP(**NETS[net], seed=seed, backend=self.backend, dtype=dtype)
+            warm, _, _ = _xpnet_setup(self.backend, None, net, dtype, [seed], X[:1], y[:1])
             for size in {min(CHECK_EVERY, self.n), self.n % CHECK_EVERY or CHECK_EVERY}:
-                self._trainer(warm, warm.inputs(X[:size]), self.T[:size, :]).epoch(1)
+                self._trainer(warm, self.X[:size, :], self.T[:size, :]).epoch(1)
 
     def _trainer(self, model, X, T):
         from .train import Trainer

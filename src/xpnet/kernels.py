@@ -126,10 +126,10 @@ def sample_steps(xp, net: Network, params, X, t, lr, inplace=False):
     n = X.shape[-2]
     for k in range(n):
         # first[..., 0, :] is row k's pre-activation; the rows after it follow
-        z, acts = forward(xp, net, [params[0], *rest], X[..., k : k + 1, :], z0=first[..., :1, :])
+        current = [params[0], *rest]
+        z, acts = forward(xp, net, current, X[..., k : k + 1, :], z0=first[..., :1, :])
         out = net.head.activation(xp, z)
-        steps = backward(xp, net, [params[0], *rest], acts, out, z, t[..., k : k + 1, :], scale=lr,
-                         input_weights=False)
+        steps = backward(xp, net, current, acts, out, z, t[..., k : k + 1, :], scale=lr, input_weights=False)
         rest = sgd(rest, steps[1:], inplace)
         d = steps[0][1]
         if k + 1 < n:  # the later rows see this row's first-layer update

@@ -427,14 +427,14 @@ class Trainer:
                 first = n // size
                 run = _compiled_epoch(backend, self.net, self.per_sample, first, size, self.shuffle, self.unroll)
                 params, running = run((params, running), (self.X, self.T, self.order, lr))
-                params, lr = self._check(params, running, first * size, epoch, last=first == calls)
+                params, lr = self._check(params, running, lr, first * size, epoch, last=first == calls)
                 bar.update(first * size)
             for k in range(first, calls):
                 done = min(n, (k + 1) * size)
                 params, loss = self._advance(params, *self._rows(k * size, done), lr)
                 running = running + loss
                 if (k + 1) % check_every == 0 or done == n:
-                    params, lr = self._check(params, running, done, epoch, last=done == n)
+                    params, lr = self._check(params, running, lr, done, epoch, last=done == n)
                     bar.update(done - bar.done)
             backend.synchronize(*params[-1])
         seconds = time.perf_counter() - t0
@@ -447,10 +447,11 @@ class Trainer:
             "seconds": seconds,
         }
 
-    def _check(self, params, running, position, epoch, last=False):
+    def _check(self, params, running, lr, position, epoch, last=False):
         """At sample ``position``: find the networks that went non-finite since the last checkpoint,
         freeze them (a single network raises), and make this the new checkpoint (unless it is the
-        epoch's ``last``). Returns the parameters and learning rates to go on with."""
+        epoch's ``last``). Returns the parameters and learning rates (``lr``, or new ones with the newly
+        frozen networks' at 0) to go on with."""
         finite = self._finite(params, running)
         bad = [k for k in range(len(finite)) if not finite[k] and k not in self.diverged]
         for k in bad:
@@ -467,7 +468,7 @@ class Trainer:
             params = self._restore_frozen(params)
         if not last:
             self.saved = (position, self._copy(params))
-        return params, self._device_lr()
+        return params, self._device_lr() if bad else lr
 
     def _restore_frozen(self, params):
         """The stack's parameters with every frozen network's slot set back to its kept weights."""
