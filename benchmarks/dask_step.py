@@ -26,12 +26,21 @@ import time
 import numpy as np
 
 import xpnet
-from xpnet import bench, kernels
+from xpnet import bench, kernels, optim, spec, train
+
+SGD = optim.SGD()
+
+
+def sgd_step(xp, net, params, X, T, lr, inplace=False):
+    """One SGD step: the kernels' gradients (and the summed loss), then the update."""
+    loss, grads = kernels.gradients(xp, net, params, X, T, lr)
+    params, _ = SGD.update(xp, params, grads, SGD.init_state(xp, params), {"lr": lr}, inplace)
+    return params, loss
 
 
 def numpy_step(net, X, T, lr):
     def step():
-        net.params, _ = kernels.train_step(np, net.network, net.params, X, T, lr, inplace=True)
+        net.params, _ = sgd_step(np, net.network, net.params, X, T, lr, inplace=True)
     return step
 
 
@@ -43,7 +52,7 @@ def graph_step(net, X, T, lr, wait):
 
     def step():
         nonlocal params
-        new, loss = kernels.train_step(net.xp, net.network, params, X, T, lr)
+        new, loss = sgd_step(net.xp, net.network, params, X, T, lr)
         *flat, _ = dask.persist(*[a for pair in new for a in pair], loss)
         wait(flat)  # on a cluster, persist returns before the work is done
         params = list(zip(flat[::2], flat[1::2]))
@@ -53,9 +62,8 @@ def graph_step(net, X, T, lr, wait):
 def backend_step(net, X, T, lr):
     """xpnet's Dask backend as fit runs it: one full-batch epoch is one step -- the weights to the chunks,
     the kernels per chunk on NumPy, the gradients added up -- plus the epoch's checks."""
-    from xpnet.train import Trainer
-
-    trainer = Trainer(net, X, T, lr=[lr], batch_size=X.shape[0])
+    training = spec.Training(epochs=1, batch_size=X.shape[0])
+    trainer = train.Trainer(net, train.Sets(X, T), training, [spec.Optimizer(lr=lr)], net.seeds)
     return lambda: trainer.epoch(1)
 
 
@@ -81,15 +89,15 @@ def main(argv=None) -> int:
 
     from xpnet.backends import DaskBackend
 
-    X, y = bench.load_training_set()
-    X, y = X[: args.rows].astype(np.float32), y[: args.rows]
-    lr, spec = 0.5, bench.NETS["small"]
-    ref = xpnet.MLP(**spec, backend="numpy")
+    data = bench.load_training_set()
+    X, y = data.X[: args.rows].astype(np.float32), data.y[: args.rows]
+    lr, small = 0.5, bench.case("small")
+    ref = xpnet.MLP.from_spec(small)
     Xn, Tn = ref.inputs(X), ref.targets(y).astype(np.float32)
     DaskBackend.chunk_rows = args.chunk_rows
 
     def dask_cases(wait_for):
-        net = xpnet.MLP(**spec, backend="dask")
+        net = xpnet.MLP.from_spec(small.replace(backend="dask"))
         Xd, Td = dask.persist(net.inputs(X), net.backend.asarray(Tn, "float32"))
         yield "one graph per step (the kernels on dask arrays)", timed(graph_step(net, Xd, Td, lr, wait_for), args.steps)
         yield "per chunk (xpnet's Dask backend, a fit epoch)", timed(backend_step(net, Xd, Td, lr), args.steps)

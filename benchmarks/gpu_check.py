@@ -129,15 +129,16 @@ def benchmarks(found, quick=False, rounds=5, target=0.25, on_result=None) -> lis
     _xpnet()
     from xpnet import bench
 
-    peers = bench.load_peers(ROOT / "benchmarks" / "peers.py")
     impls = [f"xpnet-{b.name}@cuda" for b in found] + (["torch-eager@cuda"] if any(b.name == "torch" for b in found) else [])
     nets = ["small"] if quick else ["small", "large"]
-    results = bench.run_suite(impls, nets, ["float32"], list(BATCH_SIZES), rounds=rounds, target=target,
-                              on_result=on_result, peers=peers)
+    data = bench.load_training_set()
+    cases = [(net, "float32", batch, None) for net in nets for batch in BATCH_SIZES]
+    results = bench.run_suite(impls, cases, data, rounds=rounds, target=target, on_result=on_result)
     stacked = [i for i in impls if i.startswith("xpnet-")]
+    stacked += [f"{p}@cuda" for p, b in (("torch-func", "torch"), ("jax-vmap", "jax")) if any(g.name == b for g in found)]
     models = MODELS[:4] if quick else MODELS
-    results += bench.run_suite(stacked, ["small"], ["float32"], [1, 64], rounds=rounds, target=target,
-                               on_result=on_result, models=models)
+    cases = [("small", "float32", batch, k) for batch in (1, 64) for k in models]
+    results += bench.run_suite(stacked, cases, data, rounds=rounds, target=target, on_result=on_result)
     return results
 
 

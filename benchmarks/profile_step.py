@@ -23,26 +23,35 @@ import timeit
 
 import numpy as np
 
-from xpnet import MLP, bench, kernels
+from xpnet import MLP, bench, kernels, optim, spec, train
 from xpnet.backends import column_sum, row_max
-from xpnet.train import Trainer
+
+SGD = optim.SGD()
 
 
 @functools.lru_cache(maxsize=None)
 def training_set():
-    return bench.load_training_set()
+    data = bench.load_training_set()
+    return data.X, data.y
 
 
 def network(name="small", backend="numpy", n=16384):
     X, y = training_set()
-    net = MLP(**bench.NETS[name], seed=0, backend=backend, dtype="float32")
+    net = MLP.from_spec(bench.case(name).replace(backend=backend))
     return net, net.inputs(X[:n]), net.backend.asarray(net.targets(y[:n]), "float32")
 
 
 def epoch(net, X, T, batch_size, **settings):
     """A function that trains one epoch over ``X`` (the Trainer that :func:`xpnet.fit` uses)."""
-    trainer = Trainer(net, X, T, lr=[0.01], batch_size=batch_size, compile=net.backend.can_compile, **settings)
+    training = spec.Training(epochs=1, batch_size=batch_size, shuffle=False, **settings)
+    trainer = train.Trainer(net, train.Sets(X, T), training, [spec.Optimizer(lr=0.01)], net.seeds)
     return lambda: trainer.epoch(1)
+
+
+def sgd_step(xp, net, params, X, T, lr):
+    """One SGD step in place: the kernels' gradients, then the update."""
+    _, grads = kernels.gradients(xp, net, params, X, T, lr)
+    return SGD.update(xp, params, grads, SGD.init_state(xp, params), {"lr": lr}, inplace=True)
 
 
 def cost(label, fn, number=2000):
@@ -80,7 +89,7 @@ def parts():
     cost("backward (no first-layer weight gradient)", lambda: kernels.backward(
         xp, nw, params, acts, out, z, Tc[k : k + 1, :], lr, input_weights=False))
     copies = [(W.copy(), b.copy()) for W, b in params]
-    cost("in-place SGD of the other layers", lambda: kernels.sgd(copies[1:], steps[1:], inplace=True))
+    cost("in-place SGD of the other layers", lambda: SGD.update(xp, copies[1:], steps[1:], [()] * 2, {}, inplace=True))
     cost("the later rows' first-layer correction", lambda: first - gram[:, k : k + 1] * d)
     x, W = Xc[k : k + 1, :], copies[0][0]
     print("what the chunks avoid, per sample:")
@@ -92,8 +101,7 @@ def parts():
     Xb, Tb = X[:1024, :], T[:1024, :]
     z, acts = kernels.forward(xp, nw, params, Xb)
     out, _ = nw.head.forward(xp, z, Tb)
-    cost("train_step", lambda: kernels.train_step(xp, nw, [(W.copy(), b.copy()) for W, b in params], Xb, Tb, lr,
-                                                  inplace=True), number=50)
+    cost("one SGD step", lambda: sgd_step(xp, nw, [(W.copy(), b.copy()) for W, b in params], Xb, Tb, lr), number=50)
     cost("  forward", lambda: kernels.forward(xp, nw, params, Xb), number=50)
     cost("  softmax + summed cross-entropy", lambda: nw.head.forward(xp, z, Tb), number=50)
     cost("  backward", lambda: kernels.backward(xp, nw, params, acts, out, z, Tb, lr), number=50)
@@ -173,14 +181,14 @@ def stack(K=64):
     from xpnet import Stack
 
     X, y = training_set()
-    st = Stack(**bench.NETS["small"], seeds=range(K))
+    st = Stack.from_runs([bench.case("small", seed=k) for k in range(K)])
     xp, nw, P = np, st.network, st.params
     Xc, T = st.inputs(X[:32]), st.backend.asarray(st.targets(y[:32]), "float32")
     lr = np.full((K, 1, 1), 0.01, np.float32)
     W0, b0 = P[0]
     print(f"NumPy, {K} networks, one chunk of 32 samples:")
     cost("the whole kernels.sample_steps call", lambda: kernels.sample_steps(
-        xp, nw, [(W.copy(), b.copy()) for W, b in P], Xc, T, lr, inplace=True), number=5)
+        xp, nw, [(W.copy(), b.copy()) for W, b in P], Xc, T, SGD, {"lr": lr}, [()] * 3, inplace=True), number=5)
     cost("its first product X @ W0", lambda: Xc @ W0 + b0, number=20)
     D = np.random.default_rng(0).random((K, 32, 32), dtype=np.float32)
     cost("its last product X.T @ D", lambda: Xc.mT @ D, number=20)
@@ -196,7 +204,7 @@ def stack(K=64):
         xp, nw, P, acts, out, z, T[k : k + 1], scale=lr, input_weights=False))
     rest = [(W.copy(), b.copy()) for W, b in P[1:]]
     zero = [(0 * dW, 0 * db) for dW, db in steps[1:]]
-    cost("SGD of the upper layers", lambda: kernels.sgd(rest, zero, inplace=True))
+    cost("SGD of the upper layers", lambda: SGD.update(xp, rest, zero, [()] * 2, {}, inplace=True))
     d = steps[0][1]
     cost("the first layer's correction of 16 rows still to come", lambda: first[:, 16:] - gram[16:, k : k + 1] * d)
     a = acts[1]

@@ -17,6 +17,8 @@ import math
 import statistics
 import sys
 
+from common import figure
+
 from xpnet import bench
 
 
@@ -38,8 +40,8 @@ def tables(results) -> str:
     for net in bench.NETS:
         for dtype in ("float32", "float64"):
             if any(r["net"] == net and r["dtype"] == dtype for r in results):
-                layers = "-".join(map(str, bench.NETS[net]["layers"]))
-                out.append(f"**{net} net ({layers}, {bench.NETS[net]['activation']}), {dtype}**: median samples/s "
+                model = bench.NETS[net]
+                out.append(f"**{net} net ({model.layers}, {model.activation}), {dtype}**: median samples/s "
                            "(× ratio to batch 1)\n\n" + bench.markdown_table(results, net, dtype) + "\n")
     return "\n".join(out)
 
@@ -86,17 +88,12 @@ def compare(first, second) -> str:
 
 
 def plot(results, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     results = [r for r in results if not r.get("models")]  # stacks have their own plot (benchmarks/stacks.py)
     panels = [(n, d) for n in bench.NETS for d in ("float32", "float64")
               if any(r["net"] == n and r["dtype"] == d for r in results)]
     cols = min(2, len(panels))
     rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(6.4 * cols, 4.6 * rows), sharey=True, squeeze=False)
+    fig, axes = figure(rows, cols, sharey=True)
     names = list(dict.fromkeys(r["implementation"] for r in results))
     style = {name: (f"C{i % 10}", "osD^v<>ph*"[i % 10]) for i, name in enumerate(names)}
     for ax, (net, dtype) in zip(axes.flat, panels):
@@ -112,8 +109,7 @@ def plot(results, path) -> None:
             ax.errorbar(x, y, yerr=err, marker=marker, ms=5, capsize=2, label=name, color=colour)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_title(f"{net} net ({'-'.join(map(str, bench.NETS[net]['layers']))}, "
-                     f"{bench.NETS[net]['activation']}), {dtype}", fontsize=10)
+        ax.set_title(f"{net} net ({bench.NETS[net].layers}, {bench.NETS[net].activation}), {dtype}", fontsize=10)
         ax.set_xlabel("batch size (60000 = full batch)")
         ax.grid(True, which="both", alpha=0.3)
     for row in axes:

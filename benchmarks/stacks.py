@@ -1,14 +1,18 @@
-"""Stacks of networks: model-samples per second against the number of networks K, and the targets.
+"""Stacks of networks: model-samples per second against the number of networks K, beside the peers' own
+ensembling, and the targets.
 
     python benchmarks/stacks.py [--models 1,4,16,64,256] [--rounds 3] [--json stacks.json] [--png stacks.png]
 
-For NumPy, PyTorch and compiled JAX, per-sample (batch 1, chunks of 32) and batch 64, the seeds' net
-(784-32-32-10, sigmoid), float32: each case is :mod:`xpnet.bench`'s runner with a stack of K networks,
-calibrated and timed like every other case (rounds of at least 1,024 samples, about ``--target``
-seconds). Model-samples/s is K x samples/s. Each implementation runs in a fresh process (another
-library's threads, still spinning after its last call, slow the next one down), its cases one after
-another, so each ratio compares cases of one process. The GEMM-bound ceiling divides this machine's measured SGEMM
-rate (NumPy's BLAS, 2048 x 2048, median of 7) by the FLOPs one model-sample of per-sample SGD takes.
+For xpnet on NumPy, PyTorch and compiled JAX, and the peers' ways of training many models at once
+(``torch-func``: ``torch.func.stack_module_state`` + ``vmap(grad)``; ``jax-vmap``: ``jax.vmap`` of a
+jitted ``lax.scan`` of ``jax.grad`` steps), per-sample (batch 1) and batch 64, the seeds' net
+(784-32-32-10, sigmoid), float32, every network on the same rows: each case is :mod:`xpnet.bench`'s
+learner with K networks, calibrated and timed like every other case (rounds of at least 1,024 samples,
+about ``--target`` seconds). Model-samples/s is K x samples/s. Each implementation runs in a fresh
+process (``benchmarks/common.py``), its cases one after another; the rounds of all implementations take
+turns (``--repeats``), so the ratios between them compare measurements of the same stretch of time. The
+GEMM-bound ceiling divides this machine's measured SGEMM rate (NumPy's BLAS, 2048 x 2048, median of 7) by
+the FLOPs one model-sample of per-sample SGD takes.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import timeit
 
 import numpy as np
 
+from common import figure, fresh
+
 from xpnet import bench
 
-IMPLEMENTATIONS = ("xpnet-numpy", "xpnet-torch", "xpnet-jax")
+IMPLEMENTATIONS = ("xpnet-numpy", "xpnet-torch", "xpnet-jax", "torch-func", "jax-vmap")
+#: xpnet's implementation -> the peer it is compared with, case by case
+PAIRS = {"xpnet-torch": "torch-func", "xpnet-jax": "jax-vmap"}
 
 
 def flops_per_model_sample(sizes) -> int:
@@ -49,6 +56,7 @@ def main(argv=None) -> int:
     parser.add_argument("--target", type=float, default=0.5)
     parser.add_argument("--json", help="write every measurement here")
     parser.add_argument("--png", help="plot model-samples/s against K here")
+    parser.add_argument("--repeats", type=int, default=1, help="fresh-process runs of every implementation, taking turns")
     parser.add_argument("--one", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)  # what each fresh process runs
     args = parser.parse_args(argv)
     models = [int(k) for k in args.models.split(",")]
@@ -61,17 +69,15 @@ def main(argv=None) -> int:
                   f"{r['models'] * r['samples_per_second']:,.0f} model-samples/s", file=sys.stderr, flush=True)
 
     if args.one:
-        results = bench.run_suite([args.one], ["small"], ["float32"], [1, 64], rounds=args.rounds, target=args.target,
-                                  on_result=show, models=models)
+        cases = [("small", "float32", batch, k) for batch in (1, 64) for k in models]
+        results = bench.run_suite([args.one], cases, rounds=args.rounds, target=args.target, on_result=show)
         print(json.dumps(results))
         return 0
-    results = []
-    for name in IMPLEMENTATIONS:
-        command = [sys.executable, __file__, "--one", name, "--models", args.models, "--rounds", str(args.rounds),
-                   "--target", str(args.target)]
-        results += json.loads(subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout)
+    runs = [fresh(__file__, name, "--models", args.models, "--rounds", args.rounds, "--target", args.target)
+            for _ in range(args.repeats) for name in IMPLEMENTATIONS]
+    results = _median_over_repeats(runs)
     sgemm = sgemm_rate()
-    flops = flops_per_model_sample(bench.NETS["small"]["layers"])
+    flops = flops_per_model_sample(bench.NETS["small"].sizes)
     ceiling = sgemm / flops
     print(bench.models_table(results, "small", "float32"))
     rate = {(r["implementation"], r["batch_size"], r["models"]): r["models"] * r["samples_per_second"]
@@ -84,11 +90,12 @@ def main(argv=None) -> int:
     for what, value, one, goal in rows:
         if value and one:
             print(f"| {what} | {value / one:.1f}× ({value:,.0f} / {one:,.0f}) | ≥ {goal}× | {'yes' if value / one >= goal else 'no'} |")
-    for name in IMPLEMENTATIONS:
+    for name in IMPLEMENTATIONS[:3]:
         value = rate.get((name, 1, 256))
         if value:
             print(f"| per-sample {name}, K = 256, of the GEMM-bound ceiling | {value / ceiling:.0%} ({value:,.0f}) | ≥ 50% | "
                   f"{'yes' if value >= ceiling / 2 else 'no'} |")
+    print(pairs_table(results))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"environment": bench.environment(), "sgemm_flops": sgemm, "flops_per_model_sample": flops,
@@ -98,13 +105,41 @@ def main(argv=None) -> int:
     return 0
 
 
+def _median_over_repeats(runs) -> list[dict]:
+    """One record per case: the median over the fresh-process repeats of each case's median, its
+    ``repeats`` kept."""
+    cases: dict[tuple, list[dict]] = {}
+    for run in runs:
+        for r in run:
+            cases.setdefault((r["implementation"], r["batch_size"], r["models"]), []).append(r)
+    out = []
+    for rs in cases.values():
+        measured = [r for r in rs if "skipped" not in r]
+        if not measured:
+            out.append(rs[0])
+            continue
+        rates = sorted(r["samples_per_second"] for r in measured)
+        out.append({**measured[0], "samples_per_second": statistics.median(rates), "repeats": rates})
+    return out
+
+
+def pairs_table(results) -> str:
+    """xpnet against the peer's own ensembling, case by case: model-samples/s of each and their ratio."""
+    rate = {(r["implementation"], r["batch_size"], r["models"]): r["models"] * r["samples_per_second"]
+            for r in results if "skipped" not in r}
+    lines = ["| case | xpnet | model-samples/s | peer | model-samples/s | xpnet / peer |", "|---|---|---|---|---|---|"]
+    for ours, peer in PAIRS.items():
+        for (name, batch, k), value in sorted(rate.items()):
+            other = rate.get((peer, batch, k))
+            if name == ours and other:
+                lines.append(f"| batch {batch}, K = {k} | {ours} | {value:,.0f} | {peer} | {other:,.0f} | "
+                             f"{value / other:.1f}× |")
+    return "\n".join(lines)
+
+
 def plot(results, ceiling, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    fig, axes = figure(1, 2, width=6, sharey=True)
+    axes = axes[0]
     for ax, batch in zip(axes, (1, 64)):
         for i, name in enumerate(IMPLEMENTATIONS):
             rows = sorted((r for r in results if r["implementation"] == name and r["batch_size"] == batch

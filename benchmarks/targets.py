@@ -4,7 +4,7 @@
 
 One measurement is one fresh Python process timing one case with :mod:`xpnet.bench`'s calibration and
 rounds (~0.25 s each, median of 5). Besides the cases the targets name, it times the hand-tuned NumPy
-loop of ``benchmarks/hand_tuned.py``: what NumPy itself reaches per sample on this machine today. Every repeat measures every case once, in turn, so the two sides of a
+loop (``hand-tuned-numpy`` of :mod:`xpnet.peers`): what NumPy itself reaches per sample on this machine today. Every repeat measures every case once, in turn, so the two sides of a
 ratio meet the same machine drift; and no other library's thread pool is alive while a case is timed (in
 one process, one library's threads, still spinning after its last call, slowed the next library's rounds
 by as much as half in a trial). Reported per target: the median over repeats of each case, and of the ratio within a repeat.
@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
+
+from common import fresh
 
 #: name -> (implementation, net, dtype, batch size)
 CASES = {
@@ -50,8 +51,7 @@ CONTEXT = [
 
 
 def measure_in_a_fresh_process(case) -> float:
-    command = [sys.executable, __file__, "--one", case]
-    value = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+    value = fresh(__file__, case)
     if isinstance(value, str):
         raise SystemExit(f"{case} cannot run here: {value}")
     return value
@@ -59,13 +59,10 @@ def measure_in_a_fresh_process(case) -> float:
 
 def measure_one(case):
     """Samples/s of one case in this process, or the reason it cannot run (a string)."""
-    import peers
-
     from xpnet import bench
 
     implementation, net, dtype, batch_size = CASES[case]
-    X, y = bench.load_training_set()
-    result = bench.measure_case(implementation, net, dtype, batch_size, X, y, peers=peers)
+    result = bench.measure_case(implementation, net, dtype, batch_size, bench.load_training_set())
     return result.get("samples_per_second", result.get("skipped"))
 
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 
 import numpy as np
+from common import figure, fresh
 
 from xpnet import bench
 
@@ -43,15 +43,13 @@ CHECK_EVERY = {"small": 4096, "large": 8192}
 
 
 def data():
-    from xpnet import datasets
+    from xpnet import datasets, spec
 
-    return datasets.prepare(datasets.load_mnist(), dtype=np.float32)
+    return spec.Arrays(*datasets.prepare(datasets.load_mnist(), dtype=np.float32))
 
 
 def run_one(implementation, lrs, seeds, max_seconds) -> list[dict]:
     """Every case of one implementation, in this process."""
-    import peers
-
     d = data()
     results = []
     for net, targets in TARGETS.items():
@@ -61,11 +59,11 @@ def run_one(implementation, lrs, seeds, max_seconds) -> list[dict]:
                 base = {"implementation": implementation, "net": net, "batch_size": batch, "lr": lr, "seed": seed,
                         "targets": list(targets)}
                 try:
-                    learner = bench.make_learner(implementation, net, "float32", batch, lr, seed, d, peers)
+                    learner = bench.make_learner(implementation, bench.case(net, "float32", batch, lr, seed, shuffle=None), d)
                 except bench.Unavailable as exc:
                     results.append({**base, "skipped": str(exc)})
                     break
-                result = {**base, **bench.time_to_accuracy(learner, targets, len(d[1]), max_seconds=max_seconds,
+                result = {**base, **bench.time_to_accuracy(learner, targets, len(d.y), max_seconds=max_seconds,
                                                             check_every=CHECK_EVERY[net])}
                 results.append(result)
                 got = ", ".join(f"{t}: {r['seconds']:.2f} s" if r else f"{t}: not reached" for t, r in result["reached"].items())
@@ -95,9 +93,8 @@ def main(argv=None) -> int:
             print(f"{net} batch {batch}: lr {lr:g}", file=sys.stderr, flush=True)
     results = []
     for implementation in XPNET + PEERS:
-        command = [sys.executable, __file__, "--one", implementation, "--lrs", json.dumps(lrs), "--seeds",
-                   str(args.seeds), "--max-seconds", str(args.max_seconds)]
-        results += json.loads(subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True).stdout)
+        results += fresh(__file__, implementation, "--lrs", json.dumps(lrs), "--seeds", args.seeds,
+                         "--max-seconds", args.max_seconds)
     minutes = (time.perf_counter() - t0) / 60
     for net, targets in TARGETS.items():
         print(f"\n**{net} net**: training seconds to the target (median of {args.seeds} seeds), samples and epochs "
@@ -116,14 +113,8 @@ def main(argv=None) -> int:
 def plot(results, path) -> None:
     """Test accuracy against training seconds, seed 0: one panel per net and implementation, one curve per
     batch size, the targets as dashed lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     impls = [i for i in XPNET + PEERS if any(r["implementation"] == i and "skipped" not in r for r in results)]
-    fig, axes = plt.subplots(len(TARGETS), len(impls), figsize=(3.3 * len(impls), 3.4 * len(TARGETS)),
-                             sharey="row", squeeze=False)
+    fig, axes = figure(len(TARGETS), len(impls), width=3.3, height=3.4, sharey="row")
     for row, (net, targets) in zip(axes, TARGETS.items()):
         for ax, impl in zip(row, impls):
             for i, batch in enumerate(BATCHES):

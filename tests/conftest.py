@@ -1,4 +1,4 @@
-"""Fixtures: the backends installed here, the real data sets, the peers' runners."""
+"""Fixtures: the backends installed here and the real data sets."""
 
 import importlib.util
 
@@ -25,14 +25,6 @@ def mnist():
     from xpnet import datasets
 
     return datasets.prepare(datasets.load_mnist())
-
-
-@pytest.fixture(scope="session")
-def peers():
-    """benchmarks/peers.py of this checkout."""
-    from xpnet import bench
-
-    return bench.load_peers(ROOT / "benchmarks" / "peers.py")
 
 
 @pytest.fixture

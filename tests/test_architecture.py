@@ -75,22 +75,30 @@ def test_nothing_the_model_imports_imports_it_back():
 
 
 def test_only_backends_names_an_array_library_and_the_kernels_none():
+    """peers.py is the peers' own code (PyTorch's loop, JAX's vmap): it names their libraries, but only
+    inside the learners, so that importing it imports none of them."""
     for path, tree in _modules().items():
         libraries = {m.split(".")[0] for m in _imports(path, tree)} & ARRAY_LIBRARIES
         if path.name in ("kernels.py", "functions.py"):
             assert not libraries, f"{path.name} imports {libraries}: kernels are written against xp only"
+        elif path.name == "peers.py":
+            top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+            top |= {n.module.split(".")[0] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+            assert top <= {"numpy", "__future__"}, f"peers.py imports {top} when imported"
         elif path.name != "backends.py":
             assert libraries <= {"numpy"}, f"{path.name} imports {libraries - {'numpy'}}; that belongs in backends.py"
 
 
 def test_no_module_reads_another_modules_private_names():
-    """``thing._name`` is allowed on ``self``/``cls`` and on this module's own names only."""
+    """``thing._name`` is allowed on ``self``/``cls`` and on this module's own names only (and on the
+    peers' libraries in peers.py: ``torch._foreach_add_`` is PyTorch's public fused update)."""
     for path, tree in _modules().items():
         own = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
                 owner = node.value.id if isinstance(node.value, ast.Name) else None
-                assert owner in ("self", "cls") or owner in own, (
+                peer = path.name == "peers.py" and owner in ARRAY_LIBRARIES
+                assert owner in ("self", "cls") or owner in own or peer, (
                     f"{path.name}:{node.lineno} reads {ast.unparse(node)}")
             if isinstance(node, ast.ImportFrom):
                 private = [a.name for a in node.names if a.name.startswith("_")]

@@ -13,7 +13,7 @@ import pytest
 distributed = pytest.importorskip("distributed", reason="Dask is not installed (pip install 'xpnet[distributed]')")
 
 import xpnet  # noqa: E402
-from xpnet import kernels  # noqa: E402
+from xpnet import kernels, spec  # noqa: E402
 from xpnet import sweep as sw  # noqa: E402
 from xpnet.cli import main  # noqa: E402
 from xpnet.distributed import connect, run  # noqa: E402
@@ -55,11 +55,9 @@ def test_a_local_cluster_gives_the_in_process_records(in_process, tmp_path, capf
 
 
 def test_a_killed_worker_costs_only_its_stacks(in_process):
-    configs = sw.grid(lr=[0.01, 0.05], seed=[0, 1], layers="784-8-1", activation="tanh", batch_size=[1, 32])
-    fixed = sw.Fixed(epochs=1, loss="logistic", dtype="float64",
-                     extra={"dataset": "mnist", "scaling": "255", "digits": "1,5", "validation": None})
-    spec = sw.Data("mnist", None, "255", "1,5", None, "float64")
-    stacks = sw.plan(configs, 12000, stack_size=1)  # eight tasks for two workers
+    grid = spec.grid(lr=[0.01, 0.05], seed=[0, 1], layers="784-8-1", activation="tanh", batch_size=[1, 32],
+                     epochs=1, loss="logistic", dtype="float64", digits="1,5")
+    stacks = sw.plan(spec.expand(grid), 12000, stack_size=1)  # eight tasks for two workers
     killed = []
     with connect(workers=2) as (client, _):
         def kill_a_busy_worker(records):
@@ -71,8 +69,10 @@ def test_a_killed_worker_costs_only_its_stacks(in_process):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
 
-        records = run(stacks, fixed, spec, client, on_stack=kill_a_busy_worker, progress=False)
+        results = run(client, sw.run_stack_task, [(members, grid.data) for members in stacks], kill_a_busy_worker,
+                      progress=False)
     assert killed, "no worker was busy when the first stack finished"
+    records = [r for stack in results for r in stack]
     assert len(records) == 8 and _same(records) == _same(in_process)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import xpnet
 from xpnet import functions as F
-from xpnet import kernels
+from xpnet import kernels, optim
 from xpnet.mlp import MLP
 
 from helpers import random_biases, random_problem
@@ -91,8 +91,11 @@ def test_per_sample_training_in_chunks_equals_one_step_per_sample(activation, lo
     X, y = random_problem(12, net.sizes[-1], n=45)
     reference = _net(activation, loss, output)
     params, T, total = reference.params, reference.targets(y), 0.0
-    for i in range(len(y)):
-        params, loss_i = kernels.train_step(np, reference.network, params, X[i : i + 1], T[i : i + 1], 0.05)
+    rule = optim.SGD()
+    state = rule.init_state(np, params)
+    for i in range(len(y)):  # one plain step per sample: gradients, then the update
+        loss_i, grads = kernels.gradients(np, reference.network, params, X[i : i + 1], T[i : i + 1], 0.05)
+        params, state = rule.update(np, params, grads, state, {"lr": 0.05})
         total += float(loss_i)
     reference.params = params
     record = net.fit(X, y, epochs=1, lr=0.05, batch_size=1, progress=False)[0]

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import xpnet
+from xpnet import spec
 from xpnet import sweep as sw
 from xpnet.cli import main
 from xpnet.errors import DivergenceError, ValidationError
@@ -114,7 +115,7 @@ def test_stack_arguments_are_checked():
 
 # -- sweeps --------------------------------------------------------------------------------------
 def test_grid_is_the_product_and_plan_groups_by_architecture():
-    configs = sw.grid(lr=[0.1, 0.01], seed=range(3), layers=["784-32-10", "784-16-10"], batch_size=[1, 64])
+    configs = spec.expand(spec.grid(lr=[0.1, 0.01], seed=range(3), layers=["784-32-10", "784-16-10"], batch_size=[1, 64]))
     assert len(configs) == 2 * 3 * 2 * 2
     stacks = sw.plan(configs, n_samples=60000)
     assert len(stacks) == 4 and all(len(s) == 6 for s in stacks)
@@ -135,11 +136,11 @@ def test_grid_is_the_product_and_plan_groups_by_architecture():
 )
 def test_bad_grids_are_refused(kwargs, match):
     with pytest.raises(ValidationError, match=match):
-        sw.grid(**kwargs)
+        spec.expand(spec.grid(**kwargs))
 
 
 def test_a_stack_that_does_not_fit_is_refused():
-    configs = sw.grid(lr=[0.1], seed=range(64), layers=["784-256-10"], batch_size=[64])
+    configs = spec.expand(spec.grid(lr=[0.1], seed=range(64), layers=["784-256-10"], batch_size=[64]))
     with pytest.raises(ValidationError, match=r"a stack of 64 networks .* more than the memory budget of 10 MiB; "
                                               r"use --stack-size \d+ or less"):
         sw.plan(configs, 60000, stack_size=64, memory=10 * 2**20)
@@ -149,9 +150,8 @@ def test_a_stack_that_does_not_fit_is_refused():
 
 def test_the_python_sweep_returns_records_in_grid_order(mnist):
     X, y, X_test, y_test = mnist
-    records = sw.sweep(X[:600], y[:600], X_test[:300], y_test[:300], lr=[0.5, 0.05], seed=[0, 1],
-                       layers="784-8-10", batch_size=[1, 32], fixed=sw.Fixed(epochs=2, dtype="float64"),
-                       progress=False)
+    grid = spec.grid(lr=[0.5, 0.05], seed=[0, 1], layers="784-8-10", batch_size=[1, 32], epochs=2, dtype="float64")
+    records = sw.sweep(grid, (X[:600], y[:600], X_test[:300], y_test[:300]), progress=False)
     assert [(r["lr"], r["seed"], r["batch_size"]) for r in records] == [
         (lr, s, b) for lr in (0.5, 0.05) for s in (0, 1) for b in (1, 32)]
     best = sw.best_first(records)[0]

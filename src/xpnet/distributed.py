@@ -1,11 +1,12 @@
 """Sweeps on a Dask cluster: each stack of a sweep is one Dask task.
 
 Nothing here schedules, retries or talks to another machine itself: Dask's distributed scheduler does.
-A task is :func:`xpnet.sweep.run_stack_task` with the stack's configurations, what they share
-(:class:`~xpnet.sweep.Fixed`) and a description of the data (:class:`~xpnet.sweep.Data`, a few names):
-each worker loads and prepares the data itself, once per process (MNIST ships inside the package;
-Fashion-MNIST comes from the worker's ``--data-dir`` or cache), so no task carries the 188 MB of training
-images, and a task that Dask reruns elsewhere after a worker died needs nothing from the one that died.
+A sweep's task (:func:`xpnet.sweep.run_stack_task`) is one stack, with the stack's run specifications and where the data comes
+from: the specification's :class:`~xpnet.spec.Data` group (a few names), which each worker loads and
+prepares itself, once per process (MNIST ships inside the package; Fashion-MNIST comes from the worker's
+``--data-dir`` or cache), so no task carries the 188 MB of training images and a task that Dask reruns
+elsewhere after a worker died needs nothing from the one that died -- or, for arrays a user passed in,
+those arrays scattered to every worker once (:func:`share`).
 Needs the ``distributed`` extra: ``pip install "xpnet[distributed]"``.
 """
 
@@ -16,7 +17,6 @@ import warnings
 
 from .errors import BackendError, XpnetError
 from .progress import Progress
-from .sweep import run_stack_task
 
 #: The warning distributed prints when it cannot probe for a network address offline (its issue 8559).
 _OFFLINE_WARNING = "Couldn't detect a suitable IP address"
@@ -55,25 +55,29 @@ def connect(scheduler: str | None = None, workers: int | None = None):
         yield client, where
 
 
-def run(stacks, fixed, spec, client, on_stack=None, progress: bool | None = None, keep_models: bool = False):
-    """Train ``stacks`` (lists of configurations, see :func:`xpnet.sweep.plan`) as Dask tasks on
-    ``client``'s cluster and return their records, stack by stack, in ``stacks``' order. ``on_stack`` is
-    called with each stack's records as it finishes (in finishing order). A worker that dies costs only
-    the stacks it was running, which Dask runs again on another worker."""
+def share(client, data):
+    """``data`` (host arrays) sent to every worker once; what :func:`run` takes as its source."""
+    return client.scatter({"xpnet-sweep-data": data}, broadcast=True)["xpnet-sweep-data"]
+
+
+def run(client, task, arguments, on_result=None, progress: bool | None = None, unit: str = "stacks") -> list:
+    """``task(*a)`` for each tuple ``a`` of ``arguments`` as a Dask task on ``client``'s cluster; the
+    results in ``arguments``' order. ``on_result`` is called with each result as its task finishes (in
+    finishing order). A worker that dies costs only the tasks it was running, which Dask runs again on
+    another worker."""
     distributed = _import()
-    futures = {client.submit(run_stack_task, list(members), fixed, spec, keep_models, pure=False): i
-               for i, members in enumerate(stacks)}
+    futures = {client.submit(task, *a, pure=False): i for i, a in enumerate(arguments)}
     results = {}
     try:
-        with Progress(len(stacks), "sweep", enabled=progress, unit="stacks") as bar:
+        with Progress(len(futures), "sweep", enabled=progress, unit=unit) as bar:
             for future in distributed.as_completed(futures):
-                records = future.result()  # an error in a task (or a task that kills workers) raises here
-                results[futures[future]] = records
+                result = future.result()  # an error in a task (or a task that kills workers) raises here
+                results[futures[future]] = result
                 bar.update(1)
-                if on_stack is not None:
-                    on_stack(records)
+                if on_result is not None:
+                    on_result(result)
     except distributed.KilledWorker as exc:
-        raise XpnetError(f"a stack killed Dask workers again and again ({exc}); it was given up") from None
+        raise XpnetError(f"a task killed Dask workers again and again ({exc}); it was given up") from None
     finally:
         client.cancel(list(futures))
-    return [r for i in range(len(stacks)) for r in results[i]]
+    return [results[i] for i in range(len(futures))]

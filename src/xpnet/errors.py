@@ -33,3 +33,8 @@ class DivergenceError(XpnetError, FloatingPointError):
         super().__init__(message)
         self.epoch, self.step, self.lr = epoch, step, lr
         self.history = history if history is not None else []
+
+
+class Unavailable(Exception):
+    """A benchmark implementation cannot run here (library missing, no GPU, unsupported case); says why.
+    Not a user mistake: the case is reported as skipped, with the reason."""

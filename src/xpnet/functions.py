@@ -179,3 +179,28 @@ def get_head(loss: str, output: str | None = None) -> Head:
         raise ValidationError(
             f"output {output!r} cannot be paired with loss {loss!r}; it takes output {' or '.join(allowed)}"
         ) from None
+
+
+def hidden_activations(names, sizes) -> tuple[Activation, ...]:
+    """The hidden activations of a network of layer ``sizes``: ``names`` is one name for every hidden
+    layer (a string, ``"relu/tanh"`` for one per layer) or a sequence of one name per hidden layer."""
+    hidden = len(sizes) - 2
+    if isinstance(names, str):
+        names = names.split("/") if "/" in names else [names] * max(hidden, 1)
+    names = list(names)
+    if len(names) == 1 and hidden != 1:
+        names = names * hidden
+    if len(names) != hidden:
+        raise ValidationError(f"activation {'/'.join(map(str, names))!r} names {len(names)} layers; layers "
+                              f"{'-'.join(map(str, sizes))} have {hidden} hidden layer(s)")
+    return tuple(get_activation(n) for n in names)
+
+
+def head_for(loss: str, output: str | None, n_out: int) -> Head:
+    """The output/loss pair for a network with ``n_out`` output units (see :func:`get_head`)."""
+    head = get_head(loss, output)
+    if head.loss == "logistic" and n_out != 1:
+        raise ValidationError(f"the logistic loss takes one output unit (labels 0/1); layers end in {n_out}")
+    if head.loss == "cross-entropy" and n_out < 2:
+        raise ValidationError("softmax + cross-entropy needs at least 2 output units; use loss='logistic' for 1")
+    return head

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .errors import ValidationError
+from . import checks
 
 
 def normal_max(rng, n_in, n_out):
@@ -60,13 +60,7 @@ INITIALISERS = {
 def initial_weights(sizes, init="normal-max", seed=0, scale=1.0) -> list[tuple[np.ndarray, np.ndarray]]:
     """Host (float64) weights and zero biases for consecutive layer ``sizes``; every weight is multiplied
     by ``scale`` (the initial standard deviation relative to the scheme's own)."""
-    try:
-        draw = INITIALISERS[init]
-    except (KeyError, TypeError):
-        raise ValidationError(f"init must be one of {', '.join(INITIALISERS)}; got {init!r}") from None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValidationError(f"seed must be a non-negative integer; got {seed!r}")
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.number)) or not 0 < scale < math.inf:
-        raise ValidationError(f"init_scale must be a finite number > 0; got {scale!r}")
-    rng = np.random.default_rng(seed)
+    draw = INITIALISERS[checks.choice("init", init, INITIALISERS)]
+    scale = checks.positive("init_scale", scale)
+    rng = np.random.default_rng(checks.seed("seed", seed))
     return [(scale * draw(rng, n_in, n_out), np.zeros(n_out)) for n_in, n_out in zip(sizes[:-1], sizes[1:])]

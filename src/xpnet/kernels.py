@@ -1,4 +1,5 @@
-"""The kernels: forward, backward and the SGD steps, as pure functions of the array namespace ``xp``.
+"""The kernels: forward, backward, gradients and the per-sample chunked steps, as pure functions of the
+array namespace ``xp``. How the weights move given their gradients is the update rule's (:mod:`xpnet.optim`).
 
 Samples are rows. Layer ``l`` maps ``a_l`` (batch, n_l) to ``a_{l+1} = f(a_l @ W_l + b_l)`` with ``W_l``
 of shape (n_l, n_{l+1}) and ``b_l`` a row of shape (1, n_{l+1}); ``a_0`` is the input ``X``. The last
@@ -6,13 +7,13 @@ layer's pre-activation ``z`` goes through the output activation of the :class:`~
 
 Every kernel serves one network and a *stack* of K networks alike: a stack's parameters carry a leading
 model axis (``W_l`` of shape (K, n_l, n_{l+1}), ``b_l`` of shape (K, 1, n_{l+1})), its activations are
-(K, batch, n), and its learning rates a (K, 1, 1) array. Products are ``@`` (which broadcasts over
+(K, batch, n), and its hyperparameters (K, 1, 1) arrays. Products are ``@`` (which broadcasts over
 leading axes), reductions run over the last two axes only, and a stack may share one input batch
 (batch, n_0) among its networks or give each its own (K, batch, n_0).
 
 Backward is the chain rule written out (derivation in docs/math.md)::
 
-    delta_L = dLoss/dz = head delta / batch             (times lr in a training step)
+    delta_L = dLoss/dz = head delta / batch             (times a scale: the learning rate of plain SGD)
     dW_l    = a_l^T @ delta_l,     db_l = sum(delta_l over the batch)
     delta_l = (delta_{l+1} @ W_l^T) * f'(a_l)           (f' from the activation's output)
 """
@@ -70,73 +71,45 @@ def backward(xp, net: Network, params, acts, out, z, t, scale=1.0, input_weights
     return grads[::-1]
 
 
-def sgd(params, steps, inplace=False):
-    """Subtract each layer's step (the gradient already multiplied by the learning rate) from its
-    ``(W, b)``: per-sample and minibatch SGD are this same update at different batch sizes.
-
-    ``inplace=True`` updates the given arrays (one pass over each, no new allocation) and returns them;
-    otherwise new arrays are returned, which every Array API library (JAX included) supports.
-    """
-    if inplace:
-        for (W, b), (dW, db) in zip(params, steps):
-            W -= dW
-            b -= db
-        return params
-    return [(W - dW, b - db) for (W, b), (dW, db) in zip(params, steps)]
+def gradients(xp, net: Network, params, X, t, scale=1.0):
+    """``(loss, grads)``: the loss *summed* over the batch (one number per network) and ``scale`` times the
+    gradients of the batch-mean loss (see :func:`backward`)."""
+    z, acts = forward(xp, net, params, X)
+    out, total = net.head.forward(xp, z, t)
+    return total, backward(xp, net, params, acts, out, z, t, scale=scale)
 
 
 def loss_and_gradients(xp, net: Network, params, X, t):
     """Batch-mean loss (per network) and its gradients for inputs ``X`` and targets ``t``."""
-    z, acts = forward(xp, net, params, X)
-    out, total = net.head.forward(xp, z, t)
-    return total / X.shape[-2], backward(xp, net, params, acts, out, z, t)
+    total, grads = gradients(xp, net, params, X, t)
+    return total / X.shape[-2], grads
 
 
-def train_step(xp, net: Network, params, X, t, lr, inplace=False):
-    """One SGD step on a batch: returns ``(params, loss)`` with the loss *summed* over the batch.
+def sample_steps(xp, net: Network, params, X, t, rule, hyper, state, inplace=False):
+    """Per-sample steps over the rows of ``X`` in order -- the updates of one step per row, up to
+    rounding -- returning ``(params, state, loss)`` with the loss summed over the rows, each taken before
+    its own update. ``rule`` is the update rule (:mod:`xpnet.optim`), ``hyper`` its hyperparameters and
+    ``state`` its state, one entry per layer.
 
-    With ``inplace`` the given parameter arrays are updated and returned; otherwise new arrays are
-    returned and the step is a pure function, ready for a tracing compiler.
+    What a per-sample step costs most is the first layer's rank-one update (784 x 32 numbers for MNIST's
+    small net, for one sample). Here those updates wait until the end of the rows: the rule's
+    ``first_layer`` carries them (for SGD: the rows' first pre-activations computed once, those of the
+    rows still to come corrected after each row by a rank-one term, one product after the rows applying
+    every update; docs/math.md). Every other layer steps as usual. No array is modified unless
+    ``inplace``, so the same code runs one row at a time in Python or unrolled inside a compiled epoch.
     """
-    z, acts = forward(xp, net, params, X)
-    out, total = net.head.forward(xp, z, t)
-    steps = backward(xp, net, params, acts, out, z, t, scale=lr)
-    return sgd(params, steps, inplace), total
-
-
-def sample_steps(xp, net: Network, params, X, t, lr, inplace=False):
-    """Per-sample SGD over the rows of ``X`` in order -- the updates of one :func:`train_step` per row,
-    up to rounding -- returning ``(params, loss)`` with the loss summed over the rows, each taken before
-    its own update.
-
-    What a per-sample step costs most is the first layer's rank-one update ``W_0 -= x^T d`` (784 x 32
-    numbers for MNIST's small net, for one sample). Here those updates wait until the end of the rows:
-    after row ``k`` with first-layer delta ``d_k`` (learning rate included) the first layer would hold
-    ``W_0 - x_k^T d_k`` and ``b_0 - d_k``, which changes every later row ``j``'s pre-activation by
-    ``-(x_j . x_k + 1) d_k`` (docs/math.md). So the rows' pre-activations are computed once, those of the
-    rows still to come corrected after each row by that rank-one term, and one product after the rows
-    applies all the first-layer updates. Every other layer steps as usual. No array is modified unless ``inplace``, so the same code
-    runs one row at a time in Python or unrolled inside a compiled epoch.
-    """
-    W0, b0 = params[0]
-    first = X @ W0 + b0  # the rows' first pre-activations under the weights the rows start from
-    gram = X @ transpose(xp, X) + 1.0  # row products; the 1 carries the bias updates
-    rest = list(params[1:])
-    ds, zs = [], []
-    n = X.shape[-2]
-    for k in range(n):
-        # first[..., 0, :] is row k's pre-activation; the rows after it follow
-        current = [params[0], *rest]
-        z, acts = forward(xp, net, current, X[..., k : k + 1, :], z0=first[..., :1, :])
+    scale = rule.scale(hyper)
+    first = rule.first_layer(xp, X, params[0], state[0], hyper)
+    rest, rest_state = list(params[1:]), list(state[1:])
+    zs = []
+    for k in range(X.shape[-2]):
+        current = [params[0], *rest]  # the first layer's weights are not read: its pre-activation is given
+        z, acts = forward(xp, net, current, X[..., k : k + 1, :], z0=first.row())
         out = net.head.activation(xp, z)
-        steps = backward(xp, net, current, acts, out, z, t[..., k : k + 1, :], scale=lr, input_weights=False)
-        rest = sgd(rest, steps[1:], inplace)
-        d = steps[0][1]
-        if k + 1 < n:  # the later rows see this row's first-layer update
-            first = first[..., 1:, :] - gram[..., k + 1 :, k : k + 1] * d
-        ds.append(d)
+        steps = backward(xp, net, current, acts, out, z, t[..., k : k + 1, :], scale=scale, input_weights=False)
+        rest, rest_state = rule.update(xp, rest, steps[1:], rest_state, hyper, inplace)
+        first.after(k, steps[0][1])
         zs.append(z)
-    D = xp.concat(ds, axis=-2)
-    first_layer = sgd([params[0]], [(transpose(xp, X) @ D, column_sum(xp, D))], inplace)
+    param0, state0 = first.finish(inplace)
     _, total = net.head.forward(xp, xp.concat(zs, axis=-2), t)
-    return [*first_layer, *rest], total
+    return [param0, *rest], [state0, *rest_state], total

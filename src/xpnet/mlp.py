@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from . import export, functions, kernels, train
+from . import checks, export, functions, kernels, spec, train
 from .backends import Backend, backend_of, get_backend, host_copy
 from .errors import DataError, ValidationError
 from .init import initial_weights
@@ -20,25 +20,8 @@ from .io import load_weights, save_weights
 from .metrics import predicted_classes
 
 
-def parse_layers(layers) -> list[int]:
-    """``"784-32-10"`` or ``[784, 32, 10]`` -> ``[784, 32, 10]``, with a clear error otherwise."""
-    if isinstance(layers, str):
-        parts = layers.replace(",", "-").split("-")
-        if not all(p.strip().isdigit() for p in parts):
-            raise ValidationError(f"layers must look like '784-32-10' (sizes joined by '-'); got {layers!r}")
-        sizes = [int(p) for p in parts]
-    else:
-        try:
-            sizes = [int(n) for n in layers]
-        except (TypeError, ValueError):
-            raise ValidationError(f"layers must be a sequence of ints or a string like '784-32-10'; got {layers!r}") from None
-        if any(int(n) != n for n in layers):
-            raise ValidationError(f"layer sizes must be whole numbers; got {list(layers)!r}")
-    if len(sizes) < 2:
-        raise ValidationError(f"layers needs at least an input and an output size; got {sizes}")
-    if min(sizes) < 1:
-        raise ValidationError(f"every layer size must be at least 1; got {sizes}")
-    return sizes
+#: Layer sizes from ``"784-32-10"`` or ``[784, 32, 10]``, with a one-line error otherwise.
+parse_layers = checks.layers
 
 
 class BaseNetwork:
@@ -53,19 +36,8 @@ class BaseNetwork:
 
     def _configure(self, layers, activation, loss, output, backend, device, dtype) -> None:
         self.sizes = parse_layers(layers)
-        hidden = len(self.sizes) - 2
-        names = [activation] * hidden if isinstance(activation, str) else list(activation)
-        if len(names) != hidden:
-            raise ValidationError(
-                f"{hidden} hidden layer(s) need {hidden} activation(s); got {len(names)}: {names}"
-            )
-        head = functions.get_head(loss, output)
-        n_out = self.sizes[-1]
-        if head.loss == "logistic" and n_out != 1:
-            raise ValidationError(f"the logistic loss takes one output unit (labels 0/1); layers end in {n_out}")
-        if head.loss == "cross-entropy" and n_out < 2:
-            raise ValidationError("softmax + cross-entropy needs at least 2 output units; use loss='logistic' for 1")
-        self.network = kernels.Network(tuple(functions.get_activation(n) for n in names), head)
+        head = functions.head_for(loss, output, self.sizes[-1])
+        self.network = kernels.Network(functions.hidden_activations(activation, self.sizes), head)
         self.backend = get_backend(backend, device)
         self.device_name = device  # as given: what pickling and copies pass on
         self.xp = self.backend.xp
@@ -166,9 +138,85 @@ class BaseNetwork:
         """Predicted class indices for ``X`` as a NumPy array (threshold 0.5 for a single output unit)."""
         return self.backend.to_host(predicted_classes(self.head.activation(self.xp, self.logits(X)), self.xp))
 
-    def fit(self, X, y, **kwargs):
-        """Train with SGD; see :func:`xpnet.train.fit` for the arguments. Returns the history."""
-        return train.fit(self, X, y, **kwargs)
+    def unstack(self, per_network: list):
+        """What training and evaluation give per network, as this model answers: one network's own
+        (an :class:`MLP`), the list (a stack)."""
+        return per_network[0] if self.n_models is None else per_network
+
+    def fit(self, X, y, *, epochs: int = 1, lr=0.01, batch_size: int = 1, shuffle: bool | None = None, seed=None,
+            X_test=None, y_test=None, validation=None, compile: bool | None = None, progress: bool | None = None,
+            on_epoch=None, initial_epoch: int = 0, sample_chunk: int = train.SAMPLE_CHUNK, unroll: int = 1,
+            order=None):
+        """Train in place with SGD and return the history.
+
+        Parameters
+        ----------
+        X, y : arrays
+            Training inputs (n, n_inputs) and labels (n,) or targets (n, n_outputs), host or device.
+        epochs : int
+            Train up to this epoch (0 trains nothing).
+        lr : float or sequence of float
+            Learning rate; a stack takes one per network (or one for all).
+        batch_size : int
+            Samples per SGD step. ``1`` without shuffling is the textbook per-sample algorithm.
+        shuffle : bool, optional
+            Reshuffle every epoch; defaults to ``batch_size > 1``. Epoch ``e`` is shuffled with
+            :func:`xpnet.train.epoch_order` (``numpy.random.default_rng([seed, e])``), so every backend
+            sees the same batches.
+        seed : int or sequence of int, optional
+            Shuffling seed; defaults to the model's seed (a stack: each network's own).
+        X_test, y_test : arrays, optional
+            Scored after every epoch (``test_loss``, ``test_accuracy``).
+        validation : tuple (X_val, y_val), optional
+            Scored after every epoch (``val_loss``, ``val_accuracy``).
+        compile : bool, optional
+            Run each epoch as one compiled call where the backend has a compiler (JAX: ``jit`` +
+            ``lax.scan`` of the very same step); defaults to where it can.
+        progress : bool, optional
+            Draw a progress bar (default: when stderr is a terminal).
+        on_epoch : callable, optional
+            Called with each epoch's record (a stack: the list of its networks' records, ``None`` for a
+            network that has diverged).
+        initial_epoch : int
+            Continue an interrupted run: epochs ``initial_epoch + 1 .. epochs`` are trained, each shuffled
+            as in an uninterrupted run, so resuming from a checkpoint ends with the same weights.
+        sample_chunk : int
+            Samples per call of the per-sample kernel (:func:`xpnet.kernels.sample_steps`) at batch size
+            1; 1 runs plain steps.
+        unroll : int
+            Calls per iteration of a compiled epoch's loop (JAX's ``lax.scan`` unroll).
+        order : callable, optional
+            ``order(epoch)`` gives the epoch's row order ((n,) integers, (K, n) for a stack, or ``None``)
+            instead of the seeded shuffle.
+
+        Returns
+        -------
+        list of dict, or list of list of dict for a stack
+            One record per epoch: ``epoch``, ``train_loss`` (the mean per-sample loss over the epoch, each
+            sample's loss taken as its batch was trained), ``test_loss``, ``test_accuracy`` (``None``
+            without test data), ``val_loss`` and ``val_accuracy`` with ``validation``,
+            ``samples_per_second`` (the training loop only), ``seconds`` and ``weight_change`` (the L2
+            norm of each layer's weight change over the epoch).
+
+        Raises
+        ------
+        DivergenceError
+            The loss or weights became non-finite; the network keeps the last finite weights, and
+            ``error.history`` holds the finished epochs. A stack does not raise: the network is frozen
+            with its last finite weights, ``stack.diverged[k]`` says where, and the others train on.
+        ValidationError
+            A bad argument or input, before any training.
+        """
+        K = self.n_models or 1
+        training = spec.Training(epochs=epochs, batch_size=batch_size, shuffle=shuffle, compile=compile,
+                                 sample_chunk=sample_chunk, unroll=unroll)
+        optimizers = [spec.Optimizer(lr=v) for v in checks.per_network("lr", lr, K)]
+        seeds = self.seeds if seed is None else checks.per_network("seed", seed, K, checks.seed)
+        data = train.prepare(self, X, y, test=(X_test, y_test), validation=validation)
+        callback = None if on_epoch is None else (lambda records: on_epoch(self.unstack(records)))
+        histories = train.train(self, data, training, optimizers, seeds, initial_epoch=initial_epoch,
+                                progress=progress, on_epoch=callback, order=order)
+        return self.unstack(histories)
 
     def evaluate(self, X, y, **kwargs):
         """Mean loss, accuracy and confusion matrix on a dataset; see :func:`xpnet.train.evaluate`."""
@@ -262,6 +310,13 @@ class MLP(BaseNetwork):
         }
 
     @classmethod
+    def from_spec(cls, run: "spec.Run") -> "MLP":
+        """The network a run specification describes, with its initial weights."""
+        m, p = run.model, run.placement
+        return cls(m.layers, m.activation, loss=m.loss, output=m.output, init=m.init, seed=run.seed,
+                   backend=p.backend, device=p.device, dtype=p.dtype, init_scale=m.init_scale)
+
+    @classmethod
     def from_config(cls, config: dict, backend="numpy", device=None, dtype=None) -> "MLP":
         """The network :meth:`config` describes (with its initial weights), on ``backend``/``device``, in
         ``dtype`` (default: the configuration's). Entries older files lack take their defaults."""
@@ -299,10 +354,6 @@ class MLP(BaseNetwork):
         """Batch-mean loss (a device scalar) and its gradients ``[(dW, db), ...]`` for device arrays
         ``X`` and targets ``t`` (``db`` a row, like ``b``)."""
         return kernels.loss_and_gradients(self.xp, self.network, self.params, X, t)
-
-    def loss(self, X, y) -> float:
-        """Mean loss of host ``X`` against labels (or targets) ``y``."""
-        return self.evaluate(X, y)["loss"]
 
     # -- saving -------------------------------------------------------------------------------------
     def save(self, path, **extra_meta) -> None:

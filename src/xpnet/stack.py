@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from . import checks
 from .backends import Backend
 from .errors import ValidationError
 from .init import initial_weights
@@ -75,12 +76,24 @@ class Stack(BaseNetwork):
         if K < 1:
             raise ValidationError("a stack needs at least one network (seeds is empty)")
         self.n_models = K
-        self.inits = _one_each("init", init, K)
-        self.init_scales = _one_each("init_scale", init_scale, K)
+        self.inits = checks.per_network("init", init, K)
+        self.init_scales = checks.per_network("init_scale", init_scale, K)
         weights = [initial_weights(self.sizes, i, s, c) for i, s, c in zip(self.inits, self.seeds, self.init_scales)]
         self.set_weights([(np.stack([w[l][0] for w in weights]), np.stack([w[l][1] for w in weights]))
                           for l in range(len(self.sizes) - 1)])
         self.diverged: list[dict | None] = [None] * K
+
+    @classmethod
+    def from_runs(cls, runs) -> "Stack":
+        """One stack of the networks of ``runs`` (run specifications that share everything but the
+        seed, initialisation and optimizer hyperparameters: one :meth:`~xpnet.spec.Run.stack_key`)."""
+        first = runs[0]
+        if any(r.stack_key() != first.stack_key() for r in runs):
+            raise ValidationError("the runs of a stack must share everything but seed, init, init_scale and lr")
+        m, p = first.model, first.placement
+        return cls(m.layers, m.activation, loss=m.loss, output=m.output, seeds=[r.seed for r in runs],
+                   init=[r.model.init for r in runs], init_scale=[r.model.init_scale for r in runs],
+                   backend=p.backend, device=p.device, dtype=p.dtype)
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Host copies ``[(W, b), ...]``: ``W`` of shape (K, n_in, n_out), ``b`` of shape (K, n_out)."""
@@ -106,13 +119,6 @@ class Stack(BaseNetwork):
             f"Stack({self.n_models} x {'-'.join(map(str, self.sizes))}, activations={self.activation_names}, "
             f"output={self.head.output}, loss={self.head.loss}, backend={self.backend}, dtype={self.dtype})"
         )
-
-
-def _one_each(name, value, K) -> list:
-    values = [value] * K if isinstance(value, (str, int, float)) else list(value)
-    if len(values) != K:
-        raise ValidationError(f"{name} takes one value or one per network ({K}); got {len(values)}")
-    return values
 
 
 __all__ = ["Stack"]

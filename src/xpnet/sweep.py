@@ -1,191 +1,83 @@
-"""Grid searches trained as stacks: every configuration of a grid, grouped into stacks of networks that
-share their layers, activations and batch size, each stack trained by one set of array operations.
+"""Grid searches trained as stacks: a grid is a run specification whose sweepable fields hold lists
+(:func:`xpnet.spec.grid`); its runs that share everything but seed, initialisation and learning rate train
+as the networks of one stack, by one set of array operations.
 
->>> configs = grid(lr=[0.01, 0.1], seed=range(3), layers=["784-32-10"])
->>> len(configs), len(plan(configs, n_samples=60000))
+>>> from xpnet import spec
+>>> runs = spec.expand(spec.grid(lr=[0.01, 0.1], seed=range(3), layers="784-32-10"))
+>>> len(runs), len(plan(runs, n_samples=60000))
 (6, 1)
 
-A configuration varies in learning rate, seed (initial weights and shuffling order), initialisation
-scheme, initial scale, layer sizes, hidden activation and batch size; everything else (loss, output,
-epochs, backend, dtype, the data) is shared by the sweep (:class:`Fixed`). :func:`plan` groups the
-configurations that can share a stack, at most ``stack_size`` networks each (by default as many as
-:data:`MEMORY_BUDGET` allows). :func:`train_stack` trains one stack and returns one record per
-configuration; :func:`sweep` runs a whole grid. A record holds the settings, ``history`` (as ``xpnet
-train --json`` gives it), ``test_accuracy``, ``test_loss``, ``diverged`` (``None``, or where) and
-``seconds`` (the wall time of the stack it trained in).
+:func:`plan` groups the runs that can share a stack, at most ``stack_size`` networks each (by default as
+many as :data:`MEMORY_BUDGET` allows). :func:`train_stack` trains one stack and returns one record per
+run; :class:`Sweep` (and :func:`sweep`) runs a whole grid -- here or on a Dask cluster, resuming from the
+records of an earlier run, saving each run's weights. A record is the run's flat fields
+(:meth:`xpnet.spec.Run.record`: ``lr``, ``seed``, ``layers`` ...) plus ``history`` (as ``xpnet train
+--json`` gives it), ``test_accuracy``, ``test_loss``, ``diverged`` (``None``, or where), ``seconds`` (the
+wall time of the stack it trained in) and ``stack_size``.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
+import json
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import ValidationError
-from .functions import get_activation
-from .init import INITIALISERS
-from .mlp import parse_layers
+from . import checks, spec, train
+from .errors import DataError, ValidationError
+from .io import atomic_write, check_directory, check_writable
 from .progress import Progress
 from .stack import Stack
-from .train import SAMPLE_CHUNK, check_number
 
 #: Bytes of device memory one stack may use for its networks (the shared data comes on top).
 MEMORY_BUDGET = 1 << 30
-#: The settings a configuration varies in, in the order tables show them.
-VARIED = ("lr", "seed", "init", "init_scale", "layers", "activation", "batch_size")
+#: The settings a grid varies in, in the order tables show them.
+VARIED = spec.SWEPT
 
 
-@dataclass(frozen=True)
-class Config:
-    """One configuration of a sweep."""
-
-    lr: float
-    seed: int
-    init: str = "normal-max"
-    init_scale: float = 1.0
-    layers: tuple[int, ...] = (784, 32, 32, 10)
-    activation: tuple[str, ...] = ("sigmoid",)  # one name for every hidden layer, or one per hidden layer
-    batch_size: int = 1
-
-    def stack_key(self) -> tuple:
-        """Configurations with the same key can train in one stack."""
-        return self.layers, self.activation, self.batch_size
-
-    def settings(self) -> dict:
-        """JSON-ready settings: layers as ``"784-32-10"``, activations joined by ``/``."""
-        return {"lr": self.lr, "seed": self.seed, "init": self.init, "init_scale": self.init_scale,
-                "layers": "-".join(map(str, self.layers)), "activation": "/".join(self.activation),
-                "batch_size": self.batch_size}
-
-    def activations(self) -> list[str]:
-        hidden = len(self.layers) - 2
-        return list(self.activation) * hidden if len(self.activation) == 1 else list(self.activation)
-
-
-@dataclass(frozen=True)
-class Fixed:
-    """What every configuration of a sweep shares."""
-
-    epochs: int = 1
-    loss: str = "cross-entropy"
-    output: str | None = None
-    shuffle: bool | None = None
-    backend: str = "numpy"
-    device: str | None = None
-    dtype: str = "float32"
-    compile: bool | None = None
-    extra: dict = field(default_factory=dict)  # data settings and the like, copied into every record
-
-
-def _values(name, value, parse) -> list:
-    values = list(value) if isinstance(value, (list, tuple, range, np.ndarray)) else [value]
-    if not values:
-        raise ValidationError(f"{name} is an empty list; give at least one value")
-    parsed = [parse(v) for v in values]
-    for i, v in enumerate(parsed):
-        if v in parsed[:i]:
-            raise ValidationError(f"{name} lists {values[i]!r} twice")
-    return parsed
-
-
-def _positive(name):
-    def parse(v):
-        check_number(name, v)
-        if v <= 0:
-            raise ValidationError(f"{name} must be > 0; got {v!r}")
-        return float(v)
-    return parse
-
-
-def _seed(v):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-        raise ValidationError(f"seed must be a non-negative integer; got {v!r}")
-    return int(v)
-
-
-def _init(v):
-    if v not in INITIALISERS:
-        raise ValidationError(f"init must be one of {', '.join(INITIALISERS)}; got {v!r}")
-    return v
-
-
-def _activation(v):
-    names = tuple(v.split("/")) if isinstance(v, str) else tuple(v)
-    return tuple(get_activation(n).name for n in names)
-
-
-def _batch(v):
-    check_number("batch_size", v, low=1, integer=True)
-    return int(v)
-
-
-def grid(lr=(0.01,), seed=(0,), init=("normal-max",), init_scale=(1.0,), layers=("784-32-32-10",),
-         activation=("sigmoid",), batch_size=(1,)) -> list[Config]:
-    """Every combination of the given values (each a value or a list), with one-line errors for an empty
-    list, a value given twice, or a bad value. An activation is one name for every hidden layer, or one
-    per hidden layer joined by ``/`` (``"relu/tanh"``)."""
-    lrs = _values("lr", lr, _positive("lr"))
-    seeds = _values("seed", seed, _seed)
-    inits = _values("init", init, _init)
-    scales = _values("init_scale", init_scale, _positive("init_scale"))
-    sizes = _values("layers", [layers] if isinstance(layers, str) else layers, lambda v: tuple(parse_layers(v)))
-    acts = _values("activation", [activation] if isinstance(activation, str) else activation, _activation)
-    batches = _values("batch_size", batch_size, _batch)
-    configs = [Config(*values) for values in itertools.product(lrs, seeds, inits, scales, sizes, acts, batches)]
-    for c in configs:
-        hidden = len(c.layers) - 2
-        if len(c.activation) not in (1, hidden):
-            raise ValidationError(f"activation {'/'.join(c.activation)!r} names {len(c.activation)} layers; "
-                                  f"layers {'-'.join(map(str, c.layers))} have {hidden} hidden")
-    return configs
-
-
-def network_bytes(config: Config, n_samples: int, dtype: str = "float32", own_order: bool = True) -> int:
+def network_bytes(run: spec.Run, n_samples: int, own_order: bool = True) -> int:
     """Estimated device bytes one network of a stack needs while training: its parameters about five
     times over (the weights, the epoch's start and the last checkpoint, a step's gradients and
     temporaries), four arrays of activations per step, and for shuffled minibatches its own sample order
     and gathered batch (``own_order``: networks with different seeds shuffle differently)."""
-    item = np.dtype(dtype).itemsize
-    sizes = config.layers
+    item = np.dtype(run.placement.dtype).itemsize
+    sizes, batch = run.model.sizes, run.training.batch_size
     params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    rows = min(SAMPLE_CHUNK, n_samples) if config.batch_size == 1 else config.batch_size
+    rows = min(run.training.sample_chunk, n_samples) if batch == 1 else batch
     per_step = 4 * rows * sum(sizes[1:])
-    if config.batch_size == 1:
+    if batch == 1:
         per_step += rows * sizes[1]  # the chunk's first-layer pre-activations and their corrections
-    shuffled = config.batch_size > 1 and config.batch_size < n_samples and own_order
+    shuffled = 1 < batch < n_samples and own_order
     gathered = rows * (sizes[0] + sizes[-1]) if shuffled else 0
     order = 4 * n_samples if shuffled else 0
     return item * (5 * params + per_step + gathered) + order
 
 
-def plan(configs: Sequence[Config], n_samples: int, stack_size: int | None = None, dtype: str = "float32",
-         memory: int = MEMORY_BUDGET) -> list[list[Config]]:
-    """Group ``configs`` into stacks: same layers, activations and batch size, at most ``stack_size``
+def plan(runs: Sequence[spec.Run], n_samples: int, stack_size: int | None = None,
+         memory: int = MEMORY_BUDGET) -> list[list[spec.Run]]:
+    """Group ``runs`` into stacks (one :meth:`~xpnet.spec.Run.stack_key` each), at most ``stack_size``
     networks each (default: as many as ``memory`` bytes allow). A stack that would not fit is refused."""
     if stack_size is not None:
-        check_number("stack_size", stack_size, low=1, integer=True)
-    groups: dict[tuple, list[Config]] = {}
-    for c in configs:
-        groups.setdefault(c.stack_key(), []).append(c)
+        stack_size = checks.integer("stack_size", stack_size, 1)
+    groups: dict[tuple, list[spec.Run]] = {}
+    for run in runs:
+        groups.setdefault(run.stack_key(), []).append(run)
     stacks = []
     for members in groups.values():
-        seeds = {c.seed for c in members}
-        each = network_bytes(members[0], n_samples, dtype, own_order=len(seeds) > 1)
+        layers = members[0].model.layers
+        each = network_bytes(members[0], n_samples, own_order=len({r.seed for r in members}) > 1)
         fits = memory // each
         if fits < 1:
-            raise ValidationError(f"one network of layers {members[0].settings()['layers']} needs about "
-                                  f"{_mib(each)} to train, more than the memory budget of {_mib(memory)}")
+            raise ValidationError(f"one network of layers {layers} needs about {_mib(each)} to train, more than the "
+                                  f"memory budget of {_mib(memory)}")
         size = stack_size or fits
         if size * each > memory:
-            raise ValidationError(f"a stack of {size} networks of layers {members[0].settings()['layers']} needs "
-                                  f"about {_mib(size * each)}, more than the memory budget of {_mib(memory)}; "
-                                  f"use --stack-size {fits} or less")
+            raise ValidationError(f"a stack of {size} networks of layers {layers} needs about {_mib(size * each)}, "
+                                  f"more than the memory budget of {_mib(memory)}; use --stack-size {fits} or less")
         stacks += [members[i : i + size] for i in range(0, len(members), size)]
     return stacks
 
@@ -194,175 +86,182 @@ def _mib(n) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
 
-def check(configs: Sequence[Config], fixed: Fixed) -> None:
-    """Build one small network of each stack's architecture, so that an impossible loss/output pair, an
-    unknown backend or a dtype the device lacks is refused before any training."""
-    for key in dict.fromkeys(c.stack_key() for c in configs):
-        c = next(c for c in configs if c.stack_key() == key)
-        Stack(c.layers, c.activations(), loss=fixed.loss, output=fixed.output, seeds=[0], backend=fixed.backend,
-              device=fixed.device, dtype=fixed.dtype)
+def check(runs: Sequence[spec.Run]) -> None:
+    """Build one small stack of each stack's kind, so that an unknown backend, a missing device or a dtype
+    the device lacks is refused before any training."""
+    for key in dict.fromkeys(r.stack_key() for r in runs):
+        Stack.from_runs([next(r for r in runs if r.stack_key() == key)])
 
 
-def train_stack(configs: Sequence[Config], fixed: Fixed, data, validation=None, on_epoch: Callable | None = None,
+def train_stack(runs: Sequence[spec.Run], data: spec.Arrays, on_epoch: Callable | None = None,
                 keep_models: bool = False) -> list[dict]:
-    """Train one stack of ``configs`` (which share layers, activations and batch size) on ``data``
-    ``(X, y, X_test, y_test)`` (and ``validation``, ``(X_val, y_val)``) and return one record per
-    configuration, in order. With ``keep_models`` each record also holds ``"model"``, the trained
-    network (an :class:`~xpnet.mlp.MLP`)."""
-    first = configs[0]
-    if any(c.stack_key() != first.stack_key() for c in configs):
-        raise ValidationError("a stack's configurations must share layers, activation and batch size")
-    X, y, X_test, y_test = data
-    stack = Stack(first.layers, first.activations(), loss=fixed.loss, output=fixed.output,
-                  seeds=[c.seed for c in configs], init=[c.init for c in configs],
-                  init_scale=[c.init_scale for c in configs], backend=fixed.backend, device=fixed.device,
-                  dtype=fixed.dtype)
+    """Train one stack of ``runs`` (one stack key) on ``data`` and return one record per run, in order.
+    With ``keep_models`` each record also holds ``"model"``, the trained network (an
+    :class:`~xpnet.mlp.MLP`)."""
+    stack = Stack.from_runs(runs)
     t0 = time.perf_counter()
-    histories = stack.fit(X, y, epochs=fixed.epochs, lr=[c.lr for c in configs], batch_size=first.batch_size,
-                          shuffle=fixed.shuffle, X_test=X_test, y_test=y_test, validation=validation,
-                          compile=fixed.compile, progress=False, on_epoch=on_epoch)
-    final = stack.evaluate(X_test, y_test)
-    final_val = stack.evaluate(*validation) if validation is not None else None
+    sets = train.prepare(stack, data.X, data.y, test=(data.X_test, data.y_test), validation=data.validation)
+    histories = train.train(stack, sets, runs[0].training, [r.optimizer for r in runs], [r.seed for r in runs],
+                            progress=False, on_epoch=on_epoch)
+    final = {name: train.scores(stack, *scored) for name, scored in sets.scored.items()}
     seconds = time.perf_counter() - t0
     records = []
-    for k, c in enumerate(configs):
+    for k, run in enumerate(runs):
         where = stack.diverged[k]
-        record = {**c.settings(), **_fixed_settings(fixed), "history": histories[k],
-                  "test_accuracy": final[k].get("accuracy"), "test_loss": final[k]["loss"],
+        record = {**run.record(), "history": histories[k], "test_accuracy": final["test"][k].get("accuracy"),
+                  "test_loss": final["test"][k]["loss"],
                   "diverged": None if where is None else {key: where[key] for key in ("epoch", "step", "problem", "at")},
-                  "seconds": seconds, "stack_size": len(configs)}
-        if final_val is not None:
-            record["val_accuracy"], record["val_loss"] = final_val[k].get("accuracy"), final_val[k]["loss"]
+                  "seconds": seconds, "stack_size": len(runs)}
+        if "val" in final:
+            record["val_accuracy"], record["val_loss"] = final["val"][k].get("accuracy"), final["val"][k]["loss"]
         if keep_models:
             record["model"] = stack.model(k)
         records.append(record)
     return records
 
 
-@dataclass(frozen=True)
-class Data:
-    """Where a sweep's data comes from: small enough to send to a Dask worker, which loads the data
-    itself (:func:`load_data`) instead of receiving the arrays with every task."""
-
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    scaling: str = "255"
-    digits: str | None = None
-    validation: float | None = None
-    dtype: str = "float32"
+def run_stack_task(runs, source, keep_models: bool = False) -> list[dict]:
+    """One stack, trained where this runs (a Dask worker, or here) on ``source``: a
+    :class:`~xpnet.spec.Data` the worker loads itself (once per process), or the arrays."""
+    data = spec.load_data(source, runs[0].placement.dtype, download=False) if isinstance(source, spec.Data) else source
+    return train_stack(runs, data, keep_models=keep_models)
 
 
-@functools.lru_cache(maxsize=4)
-def load_data(spec: Data):
-    """``((X, y, X_test, y_test), validation)`` for ``spec`` (validation ``(X_val, y_val)`` or ``None``),
-    host arrays; cached, so a worker process loads each data set once."""
-    from . import datasets
-
-    data = datasets.load(spec.dataset, spec.data_dir, allow_download=False, progress=False)
-    X, y, X_test, y_test = datasets.prepare(data, spec.scaling, spec.digits, dtype=spec.dtype)
-    validation = None
-    if spec.validation:
-        X, y, X_val, y_val = datasets.validation_split(X, y, spec.validation, 0)
-        validation = (X_val, y_val)
-    return (X, y, X_test, y_test), validation
+def weights_name(record) -> str:
+    """A file name that says a configuration's grid settings."""
+    act = record["activation"].replace("/", "+")
+    return (f"lr{record['lr']:g}_seed{record['seed']}_{record['init']}_scale{record['init_scale']:g}_"
+            f"{record['layers']}_{act}_batch{record['batch_size']}.npz")
 
 
-def run_stack_task(configs, fixed: Fixed, spec: Data, keep_models: bool = False) -> list[dict]:
-    """One stack, trained where this runs (a Dask worker, or here) on the data ``spec`` describes."""
-    data, validation = load_data(spec)
-    return train_stack(configs, fixed, data, validation, keep_models=keep_models)
-
-
-def _fixed_settings(fixed: Fixed) -> dict:
-    out = asdict(fixed)
-    extra = out.pop("extra")
-    out.pop("compile")
-    return {**out, **extra}
-
-
-def run(stacks: Sequence[Sequence[Config]], fixed: Fixed, data, validation=None, progress: bool | None = None,
-        on_stack: Callable | None = None, keep_models: bool = False) -> list[dict]:
-    """Train the ``stacks`` that :func:`plan` made, one after another, on ``data`` ``(X, y, X_test,
-    y_test)`` (moved to the device once) and return their records, stack by stack. ``on_stack(records)``
-    is called as each stack finishes; a progress bar counts model-epochs."""
-    X, y, X_test, y_test = data
-    device_data = (*_on_device(X, y, fixed), *_on_device(X_test, y_test, fixed))
-    if validation is not None:
-        validation = _on_device(*validation, fixed=fixed)
-    results = []
-    total = sum(map(len, stacks)) * max(fixed.epochs, 1)
-    with Progress(total, "sweep", enabled=progress, unit="model-epochs") as bar:
-        for members in stacks:
-            records = train_stack(members, fixed, device_data, validation, keep_models=keep_models,
-                                  on_epoch=lambda rs: bar.update(len(rs)))
-            if fixed.epochs == 0:
-                bar.update(len(members))
-            results += records
-            if on_stack is not None:
-                on_stack(records)
-    return results
-
-
-def sweep(X, y, X_test, y_test, *, lr=(0.01,), seed=(0,), init=("normal-max",), init_scale=(1.0,),
-          layers=("784-32-32-10",), activation=("sigmoid",), batch_size=(1,), fixed: Fixed | None = None,
-          validation=None, stack_size: int | None = None, memory: int = MEMORY_BUDGET,
-          progress: bool | None = None, on_stack: Callable | None = None, keep_models: bool = False) -> list[dict]:
-    """Train every configuration of the grid (see :func:`grid`) in stacks and return their records, in
-    grid order.
+class Sweep:
+    """A grid, checked, its data at hand and its stacks planned -- nothing trained yet.
 
     Parameters
     ----------
-    X, y, X_test, y_test : arrays
-        Training and test data (host arrays; moved to the device once).
-    lr, seed, init, init_scale, layers, activation, batch_size
-        A value or a list of values each; the grid is their product.
-    fixed : Fixed
-        What every configuration shares (epochs, loss, backend, dtype, ...).
-    validation : tuple (X_val, y_val), optional
-        Scored after every epoch and at the end (``val_accuracy``, ``val_loss``).
+    grid : Run
+        A run specification whose sweepable fields may hold lists (:func:`xpnet.spec.grid`).
+    data : tuple (X, y, X_test, y_test), optional
+        Host arrays; ``grid.data.validation`` of the training rows are held out (chosen by
+        ``grid.data.split_seed``). By default the data ``grid.data`` names is loaded (here, and by each
+        Dask worker for itself).
+    out : path, optional
+        Write the records here (one JSON object per line), rewritten atomically as each stack finishes.
+    resume : bool
+        Train only the runs ``out`` holds no record of yet.
+    save_dir : path, optional
+        Write each run's weights there (loadable by ``MLP.load`` and ``xpnet evaluate``).
     stack_size : int, optional
         At most this many networks per stack (default: as many as ``memory`` allows).
     memory : int
         Bytes one stack may use for its networks.
-    progress : bool, optional
-        A progress bar over the sweep's model-epochs (default: when stderr is a terminal).
-    on_stack : callable, optional
-        Called with the records of each stack as it finishes (to save or print them).
-    keep_models : bool
-        Keep each trained network in its record under ``"model"``.
 
-    Returns
-    -------
-    list of dict
-        One record per configuration: its settings, ``history``, ``test_accuracy``, ``test_loss``,
-        ``diverged`` and ``seconds`` (see the module's description).
+    Every mistake (a bad grid, layers that do not fit the data, an output that cannot be written, a
+    stack over ``memory``, a missing backend) is refused here, in one line, before any training.
     """
-    fixed = fixed or Fixed()
-    configs = grid(lr, seed, init, init_scale, layers, activation, batch_size)
-    check(configs, fixed)
-    stacks = plan(configs, len(y), stack_size, fixed.dtype, memory)
-    records = run(stacks, fixed, (X, y, X_test, y_test), validation, progress, on_stack, keep_models)
-    by_config = dict(zip((c for members in stacks for c in members), records))
-    return [by_config[c] for c in configs]
+
+    def __init__(self, grid: spec.Run, data=None, *, out=None, resume: bool = False, save_dir=None,
+                 stack_size: int | None = None, memory: int = MEMORY_BUDGET):
+        if resume and not out:
+            raise ValidationError("--resume needs --out FILE (the records of the configurations already trained)")
+        self.out, self.save_dir = out and check_writable(out, "--out"), save_dir and check_directory(save_dir, "--save-dir")
+        self.source = grid.data if data is None else None
+        dtype = grid.placement.dtype
+        self.data = spec.load_data(grid.data, dtype) if data is None else spec.split(spec.Arrays(*data), grid.data)
+        n = len(self.data.y)
+        if data is None:
+            for layers in _values(grid.model.layers):
+                spec.check_fits(checks.layers(layers), self.data.X.shape[1], spec.n_classes(grid.data))
+        for batch in _values(grid.training.batch_size):
+            if batch > n:
+                raise ValidationError(f"--batch-size {batch} is more than the {n} training samples")
+        self.runs = spec.expand(grid)
+        check(self.runs)
+        self.done = load_records(out) if resume and Path(out).exists() else []
+        finished = {json.dumps(spec.Run.from_flat(r).record(), sort_keys=True) for r in self.done}
+        self.todo = [r for r in self.runs if json.dumps(r.record(), sort_keys=True) not in finished]
+        self.stacks = plan(self.todo, n, stack_size, memory) if self.todo else []
+
+    def run(self, client=None, progress: bool | None = None, on_stack: Callable | None = None) -> list[dict]:
+        """Train the planned stacks -- here, or as Dask tasks on ``client`` -- and return every record
+        (those ``out`` held first), in grid order. ``on_stack(records)`` is called as each stack
+        finishes, after its records are written and its weights saved."""
+        records = list(self.done)
+
+        def finished(new):
+            for r in new:
+                model = r.pop("model", None)
+                if self.save_dir:
+                    r["weights"] = str(Path(self.save_dir) / weights_name(r))
+                    model.save(r["weights"], run=spec.Run.from_flat(r).to_dict(), history=r["history"],
+                               epochs_done=len(r["history"]), test_accuracy=r["test_accuracy"],
+                               diverged=r["diverged"] and r["diverged"]["at"])
+            records.extend(new)
+            if self.out:
+                text = "".join(json.dumps(r) + "\n" for r in records)
+                atomic_write(self.out, lambda f: f.write(text.encode()))
+            if on_stack is not None:
+                on_stack(new)
+
+        keep = bool(self.save_dir)
+        if client is None:
+            self._here(progress, finished, keep)
+        else:
+            from . import distributed
+
+            source = self.source or distributed.share(client, self.data)
+            distributed.run(client, run_stack_task, [(members, source, keep) for members in self.stacks], finished,
+                            progress)
+        position = {json.dumps(r.record(), sort_keys=True): i for i, r in enumerate(self.runs)}
+        return sorted(records, key=lambda r: position.get(json.dumps(spec.Run.from_flat(r).record(), sort_keys=True),
+                                                          len(position)))
+
+    def _here(self, progress, finished, keep):
+        """The stacks one after another in this process, the data moved to the device once."""
+        data = _on_device(self.data, self.runs[0].placement)
+        epochs = self.runs[0].training.epochs
+        total = sum(len(s) * max(s[0].training.epochs, 1) for s in self.stacks)
+        with Progress(total, "sweep", enabled=progress, unit="model-epochs") as bar:
+            for members in self.stacks:
+                new = train_stack(members, data, keep_models=keep, on_epoch=lambda rs: bar.update(len(rs)))
+                if epochs == 0:
+                    bar.update(len(members))
+                finished(new)
 
 
-def _on_device(X, y, fixed: Fixed):
+def _values(field) -> list:
+    """A grid field's values (a list, or one value)."""
+    return field if isinstance(field, list) else [field]
+
+
+def sweep(grid: spec.Run, data=None, *, client=None, progress: bool | None = None, on_stack: Callable | None = None,
+          **options) -> list[dict]:
+    """Train every run of ``grid`` in stacks and return their records, in grid order: :class:`Sweep`
+    ``(grid, data, **options).run(client, progress, on_stack)``.
+
+    >>> from xpnet import spec                                                 # doctest: +SKIP
+    >>> records = sweep(spec.grid(lr=[0.01, 0.1], seed=range(2), layers="784-16-10", epochs=1))
+    """
+    return Sweep(grid, data, **options).run(client, progress, on_stack)
+
+
+def _on_device(data: spec.Arrays, placement: spec.Placement) -> spec.Arrays:
     """Inputs on the sweep's device, once, in its dtype; labels stay on the host."""
     from .backends import get_backend
 
-    backend = get_backend(fixed.backend, fixed.device)
-    return backend.asarray(np.asarray(X), fixed.dtype), np.asarray(y)
+    backend = get_backend(placement.backend, placement.device)
+
+    def move(X):
+        return backend.asarray(np.asarray(X), placement.dtype)
+
+    validation = None if data.validation is None else (move(data.validation[0]), np.asarray(data.validation[1]))
+    return spec.Arrays(move(data.X), np.asarray(data.y), move(data.X_test), np.asarray(data.y_test), validation)
 
 
 # -- reading the results -------------------------------------------------------------------------
 def load_records(path) -> list[dict]:
-    """The records ``xpnet sweep --out`` wrote (one JSON object per line), with a one-line
+    """The records a sweep wrote (one JSON object per line), with a one-line
     :class:`~xpnet.errors.DataError` for a missing or damaged file."""
-    import json
-    from pathlib import Path
-
-    from .errors import DataError
-
     try:
         lines = Path(path).read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -461,6 +360,6 @@ def summary_table(records: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["Config", "Fixed", "grid", "check", "plan", "train_stack", "run", "sweep", "best_first",
-           "selection_metric", "summary_over_seeds",
-           "table", "summary_table", "network_bytes", "MEMORY_BUDGET"]
+__all__ = ["Sweep", "sweep", "check", "plan", "train_stack", "run_stack_task", "weights_name", "best_first",
+           "selection_metric", "summary_over_seeds", "load_records", "table", "summary_table", "network_bytes",
+           "MEMORY_BUDGET", "VARIED"]

@@ -1,10 +1,19 @@
-"""Training and evaluation loops, for one network (:class:`~xpnet.mlp.MLP`) and a stack of networks
-(:class:`~xpnet.stack.Stack`) alike.
+"""Training and evaluation, for one network (:class:`~xpnet.mlp.MLP`) and a stack (:class:`~xpnet.stack.Stack`)
+alike: a single network is one network in the bookkeeping only, its arrays keep no model axis.
 
-Data moves to the device once per :func:`fit`. Each step slices (or, when shuffling, ``xp.take``-s) a
-batch on the device, runs forward, backward and the SGD update, and adds the batch loss to a running sum
-per network that also stays on the device. The host reads the running losses every few thousand samples
-(to notice divergence and draw the progress bar) and the epoch's figures once per epoch.
+Training is three small parts:
+
+- the **epoch order** (:func:`epoch_order`): which rows each epoch visits, in which order -- the same
+  function serves training, ``xpnet bench`` and the peers' learners, and a caller may supply its own;
+- a **stepper**, chosen once from the backend's capabilities (:func:`stepper_for`): plain steps in
+  Python, a compiled epoch (JAX), or steps computed chunk by chunk (Dask); each call computes gradients
+  with the kernels and hands them to the update rule (:mod:`xpnet.optim`);
+- a **guard** (:class:`Guard`): reads the running losses every :data:`CHECK_SAMPLES` samples, owns the
+  last finite weights, replays a network that went non-finite to find the step, and keeps the set of
+  frozen networks.
+
+Data moves to the device once per :func:`train`; the host reads the running losses at the guard's checks
+and the epoch's figures once per epoch.
 """
 
 from __future__ import annotations
@@ -12,12 +21,13 @@ from __future__ import annotations
 import functools
 import math
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
-from . import kernels
+from . import checks, kernels, optim
 from .backends import model_sum
 from .errors import DivergenceError, ValidationError
 from .metrics import accuracy, confusion_matrix, predicted_classes
@@ -33,17 +43,25 @@ SAMPLE_CHUNK = 32
 EVAL_BYTES = 32 * 2**20
 
 
-def check_number(name, value, low=None, integer=False):
-    """Raise a one-line :class:`ValidationError` unless ``value`` is a finite (integer) number >= ``low``."""
-    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if ok and integer:
-        ok = float(value) == int(value)
-    if not ok or not math.isfinite(value) or (low is not None and value < low):
-        kind = "an integer" if integer else "a finite number"
-        bound = f" >= {low}" if low is not None else ""
-        raise ValidationError(f"{name} must be {kind}{bound}; got {value!r}")
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order in which a shuffled epoch visits ``n`` rows: ``default_rng([seed, epoch])``'s
+    permutation, so every backend, resume and peer sees the same batches."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+def shuffled(seeds, n: int):
+    """The default order of shuffled training: ``order(epoch)`` gives each network's :func:`epoch_order`
+    of its own seed -- (n,) when all networks share one seed, (K, n) otherwise."""
+    distinct = list(dict.fromkeys(seeds)) if len(set(seeds)) == 1 else list(seeds)
+
+    def order(epoch):
+        orders = np.stack([epoch_order(s, epoch, n) for s in distinct])
+        return orders[0] if len(distinct) == 1 else orders
+
+    return order
+
+
+# -- data ----------------------------------------------------------------------------------------
 def check_data(model, X, y, what="training"):
     """Device inputs and targets for host (or device) ``X`` and labels ``y``, validated."""
     Xd = model.inputs(X, name={"training": "X", "test": "X_test", "val": "X_val"}.get(what, "X"))
@@ -56,6 +74,30 @@ def check_data(model, X, y, what="training"):
     if not np.all(np.isfinite(t)):
         raise ValidationError(f"the {what} targets y contain NaN or infinity")
     return Xd, model.backend.asarray(t, model.dtype)
+
+
+@dataclass
+class Sets:
+    """Training data on the device (``X``, targets ``T``) and the sets scored after every epoch
+    (``name -> (X, T, host labels)``: ``test``, ``val``)."""
+
+    X: object
+    T: object
+    scored: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+
+def prepare(model, X, y, test=None, validation=None) -> Sets:
+    """Check the data and move it to ``model``'s device once: training ``(X, y)``, ``test`` and
+    ``validation`` as ``(X, y)`` pairs or ``None``."""
+    if test is not None and (test[0] is None) != (test[1] is None):
+        raise ValidationError("X_test and y_test must be given together")
+    sets = {name: pair for name, pair in (("test", test), ("val", validation)) if pair is not None and pair[0] is not None}
+    Xd, Td = check_data(model, X, y)
+    return Sets(Xd, Td, {k: (*check_data(model, Xs, ys, k), np.asarray(ys)) for k, (Xs, ys) in sets.items()})
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -79,11 +121,12 @@ def evaluate(model, X, y, batch_size: int = 10000):
         such dict per network.
     """
     Xd, Td = check_data(model, X, y, "evaluation")
-    return evaluate_device(model, Xd, Td, np.asarray(y), batch_size)
+    return model.unstack(scores(model, Xd, Td, np.asarray(y), batch_size))
 
 
-def evaluate_device(model, Xd, Td, y, batch_size=10000):
-    """:func:`evaluate` on device arrays ``Xd``, ``Td`` (host labels ``y`` for the accuracy)."""
+def scores(model, Xd, Td, y, batch_size=10000) -> list[dict]:
+    """:func:`evaluate` on device arrays ``Xd``, ``Td`` (host labels ``y`` for the accuracy): one dict
+    per network."""
     xp, n = model.xp, Xd.shape[0]
     width = max(model.sizes) * (model.n_models or 1) * np.dtype(model.dtype).itemsize
     rows_per_pass = max(1, min(batch_size, EVAL_BYTES // width))
@@ -104,164 +147,125 @@ def evaluate_device(model, Xd, Td, y, batch_size=10000):
             result["accuracy"] = accuracy(y, pred[k])
             result["confusion"] = confusion_matrix(y, pred[k], model.n_classes)
         results.append(result)
-    return results if model.n_models is not None else results[0]
+    return results
 
 
 # -- training ------------------------------------------------------------------------------------
-def fit(
-    model,
-    X,
-    y,
-    *,
-    epochs: int = 1,
-    lr=0.01,
-    batch_size: int = 1,
-    shuffle: bool | None = None,
-    seed=None,
-    X_test=None,
-    y_test=None,
-    validation=None,
-    compile: bool | None = None,
-    progress: bool | None = None,
-    on_epoch=None,
-    initial_epoch: int = 0,
-    sample_chunk: int = SAMPLE_CHUNK,
-    unroll: int = 1,
-):
-    """Train ``model`` in place with SGD and return its history.
+def fit(model, X, y, **options):
+    """Train ``model`` in place and return its history: :meth:`xpnet.mlp.BaseNetwork.fit`."""
+    return model.fit(X, y, **options)
 
-    Parameters
-    ----------
-    model : MLP or Stack
-        The network(s) to train; a stack trains all its networks by the same operations.
-    X, y : arrays
-        Training inputs (n, n_inputs) and labels (n,) or targets (n, n_outputs), host or device.
-    epochs : int
-        Train up to this epoch (0 trains nothing).
-    lr : float or sequence of float
-        Learning rate; a stack takes one per network (or one for all).
-    batch_size : int
-        Samples per SGD step. ``1`` without shuffling is the textbook per-sample algorithm.
-    shuffle : bool, optional
-        Reshuffle every epoch; defaults to ``batch_size > 1``. Epoch ``e`` is shuffled with
-        ``numpy.random.default_rng([seed, e])``, so every backend sees the same batches.
-    seed : int or sequence of int, optional
-        Shuffling seed; defaults to the model's seed (a stack: each network's own).
-    X_test, y_test : arrays, optional
-        Scored after every epoch (``test_loss``, ``test_accuracy``).
-    validation : tuple (X_val, y_val), optional
-        Scored after every epoch (``val_loss``, ``val_accuracy``).
-    compile : bool, optional
-        Run each epoch as one compiled call where the backend has a compiler (JAX: ``jit`` +
-        ``lax.scan`` of the very same step); defaults to where it can.
-    progress : bool, optional
-        Draw a progress bar (default: when stderr is a terminal).
-    on_epoch : callable, optional
-        Called with each epoch's record (a stack: the list of its networks' records, ``None`` for a
-        network that has diverged).
-    initial_epoch : int
-        Continue an interrupted run: epochs ``initial_epoch + 1 .. epochs`` are trained, each shuffled as
-        in an uninterrupted run, so resuming from a checkpoint ends with the same weights.
-    sample_chunk : int
-        Samples per call of the per-sample kernel (:func:`xpnet.kernels.sample_steps`) at batch size 1;
-        1 runs plain steps.
-    unroll : int
-        Calls per iteration of a compiled epoch's loop (JAX's ``lax.scan`` unroll).
 
-    Returns
-    -------
-    list of dict, or list of list of dict for a stack
-        One record per epoch: ``epoch``, ``train_loss`` (the mean per-sample loss over the epoch, each
-        sample's loss taken as its batch was trained), ``test_loss``, ``test_accuracy`` (``None``
-        without test data), ``val_loss`` and ``val_accuracy`` with ``validation``,
-        ``samples_per_second`` (the training loop only), ``seconds`` and ``weight_change`` (the L2 norm
-        of each layer's weight change over the epoch).
+def train(model, data: Sets, training, optimizers, seeds, *, initial_epoch=0, progress=None, on_epoch=None,
+          order=None) -> list[list[dict]]:
+    """Train ``model`` in place on ``data`` (:func:`prepare`) as the specification's ``training`` group
+    says, network ``k`` with ``optimizers[k]`` and shuffling ``seeds[k]``; return one history per network.
 
-    Raises
-    ------
-    DivergenceError
-        One network's loss or weights became non-finite; it keeps the last finite weights, and
-        ``error.history`` holds the finished epochs. A stack does not raise: the network is frozen with
-        its last finite weights, ``stack.diverged[k]`` says where, and the others train on.
-    ValidationError
-        A bad argument or input, before any training.
+    ``order(epoch)``, when given, supplies each epoch's row order ((n,) or (K, n) host integers, or
+    ``None`` for the data's own order) instead of :func:`shuffled`. ``initial_epoch`` continues an
+    interrupted run: epochs ``initial_epoch + 1 .. training.epochs`` are trained, each ordered as in an
+    uninterrupted run. ``on_epoch(records)`` is called after every epoch with one record per network
+    (``None`` for a frozen one). A single network raises :class:`DivergenceError` (with ``history``);
+    a stack freezes the network instead and sets ``model.diverged``.
     """
-    K = model.n_models
     if not model.backend.can_train:
         raise ValidationError(f"backend {model.backend.name!r} cannot train (its arrays hold no values to read back); "
                               "it runs the forward pass only")
-    check_number("epochs", epochs, low=0, integer=True)
-    check_number("initial_epoch", initial_epoch, low=0, integer=True)
-    if initial_epoch > epochs:
-        raise ValidationError(f"initial_epoch must be at most epochs ({epochs}); got {initial_epoch}")
-    lrs = _per_model("lr", lr, K)
-    for value in lrs:
-        check_number("lr", value)
-        if value <= 0:
-            raise ValidationError(f"lr must be > 0; got {value!r}")
-    check_number("batch_size", batch_size, low=1, integer=True)
-    check_number("sample_chunk", sample_chunk, low=1, integer=True)
-    check_number("unroll", unroll, low=1, integer=True)
-    seeds = model.seeds if seed is None else _per_model("seed", seed, K)
-    Xd, Td = check_data(model, X, y)
-    n = Xd.shape[0]
-    if batch_size > n:
-        raise ValidationError(f"batch_size must be at most the number of samples ({n}); got {batch_size}")
+    initial_epoch = checks.integer("initial_epoch", initial_epoch, 0)
+    if initial_epoch > training.epochs:
+        raise ValidationError(f"initial_epoch must be at most epochs ({training.epochs}); got {initial_epoch}")
+    n = data.n
+    if training.batch_size > n:
+        raise ValidationError(f"batch_size must be at most the number of samples ({n}); got {training.batch_size}")
     smallest = min(model.backend.min_batch_size, n)
-    if batch_size < smallest:
+    if training.batch_size < smallest:
         raise ValidationError(f"backend {model.backend.name!r} builds a task graph per step; batch_size must be at "
-                              f"least {smallest} there (the full batch is best); got {batch_size}")
-    if (X_test is None) != (y_test is None):
-        raise ValidationError("X_test and y_test must be given together")
-    sets = {} if X_test is None else {"test": (X_test, y_test)}
-    if validation is not None:
-        sets["val"] = validation
-    scored = {k: (*check_data(model, X, y, k), np.asarray(y)) for k, (X, y) in sets.items()}
-    # A full batch is the same gradient in any order: shuffling it would only copy the data every step.
-    shuffle = (batch_size > 1 if shuffle is None else bool(shuffle)) and batch_size < n
-    trainer = Trainer(
-        model, Xd, Td, lr=lrs, batch_size=int(batch_size), shuffle=shuffle, seeds=seeds,
-        compile=model.backend.can_compile if compile is None else bool(compile), sample_chunk=sample_chunk, unroll=unroll,
-    )
-    histories: list[list[dict]] = [[] for _ in lrs]
-    for epoch in range(int(initial_epoch) + 1, int(epochs) + 1):
+                              f"least {smallest} there (the full batch is best); got {training.batch_size}")
+    trainer = Trainer(model, data, training, optimizers, seeds, order)
+    histories: list[list[dict]] = [[] for _ in optimizers]
+    for epoch in range(initial_epoch + 1, training.epochs + 1):
         try:
-            result = trainer.epoch(epoch, progress=progress, label=f"epoch {epoch}/{epochs}")
+            result = trainer.epoch(epoch, progress=progress, label=f"epoch {epoch}/{training.epochs}")
         except DivergenceError as exc:
             exc.history = histories[0]
             raise
-        evaluations = {name: evaluate_device(model, *data) for name, data in scored.items()}
+        evaluations = {name: scores(model, *scored) for name, scored in data.scored.items()}
         records = []
-        for k in range(len(lrs)):
-            if k in trainer.diverged:
-                records.append(None)
-                continue
-            record = {"epoch": epoch, "train_loss": float(result["train_loss"][k]),
-                      "test_loss": None, "test_accuracy": None}
-            for name, scores in evaluations.items():
-                score = scores[k] if K is not None else scores
-                record[f"{name}_loss"], record[f"{name}_accuracy"] = score["loss"], score.get("accuracy")
-            record.update(samples_per_second=result["samples_per_second"], seconds=result["seconds"],
-                          weight_change=[float(c) for c in result["weight_change"][:, k]])
-            histories[k].append(record)
+        for k, history in enumerate(histories):
+            record = None if k in trainer.guard.frozen else _record(epoch, result, evaluations, k)
+            if record is not None:
+                history.append(record)
             records.append(record)
         if on_epoch is not None:
-            on_epoch(records if K is not None else records[0])
-    if K is not None:
-        model.diverged = [{k: v for k, v in trainer.diverged[i].items() if k != "kept"} if i in trainer.diverged
-                          else None for i in range(K)]
-        return histories
-    return histories[0]
+            on_epoch(records)
+    model.diverged = trainer.guard.report()
+    return histories
 
 
-def _per_model(name, value, K):
-    """One value per network: a scalar repeated, or a sequence of length K (K None: one network)."""
-    if K is None:
-        return [value]
-    values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value] * K
-    if len(values) != K:
-        raise ValidationError(f"{name} takes one value or one per network ({K}); got {len(values)}")
-    return values
+def _record(epoch, result, evaluations, k) -> dict:
+    record = {"epoch": epoch, "train_loss": float(result["train_loss"][k]), "test_loss": None, "test_accuracy": None}
+    for name, per_network in evaluations.items():
+        record[f"{name}_loss"], record[f"{name}_accuracy"] = per_network[k]["loss"], per_network[k].get("accuracy")
+    record.update(samples_per_second=result["samples_per_second"], seconds=result["seconds"],
+                  weight_change=[float(c) for c in result["weight_change"][:, k]])
+    return record
+
+
+# -- the bookkeeping of K networks ---------------------------------------------------------------
+def _map(fn, tree):
+    """``fn`` applied to every array of nested lists and tuples."""
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_map(fn, t) for t in tree)
+    return fn(tree)
+
+
+@dataclass(frozen=True)
+class Networks:
+    """K networks, or one without a model axis (``K is None``): the only place that tells them apart."""
+
+    K: int | None
+
+    @property
+    def count(self) -> int:
+        return 1 if self.K is None else self.K
+
+    @property
+    def lead(self) -> tuple:
+        return () if self.K is None else (self.K,)
+
+    def one(self, tree, k):
+        """Network ``k``'s arrays (all of them for a single network)."""
+        return tree if self.K is None else _map(lambda a: a[k, ...], tree)
+
+    def restore(self, backend, tree, k, kept):
+        """``tree`` with network ``k``'s slot set back to ``kept`` (its own arrays, no model axis)."""
+        if self.K is None:
+            return kept
+        mask = np.zeros((self.K, 1, 1), dtype=bool)
+        mask[k] = True
+        mask = backend.asarray(mask)
+        xp = backend.xp
+        return _restore(xp, tree, kept, mask)
+
+
+def _restore(xp, tree, kept, mask):
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_restore(xp, t, c, mask) for t, c in zip(tree, kept))
+    return xp.where(mask if tree.ndim == 3 else xp.reshape(mask, mask.shape[: tree.ndim]), kept, tree)
+
+
+class Rows:
+    """The rows of one epoch: the data's own order, or an order ((n,) shared, (K, n) per network)."""
+
+    def __init__(self, xp, X, T, order=None):
+        self.xp, self.X, self.T, self.order = xp, X, T, order
+
+    def get(self, start, stop, k=None):
+        """The samples at positions ``start .. stop`` of the epoch, for every network or network ``k``."""
+        if self.order is None:
+            return self.X[start:stop, :], self.T[start:stop, :]
+        order = self.order if k is None or self.order.ndim == 1 else self.order[k, :]
+        return _gather(self.xp, self.X, self.T, order[..., start:stop])
 
 
 def _gather(xp, X, T, idx):
@@ -275,134 +279,241 @@ def _gather(xp, X, T, idx):
             xp.reshape(xp.take(T, flat, axis=0), (K, B, T.shape[1])))
 
 
-def _norm(xp, d):
-    """The L2 norm of each network's ``d``."""
-    return xp.sqrt(model_sum(xp, d * d))
+# -- steppers ------------------------------------------------------------------------------------
+def advance(xp, net, rule, per_sample, params, state, X, T, hyper, inplace=False):
+    """One call of a step: gradients by the kernels, then the rule's update (per-sample: a chunk of rows
+    by :func:`~xpnet.kernels.sample_steps`). Returns ``(params, state, loss summed over the rows)``."""
+    if per_sample:
+        return kernels.sample_steps(xp, net, params, X, T, rule, hyper, state, inplace)
+    total, grads = kernels.gradients(xp, net, params, X, T, rule.scale(hyper))
+    params, state = rule.update(xp, params, grads, state, hyper, inplace)
+    return params, state, total
 
 
-def _advance_fn(per_sample):
-    return kernels.sample_steps if per_sample else kernels.train_step
+class Stepper:
+    """Plain steps in Python: every call of ``size`` rows (a chunk of per-sample steps, or a batch)
+    updates the weights, in place where the backend can."""
+
+    def __init__(self, backend, net, rule, per_sample: bool, size: int, unroll: int = 1):
+        self.backend, self.xp, self.net, self.rule = backend, backend.xp, net, rule
+        self.per_sample, self.size, self.unroll = per_sample, size, unroll
+        self.inplace = backend.supports_inplace
+
+    def stops(self, n: int) -> list[int]:
+        """The positions of an epoch of ``n`` rows at which the guard reads the host."""
+        every = max(1, CHECK_SAMPLES // self.size) * self.size
+        return [min(n, p) for p in range(every, n + every, every)]
+
+    def one(self, params, state, X, T, hyper):
+        """One call on the rows ``X``, ``T``: ``(params, state, loss)``."""
+        return advance(self.xp, self.net, self.rule, self.per_sample, params, state, X, T, hyper, self.inplace)
+
+    def run(self, params, state, running, rows: Rows, start, stop, hyper):
+        """The calls from row ``start`` to row ``stop``; ``running`` accumulates their losses."""
+        for position in range(start, stop, self.size):
+            params, state, loss = self.one(params, state, *rows.get(position, min(stop, position + self.size)), hyper)
+            running = running + loss
+        return params, state, running
+
+
+class CompiledStepper(Stepper):
+    """The epoch's whole calls as one compiled call (JAX: ``jit`` + ``lax.scan`` of the very same
+    step); the remaining rows, fewer than one call, step in Python."""
+
+    def stops(self, n):
+        whole = n // self.size * self.size
+        return [p for p in (whole, n) if p] if whole != n else [n]
+
+    def run(self, params, state, running, rows, start, stop, hyper):
+        steps = (stop - start) // self.size
+        if start != 0 or steps * self.size != stop:
+            return super().run(params, state, running, rows, start, stop, hyper)
+        epoch = _compiled_epoch(self.backend, self.net, self.rule, self.per_sample, steps, self.size,
+                                rows.order is not None, self.unroll)
+        return epoch((params, state, running), (rows.X, rows.T, rows.order, hyper))
+
+
+class ChunkedStepper(Stepper):
+    """A backend that trains by chunks (Dask): each step sends the weights to every chunk of rows, runs
+    the same kernels there on NumPy, adds the chunks' gradients up and updates once -- the step of one
+    batch, up to the order of the additions."""
+
+    def one(self, params, state, X, T, hyper):
+        net = self.net
+
+        def chunk(x, t):  # sums over the chunk: the batch mean is taken once, below
+            return kernels.gradients(array_namespace(x), net, params, x, t, scale=float(x.shape[0]))
+
+        parts = self.backend.map_chunks(chunk, X, T)
+        scale = self.rule.scale(hyper) / X.shape[0]
+        grads = [(sum(p[1][l][0] for p in parts) * scale, sum(p[1][l][1] for p in parts) * scale)
+                 for l in range(len(params))]
+        params, state = self.rule.update(self.xp, params, grads, state, hyper, inplace=True)
+        return params, state, sum(p[0] for p in parts)
+
+
+def stepper_for(backend, net, rule, per_sample, size, compile=None, unroll=1) -> Stepper:
+    """The stepper this backend trains with, chosen once: by chunks where it trains by chunks, compiled
+    epochs where it can compile (unless ``compile`` is false), plain steps otherwise."""
+    if backend.trains_by_chunks:
+        return ChunkedStepper(backend, net, rule, per_sample, size, unroll)
+    if backend.can_compile and compile is not False:
+        return CompiledStepper(backend, net, rule, per_sample, size, unroll)
+    return Stepper(backend, net, rule, per_sample, size, unroll)
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_epoch(backend, net, per_sample, steps, size, shuffled, unroll):
-    """The whole calls of an epoch as one compiled function ``(carry, data) -> carry``, with
-    ``carry = (params, summed losses)`` and ``data = (X, T, order, lr)``; each call's rows start at a
-    position computed from the loop counter (:meth:`~xpnet.backends.Backend.traced_rows`)."""
-    xp, advance = backend.xp, _advance_fn(per_sample)
+def _compiled_epoch(backend, net, rule, per_sample, steps, size, shuffled, unroll):
+    """``steps`` calls as one compiled function ``(carry, data) -> carry``, with ``carry = (params,
+    state, summed losses)`` and ``data = (X, T, order, hyper)``; each call's rows start at a position
+    computed from the loop counter (:meth:`~xpnet.backends.Backend.traced_rows`)."""
+    xp = backend.xp
 
     def body(carry, data, k):
-        params, total = carry
-        X, T, order, lr = data
+        params, state, total = carry
+        X, T, order, hyper = data
         if shuffled:
             batch = _gather(xp, X, T, backend.traced_rows(order, k * size, size, axis=-1))
         else:
             batch = backend.traced_rows(X, k * size, size), backend.traced_rows(T, k * size, size)
-        params, loss = advance(xp, net, params, *batch, lr, inplace=False)
-        return params, total + loss
+        params, state, loss = advance(xp, net, rule, per_sample, params, state, *batch, hyper)
+        return params, state, total + loss
 
     return backend.compile_epoch(body, steps, unroll)
 
 
-class Trainer:
-    """SGD epochs over device data for one network or a stack: the batches, the step and the last
-    finite checkpoint.
+# -- the guard -----------------------------------------------------------------------------------
+class Guard:
+    """Divergence: reads every network's running loss and weights at the stepper's stops, keeps the last
+    finite checkpoint, and replays a network that went non-finite alone from there to find the step that
+    went bad. A single network then raises :class:`DivergenceError` with the weights from before that
+    step; in a stack that network is frozen with those weights (learning rate 0, weights restored at
+    every check) and listed in ``frozen``, while the others train on untouched: nothing a kernel computes
+    mixes networks."""
 
-    Per-sample training (batch size 1) runs :func:`~xpnet.kernels.sample_steps` over ``sample_chunk``
-    samples per call; larger batches run :func:`~xpnet.kernels.train_step`. With ``compile`` (JAX) the
-    whole calls of an epoch are one compiled call. The running loss of each network is read every
-    :data:`CHECK_SAMPLES` samples; a network whose loss or weights became non-finite is replayed alone
-    from the last finite checkpoint to find the step that went bad. One network then raises
-    :class:`DivergenceError` with the weights from before that step; in a stack that network is frozen
-    with those weights (learning rate 0, weights restored at every check) and listed in ``diverged``,
-    while the others train on untouched: nothing a kernel computes mixes networks.
-    """
-
-    def __init__(self, model, X, T, *, lr, batch_size, shuffle=False, seeds=None, compile=False,
-                 sample_chunk=SAMPLE_CHUNK, unroll=1):
-        self.model, self.backend, self.xp, self.net = model, model.backend, model.xp, model.network
-        self.K = model.n_models
-        self.X, self.T, self.n = X, T, X.shape[0]
-        self.lr = np.asarray(lr, dtype=np.float64).reshape(-1)
-        self.batch_size, self.shuffle = batch_size, shuffle
-        self.seeds = list(model.seeds if seeds is None else seeds)
-        self.compile = compile and self.backend.can_compile
-        self.per_sample = batch_size == 1 and sample_chunk > 1  # chunks of samples, else plain steps
-        self.size = min(sample_chunk, self.n) if self.per_sample else batch_size
-        self.unroll = unroll
-        self.inplace = self.backend.supports_inplace
-        # The namespace of the weights, for the checks and the running loss: the backend's, but NumPy's
-        # where training runs by chunks (Dask: the weights are host arrays, and a graph per check would
-        # cost a round trip to the cluster).
-        self.wxp = array_namespace(model.params[0][0]) if self.backend.trains_by_chunks else self.xp
-        self.diverged: dict[int, dict] = {}  # network index -> where it diverged, and its kept weights
-        for k, where in enumerate(getattr(model, "diverged", None) or []):
+    def __init__(self, trainer, previous=None):
+        self.trainer = trainer
+        self.nets = trainer.nets
+        self.frozen: dict[int, dict] = {}  # network index -> where it diverged, and its kept weights
+        for k, where in enumerate(previous or []):
             if where:  # diverged in an earlier fit: stays frozen
-                self.diverged[k] = {**where, "kept": self._copy(self._one(model.params, k))}
-        self.order = None
+                self.frozen[k] = {**where, "kept": self.copy(self.nets.one(trainer.model.params, k))}
 
-    # -- per-network views --------------------------------------------------------------------------
-    def _device_lr(self):
-        """The learning rates as the kernels take them: a float for one network, a (K, 1, 1) array for
-        a stack (0 for a frozen network); a 0-d array when compiling, so it is traced, not baked in."""
-        if self.K is None:
-            return self.backend.asarray(self.lr[0], self.model.dtype) if self.compile else float(self.lr[0])
-        lr = np.where([k in self.diverged for k in range(self.K)], 0.0, self.lr)
-        return self.backend.asarray(lr.reshape(self.K, 1, 1), self.model.dtype)
+    def copy(self, tree):
+        """A copy of every array of ``tree`` that later in-place updates leave alone."""
+        return _map(self.trainer.backend.copy, tree)
 
-    def _one(self, params, k):
-        """Network ``k``'s parameters (all of them for a single network)."""
-        return params if self.K is None else [(W[k, ...], b[k, ...]) for W, b in params]
+    def begin(self, params, state):
+        """The epoch starts: its start is the first checkpoint."""
+        self.saved = (0, self.copy(params), self.copy(state))
 
-    def _copy(self, params):
-        return [(self.backend.copy(W), self.backend.copy(b)) for W, b in params]
-
-    def _rows(self, start, stop, k=None):
-        """The samples at positions ``start .. stop`` of the epoch, for the whole stack or network ``k``."""
-        xp = self.xp
-        if self.order is None:
-            return self.X[start:stop, :], self.T[start:stop, :]
-        order = self.order if k is None or self.order.ndim == 1 else self.order[k, :]
-        return _gather(xp, self.X, self.T, order[..., start:stop])
-
-    def _epoch_order(self, epoch):
-        """Each network's sample order for ``epoch``: (n,) when they share it, (K, n) otherwise."""
-        if not self.shuffle:
-            return None
-        seeds = self.seeds if len(set(self.seeds)) > 1 else self.seeds[:1]
-        orders = np.stack([np.random.default_rng([s, epoch]).permutation(self.n) for s in seeds]).astype(np.int32)
-        return self.backend.asarray(orders[0] if len(seeds) == 1 else orders)
-
-    def _advance(self, params, X, T, lr):
-        if self.backend.trains_by_chunks:
-            return self._chunked_step(params, X, T, lr)
-        return _advance_fn(self.per_sample)(self.xp, self.net, params, X, T, lr, inplace=self.inplace)
-
-    def _chunked_step(self, params, X, T, lr):
-        """One SGD step on a batch split into chunks (Dask): every chunk's summed loss and gradients by
-        the same kernels on the host, added up, then the update; the same step as one batch, up to the
-        order of the additions."""
-        net = self.net
-
-        def chunk(x, t):
-            loss, grads = kernels.loss_and_gradients(array_namespace(x), net, params, x, t)
-            rows = x.shape[0]  # means over the chunk, back to sums
-            return loss * rows, [(dW * rows, db * rows) for dW, db in grads]
-
-        parts = self.backend.map_chunks(chunk, X, T)
-        scale = lr / X.shape[0]
-        steps = [(sum(p[1][l][0] for p in parts) * scale, sum(p[1][l][1] for p in parts) * scale)
-                 for l in range(len(params))]
-        return kernels.sgd(params, steps, inplace=True), sum(p[0] for p in parts)
-
-    def _finite(self, params, running=None):
+    def finite(self, params, running=None) -> np.ndarray:
         """Host booleans, one per network: every weight and bias (and the running loss) finite."""
-        xp = self.wxp
-        parts = [model_sum(xp, a) for pair in params for a in pair] + ([] if running is None else [running])
-        values = self.backend.to_host(xp.stack(parts)).reshape(len(parts), -1)
+        arrays = [a for pair in params for a in pair]
+        xp = array_namespace(*arrays)
+        parts = [model_sum(xp, a) for a in arrays] + ([] if running is None else [running])
+        values = self.trainer.backend.to_host(xp.stack(parts)).reshape(len(parts), -1)
         return np.isfinite(values).all(axis=0)
 
-    # -- one epoch ----------------------------------------------------------------------------------
+    def check(self, params, state, running, position, epoch, last=False):
+        """At row ``position``: freeze the networks that went non-finite since the last checkpoint (a
+        single network raises) and make this the new checkpoint (unless it is the epoch's ``last``).
+        Returns the parameters to go on with and whether a network was newly frozen."""
+        finite = self.finite(params, running)
+        bad = [k for k in range(len(finite)) if not finite[k] and k not in self.frozen]
+        for k in bad:
+            kept, where = self.locate(k, position, epoch)
+            if self.nets.K is None:
+                self.trainer.model.params = kept
+                raise DivergenceError(
+                    f"training diverged at {where['at']}: {where['problem']}; kept the last finite weights "
+                    "(from before that step); try a smaller learning rate",
+                    epoch=epoch, step=where["step"], lr=where["lr"],
+                )
+            self.frozen[k] = {**where, "kept": kept}
+        for k, info in self.frozen.items():
+            params = self.nets.restore(self.trainer.backend, params, k, info["kept"])
+        if not last:
+            self.saved = (position, self.copy(params), self.copy(state))
+        return params, bool(bad)
+
+    def locate(self, k, stop, epoch):
+        """Replay network ``k`` alone from the last checkpoint up to row ``stop`` and find the first step
+        that went bad: its weights from before that step, and where (``at``, ``step``, ``lr``,
+        ``problem``, ``epoch``). The batches are deterministic, so the replay retraces the computation;
+        inside the first bad call, ever longer prefixes of it (one step of ``batch_size`` more each)
+        locate the step."""
+        t = self.trainer
+        position, saved, saved_state = self.saved
+        kept, state = self.copy(self.nets.one(saved, k)), self.copy(self.nets.one(saved_state, k))
+        hyper = optim.hyper([t.optimizers[k]], t.backend, t.model.dtype)
+        size, n, batch = t.stepper.size, t.data.n, t.batch_size
+        count, problem = 0, "a non-finite value appeared"  # kept only on a non-deterministic backend
+        while position < stop:
+            available = min(size, n - position)
+            new, new_state, bad = self._attempt(kept, state, *t.rows.get(position, position + available, k), hyper)
+            if bad is None:
+                kept, state, position = new, new_state, position + available
+                continue
+            before, count, problem = kept, available, bad
+            for prefix in range(batch, available, batch):  # the steps inside the call
+                new, _, bad = self._attempt(before, state, *t.rows.get(position, position + prefix, k), hyper)
+                if bad is not None:
+                    count, problem = prefix, bad
+                    break
+                kept = new
+            break
+        lr = t.optimizers[k].lr
+        step, steps = position // batch + -(-count // batch), -(-n // batch)
+        at = f"epoch {epoch}, step {step} of {steps} (lr={lr:g})"
+        return kept, {"epoch": epoch, "step": step, "lr": lr, "problem": problem, "at": at}
+
+    def _attempt(self, params, state, X, T, hyper):
+        """One call on copies of one network's arrays: the new ones and what went wrong (``None`` if
+        nothing)."""
+        new, new_state, loss = self.trainer.stepper.one(self.copy(params), self.copy(state), X, T, hyper)
+        loss = float(loss)
+        if not math.isfinite(loss):
+            return new, new_state, f"the loss became {loss}"
+        if not self.finite(new).all():
+            return new, new_state, "a weight became non-finite"
+        return new, new_state, None
+
+    def report(self) -> list:
+        """For each network, ``None`` or where it diverged (what :attr:`Stack.diverged` holds)."""
+        return [{k: v for k, v in self.frozen[i].items() if k != "kept"} if i in self.frozen else None
+                for i in range(self.nets.count)]
+
+
+# -- the trainer ---------------------------------------------------------------------------------
+class Trainer:
+    """Epochs over device data for one network or a stack: the order, the stepper and the guard.
+
+    Per-sample training (batch size 1) runs :func:`~xpnet.kernels.sample_steps` over ``sample_chunk``
+    samples per call; larger batches run one step per call.
+    """
+
+    def __init__(self, model, data: Sets, training, optimizers, seeds, order=None):
+        self.model, self.backend, self.data = model, model.backend, data
+        self.nets = Networks(model.n_models)
+        self.optimizers = checks.per_network("optimizers", list(optimizers), self.nets.count)
+        self.rule = optim.rule_for(self.optimizers)
+        self.batch_size, n = training.batch_size, data.n
+        # A full batch is the same gradient in any order: shuffling it would only copy the data every step.
+        shuffle = (training.batch_size > 1 if training.shuffle is None else training.shuffle) and training.batch_size < n
+        self.order = order or (shuffled(list(seeds), n) if shuffle else None)
+        per_sample = training.batch_size == 1 and training.sample_chunk > 1  # chunks of samples, else plain steps
+        size = min(training.sample_chunk, n) if per_sample else training.batch_size
+        self.stepper = stepper_for(self.backend, model.network, self.rule, per_sample, size, training.compile,
+                                   training.unroll)
+        self.compiled = isinstance(self.stepper, CompiledStepper)
+        self.state = self.rule.init_state(self.backend.xp, model.params)
+        self.guard = Guard(self, getattr(model, "diverged", None))
+
+    def hyper(self):
+        return optim.hyper(self.optimizers, self.backend, self.model.dtype, self.nets.lead, self.guard.frozen,
+                           traced=self.compiled)
+
     def epoch(self, epoch, progress=False, label="") -> dict:
         """Train one epoch in place; returns ``train_loss`` (per network), ``weight_change`` (layers x
         networks), ``seconds`` and ``samples_per_second``."""
@@ -410,36 +521,29 @@ class Trainer:
             return self._epoch(epoch, progress, label)
 
     def _epoch(self, epoch, progress, label):
-        backend, n, size = self.backend, self.n, self.size
-        self.order = self._epoch_order(epoch)
-        params = self.model.params
-        start = self._copy(params)
-        self.saved = (0, start)
-        lead = () if self.K is None else (self.K,)
-        running = self.wxp.zeros(lead, dtype=getattr(self.wxp, self.model.dtype), device=array_device(params[0][0]))
-        lr = self._device_lr()
-        calls = -(-n // size)
-        check_every = max(1, CHECK_SAMPLES // size)
+        backend, n, guard = self.backend, self.data.n, self.guard
+        order = None if self.order is None else self.order(epoch)
+        self.rows = Rows(backend.xp, self.data.X, self.data.T,
+                         None if order is None else backend.asarray(np.asarray(order, dtype=np.int32)))
+        params, state = self.model.params, self.state
+        start = guard.copy(params)
+        guard.begin(params, state)
+        running = _zeros(params, self.nets.lead, self.model.dtype)
+        hyper = self.hyper()
         t0 = time.perf_counter()
         with Progress(n, label, enabled=progress) as bar:
-            first = 0
-            if self.compile and n // size:
-                first = n // size
-                run = _compiled_epoch(backend, self.net, self.per_sample, first, size, self.shuffle, self.unroll)
-                params, running = run((params, running), (self.X, self.T, self.order, lr))
-                params, lr = self._check(params, running, lr, first * size, epoch, last=first == calls)
-                bar.update(first * size)
-            for k in range(first, calls):
-                done = min(n, (k + 1) * size)
-                params, loss = self._advance(params, *self._rows(k * size, done), lr)
-                running = running + loss
-                if (k + 1) % check_every == 0 or done == n:
-                    params, lr = self._check(params, running, lr, done, epoch, last=done == n)
-                    bar.update(done - bar.done)
+            position = 0
+            for stop in self.stepper.stops(n):
+                params, state, running = self.stepper.run(params, state, running, self.rows, position, stop, hyper)
+                params, frozen = guard.check(params, state, running, stop, epoch, last=stop == n)
+                if frozen:
+                    hyper = self.hyper()
+                bar.update(stop - position)
+                position = stop
             backend.synchronize(*params[-1])
         seconds = time.perf_counter() - t0
-        self.model.params = params
-        change = [self.backend.to_host(_norm(self.wxp, W - W0)) for (W, _), (W0, _) in zip(params, start)]
+        self.model.params, self.state = params, state
+        change = [backend.to_host(_norm(W - W0)) for (W, _), (W0, _) in zip(params, start)]
         return {
             "train_loss": np.atleast_1d(backend.to_host(running)) / n,
             "weight_change": np.array([np.atleast_1d(c) for c in change]),
@@ -447,75 +551,16 @@ class Trainer:
             "seconds": seconds,
         }
 
-    def _check(self, params, running, lr, position, epoch, last=False):
-        """At sample ``position``: find the networks that went non-finite since the last checkpoint,
-        freeze them (a single network raises), and make this the new checkpoint (unless it is the
-        epoch's ``last``). Returns the parameters and learning rates (``lr``, or new ones with the newly
-        frozen networks' at 0) to go on with."""
-        finite = self._finite(params, running)
-        bad = [k for k in range(len(finite)) if not finite[k] and k not in self.diverged]
-        for k in bad:
-            kept, where = self._locate(k, position, epoch)
-            if self.K is None:
-                self.model.params = kept
-                raise DivergenceError(
-                    f"training diverged at {where['at']}: {where['problem']}; kept the last finite weights "
-                    "(from before that step); try a smaller learning rate",
-                    epoch=epoch, step=where["step"], lr=where["lr"],
-                )
-            self.diverged[k] = {**where, "kept": kept}
-        if self.diverged:
-            params = self._restore_frozen(params)
-        if not last:
-            self.saved = (position, self._copy(params))
-        return params, self._device_lr() if bad else lr
 
-    def _restore_frozen(self, params):
-        """The stack's parameters with every frozen network's slot set back to its kept weights."""
-        xp = self.xp
-        for k, info in self.diverged.items():
-            mask = np.zeros((self.K, 1, 1), dtype=bool)
-            mask[k] = True
-            mask = self.backend.asarray(mask)
-            params = [(xp.where(mask, kW, W), xp.where(mask, kb, b)) for (W, b), (kW, kb) in zip(params, info["kept"])]
-        return params
+def _zeros(params, lead, dtype):
+    """The running losses: zeros on the weights' device, in their namespace (NumPy where a backend keeps
+    its weights on the host)."""
+    W = params[0][0]
+    xp = array_namespace(W)
+    return xp.zeros(lead, dtype=getattr(xp, dtype), device=array_device(W))
 
-    def _locate(self, k, stop, epoch):
-        """Replay network ``k`` alone from the last checkpoint up to sample ``stop`` and find the first
-        step that went bad: its weights from before that step, and where (``at``, ``step``, ``lr``,
-        ``problem``, ``epoch``). The batches are deterministic, so the replay retraces the computation;
-        inside the first bad call, ever longer prefixes of it (one step of ``batch_size`` more each)
-        locate the step."""
-        position, saved = self.saved
-        kept = self._copy(self._one(saved, k))
-        lr = float(self.lr[0 if self.K is None else k])
-        size, n, batch = self.size, self.n, self.batch_size
-        count, problem = 0, "a non-finite value appeared"  # kept only on a non-deterministic backend
-        while position < stop:
-            available = min(size, n - position)
-            new, bad = self._attempt(kept, *self._rows(position, position + available, k), lr)
-            if bad is None:
-                kept, position = new, position + available
-                continue
-            before, count, problem = kept, available, bad
-            for prefix in range(batch, available, batch):  # the steps inside the call
-                new, bad = self._attempt(before, *self._rows(position, position + prefix, k), lr)
-                if bad is not None:
-                    count, problem = prefix, bad
-                    break
-                kept = new
-            break
-        step, steps = position // batch + -(-count // batch), -(-n // batch)
-        at = f"epoch {epoch}, step {step} of {steps} (lr={lr:g})"
-        return kept, {"epoch": epoch, "step": step, "lr": lr, "problem": problem, "at": at}
 
-    def _attempt(self, params, X, T, lr):
-        """One call on a copy of one network's ``params``: the new parameters and what went wrong
-        (``None`` if nothing)."""
-        new, loss = self._advance(self._copy(params), X, T, lr)
-        loss = float(loss)
-        if not math.isfinite(loss):
-            return new, f"the loss became {loss}"
-        if not self._finite(new).all():
-            return new, "a weight became non-finite"
-        return new, None
+def _norm(d):
+    """The L2 norm of each network's ``d``."""
+    xp = array_namespace(d)
+    return xp.sqrt(model_sum(xp, d * d))

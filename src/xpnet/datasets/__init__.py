@@ -18,6 +18,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from .. import checks
 from ..errors import DataError, ValidationError
 from .fetch import download
 from .idx import read_idx
@@ -116,8 +117,7 @@ def locate(name: str, data_dir=None, allow_download: bool = True, progress: bool
     Looked for in ``data_dir`` (or ``$XPNET_DATA``) if given; otherwise in the package (MNIST), the
     user cache and Debian's ``/usr/share/datasets/<name>``; otherwise downloaded into the cache.
     """
-    if name not in sources.sha256:
-        raise ValidationError(f"dataset must be one of {', '.join(sources.sha256)}; got {name!r}")
+    checks.choice("dataset", name, sources.sha256)
     searched = _candidates(name, data_dir, sources)
     for directory in searched:
         paths = {base: _find(directory, name, base) for base in FILES}
@@ -191,8 +191,7 @@ def scale(X, method: str = "255", reference=None, dtype=np.float64) -> np.ndarra
     training images; default ``X`` itself), one scalar each; ``"none"`` keeps raw 0-255 values (the seed
     notebooks). The result is computed in place in one array of ``dtype``: float32 halves the memory.
     """
-    if method not in SCALINGS:
-        raise ValidationError(f"scale must be one of {', '.join(SCALINGS)}; got {method!r}")
+    checks.choice("scale", method, SCALINGS)
     out = np.array(X, dtype=dtype)
     if method == "255":
         out /= 255.0
@@ -209,12 +208,12 @@ def scale(X, method: str = "255", reference=None, dtype=np.float64) -> np.ndarra
 
 def digit_pair(X, y, digits) -> tuple[np.ndarray, np.ndarray]:
     """The samples of two classes, relabelled ``digits[0] -> 0`` and ``digits[1] -> 1``."""
-    a, b = _parse_digits(digits)
+    a, b = parse_digits(digits)
     keep = (y == a) | (y == b)
     return X[keep], (y[keep] == b).astype(np.int64)
 
 
-def _parse_digits(digits) -> tuple[int, int]:
+def parse_digits(digits) -> tuple[int, int]:
     parts = digits.split(",") if isinstance(digits, str) else list(digits)
     try:
         a, b = (int(p) for p in parts)
@@ -226,9 +225,9 @@ def _parse_digits(digits) -> tuple[int, int]:
 
 
 def validation_split(X, y, fraction: float, seed: int = 0):
-    """``(X_train, y_train, X_val, y_val)`` with a random ``fraction`` of the samples held out."""
-    if not 0.0 < fraction < 1.0:
-        raise ValidationError(f"validation fraction must be between 0 and 1 (exclusive); got {fraction!r}")
+    """``(X_train, y_train, X_val, y_val)`` with a random ``fraction`` of the samples held out, chosen by
+    ``numpy.random.default_rng(seed)`` (the run specification's split seed)."""
+    fraction = checks.fraction("validation fraction", fraction)
     order = np.random.default_rng(seed).permutation(len(y))
     cut = len(y) - max(1, int(round(fraction * len(y))))
     return X[order[:cut]], y[order[:cut]], X[order[cut:]], y[order[cut:]]
