@@ -2,6 +2,7 @@
 processes, in alternating rounds, with an A/A pair to show the noise.
 
     python benchmarks/compare.py OLD=/path/to/old/src NEW=src [--rounds 5] [--cases numpy-b1,...] [--json out.json]
+    python benchmarks/compare.py OLD=/path/to/old/src NEW=src --instructions [--cases numpy-b1,numpy-b64]
 
 Each measurement is one fresh Python process with ``PYTHONPATH`` set to one tree's ``src``: it loads MNIST,
 builds the case's network with the public API both trees share (``MLP``/``Stack`` and ``fit``), trains
@@ -10,12 +11,19 @@ median of their ``samples_per_second`` (the training loop only, as ``fit`` measu
 every case on every tree, the first tree twice (``OLD`` and ``OLD'``: the A/A pair), in an order that
 rotates from round to round. Reported per case: each tree's median over rounds, and the median over
 rounds of the same-round ratios to the first tree (with their range). The seeds' net, float32.
+
+Where the machine's noise is larger than the difference to be seen, ``--instructions`` counts instead of
+timing: each tree's case runs under ``valgrind --tool=callgrind`` twice, training one and three epochs
+after the same warm-up, and the difference of the two counts over the rows of two epochs is the
+instructions per sample the training loop executes -- the same count on every run of the same code
+(one BLAS thread, so that the count does not depend on which thread ran what).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -39,14 +47,24 @@ CASES = {
 }
 
 
-def measure(case: str) -> float:
-    """Median samples/s (model-samples/s for a stack) of three epochs of ``case``, in this process."""
+def measure(case: str, epochs: int = 3, mnist: bool = True) -> float:
+    """Median samples/s (model-samples/s for a stack) of ``epochs`` epochs of ``case``, in this process
+    (on MNIST, or on as many uniform random images when not ``mnist``: loading MNIST costs minutes under
+    callgrind, and the count of a step does not depend on the pixels)."""
+    import numpy as np
+
     import xpnet
     from xpnet import datasets
 
     backend, batch, models, n = CASES[case]
-    X, y, _, _ = datasets.prepare(datasets.load_mnist(), dtype="float32")
-    X, y = X[:n], y[:n]
+    if not mnist:
+        n = counted_rows(case)
+    if mnist:
+        X, y, _, _ = datasets.prepare(datasets.load_mnist(), dtype="float32")
+        X, y = X[:n], y[:n]
+    else:
+        rng = np.random.default_rng(0)
+        X, y = rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
     net_args = dict(layers="784-32-32-10", activation="sigmoid", init="normal-max", backend=backend, dtype="float32")
     if models is None:
         net = xpnet.MLP(**net_args, seed=0)
@@ -54,12 +72,34 @@ def measure(case: str) -> float:
         net = xpnet.Stack(**net_args, seeds=list(range(models)))
     Xd = net.inputs(X)  # on the device once, as fit would move it
     rates = []
-    for epoch in range(4):
+    for epoch in range(epochs + 1):
         history = net.fit(Xd, y, epochs=1, lr=0.01, batch_size=batch, shuffle=False, progress=False)
         record = history[0] if models is None else history[0][0]
         if epoch:
             rates.append(record["samples_per_second"] * (models or 1))
     return statistics.median(rates)
+
+
+def counted_rows(case: str) -> int:
+    """Rows per epoch under callgrind: an eighth of the timed rows (at least 256 and two batches)."""
+    _, batch, _, n = CASES[case]
+    return min(n, max(256, 2 * batch, n // 8))
+
+
+def instructions(case: str, src: str) -> float:
+    """Instructions per sample (per model-sample for a stack) of ``case``'s training loop under
+    callgrind: the count of three epochs less that of one, over two epochs' rows."""
+    import re
+    import subprocess
+
+    counts = []
+    for epochs in (1, 3):
+        proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+                               __file__, "--count", case, str(epochs)], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1"}, check=True)
+        counts.append(int(re.search(r"Collected : (\d+)", proc.stderr).group(1)))
+    models = CASES[case][2]
+    return (counts[1] - counts[0]) / (2 * counted_rows(case) * (models or 1))
 
 
 def main(argv=None) -> int:
@@ -68,10 +108,16 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, from: " + ", ".join(CASES))
     parser.add_argument("--json", help="write every measurement here")
+    parser.add_argument("--instructions", action="store_true", help="count instructions per sample (callgrind) "
+                        "instead of timing")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # what each fresh process measures
+    parser.add_argument("--count", nargs=2, help=argparse.SUPPRESS)  # what runs under callgrind
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(args.one)))
+        return 0
+    if args.count:
+        measure(args.count[0], int(args.count[1]), mnist=False)
         return 0
     trees = dict(t.split("=", 1) for t in args.trees)
     if len(trees) < 2:
@@ -81,6 +127,15 @@ def main(argv=None) -> int:
     if unknown:
         parser.error(f"unknown cases: {', '.join(unknown)}")
     first = next(iter(trees))
+    if args.instructions:
+        print(f"instructions per sample of the training loop (callgrind; ratio to {first})\n")
+        print("| case | " + " | ".join(trees) + " | " + " | ".join(f"{t} / {first}" for t in list(trees)[1:]) + " |")
+        print("|---" * (2 * len(trees)) + "|")
+        for case in cases:
+            counts = {t: instructions(case, str(Path(src).resolve())) for t, src in trees.items()}
+            print(f"| {case} | " + " | ".join(f"{c:,.0f}" for c in counts.values()) + " | "
+                  + " | ".join(f"{counts[t] / counts[first]:.3f}" for t in list(trees)[1:]) + " |", flush=True)
+        return 0
     sides = [first, f"{first}'", *list(trees)[1:]]  # the first tree twice: the A/A pair
     source = {side: str(Path(trees[side.rstrip("'")]).resolve()) for side in sides}
     rates = {case: {side: [] for side in sides} for case in cases}

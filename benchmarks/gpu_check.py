@@ -5,8 +5,9 @@
 1. Says exactly which Python packages it lacks (and how to get them) before doing anything else.
 2. Finds the backends that have a CUDA GPU here (CuPy, PyTorch on CUDA, JAX on a GPU) and describes the
    device: name, memory, CUDA runtime and driver versions, library versions.
-3. Runs the GPU tests (``tests/test_gpu.py``: every GPU backend against NumPy, float64 to 1e-10 and float32
-   to 1e-4, per-sample and minibatch; stacks against each network alone; the gradient check).
+3. Runs the GPU tests (the ``@cuda``/``@gpu`` cases of the test suite: every GPU backend against NumPy,
+   float64 to 1e-10 and float32 to 1e-4, per-sample and minibatch; stacks against each network alone; the
+   gradient check; see :data:`GPU_TESTS`).
 4. Trains the seeds' network on MNIST once per GPU backend (batch 64, lr 0.5, 2 epochs) and reports its
    test accuracy.
 5. Times the benchmark suite's CUDA cases with GPU-synchronised timing: xpnet on every GPU backend and
@@ -46,6 +47,10 @@ GPU_LIBRARIES = {
     "jax": "JAX with CUDA: pip install 'jax[cuda13]'",
 }
 BATCH_SIZES = (1, 64, 1024, "full")
+#: The test files with GPU cases, and the pytest ``-k`` expression that picks them (the ``backend``
+#: fixture's GPU ids, and test_gpu.py's tests).
+GPU_TESTS = ("tests/test_gpu.py", "tests/test_backends.py", "tests/test_stack.py")
+GPU_SELECTION = "cuda or gpu"
 MODELS = (1, 4, 16, 64, 256, 1024)
 
 
@@ -81,12 +86,13 @@ def probe() -> dict:
 
 
 def run_tests(out: Path) -> dict:
-    """``tests/test_gpu.py`` in a subprocess (with this checkout's src/ on the path): counts, failures."""
+    """The GPU tests (:data:`GPU_TESTS`) in a subprocess (with this checkout's src/ on the path): counts,
+    failures."""
     xml = out / "gpu-tests.xml"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))}
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
-                           str(ROOT / "tests" / "test_gpu.py"), f"--junitxml={xml}"],
+                           *(str(ROOT / t) for t in GPU_TESTS), "-k", GPU_SELECTION, f"--junitxml={xml}"],
                           cwd=ROOT, env=env, capture_output=True, text=True)
     result = {"exit_status": proc.returncode, "seconds": round(time.perf_counter() - t0, 1),
               "tail": proc.stdout[-3000:] + proc.stderr[-2000:]}
@@ -158,7 +164,7 @@ def markdown(report: dict) -> str:
         lines.append(f"- no GPU for {name}: {why}")
     tests = report.get("tests")
     if tests:
-        lines += ["", "## GPU tests (tests/test_gpu.py)", "",
+        lines += ["", "## GPU tests (" + ", ".join(GPU_TESTS) + f", -k '{GPU_SELECTION}')", "",
                   f"{tests['passed']} passed, {tests['failed']} failed, {tests['skipped']} skipped in {tests['seconds']} s."]
         lines += [f"- FAILED {name}" for name in tests["failures"]]
     if report.get("training"):

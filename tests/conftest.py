@@ -1,22 +1,21 @@
 """Fixtures: the backends installed here and the real data sets."""
 
-import importlib.util
-
 import pytest
-from helpers import CPU_BACKENDS, ROOT, backend_params
+from helpers import BACKENDS, CPU, ROOT
 
 
-@pytest.fixture(params=[p.values[0] for p in backend_params(CPU_BACKENDS)],
-                ids=[name for name, _ in CPU_BACKENDS])
+@pytest.fixture(params=CPU)
 def backend(request):
-    """Each installed CPU backend in turn (array_api_strict on ``device1``, which refuses a forgotten
-    ``device=``); skipped where the library is missing."""
+    """A :class:`xpnet.Backend`: each CPU backend in turn, or the ids of ``helpers.BACKENDS`` a test names
+    (``@pytest.mark.parametrize("backend", GPU, indirect=True)``); skipped, with the reason, where the
+    library or the device is missing."""
     import xpnet
 
-    name, device = request.param
-    if importlib.util.find_spec(name) is None:
-        pytest.skip(f"{name} is not installed")
-    return xpnet.get_backend(name, device)
+    name, device = BACKENDS[request.param]
+    try:
+        return xpnet.get_backend(name, device)
+    except xpnet.BackendError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")

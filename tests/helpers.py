@@ -1,6 +1,5 @@
 """Helpers the tests share: which backends exist here, and small random problems."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -8,20 +7,15 @@ import pytest
 
 ROOT = Path(__file__).parents[1]
 
-#: (backend, device) pairs that run on a CPU-only machine, when their library is installed.
-CPU_BACKENDS = [("numpy", None), ("array_api_strict", "device1"), ("torch", "cpu"), ("jax", "cpu")]
+#: What the ``backend`` fixture (conftest.py) is parametrised by: an id -> (library, device). The CPU
+#: ones run on any machine where the library is installed (array_api_strict on ``device1``, which refuses
+#: a forgotten ``device=``); the GPU ones where a CUDA GPU is.
+BACKENDS = {"numpy": ("numpy", None), "array_api_strict": ("array_api_strict", "device1"), "torch": ("torch", "cpu"),
+            "jax": ("jax", "cpu"), "cupy@cuda": ("cupy", "cuda"), "torch@cuda": ("torch", "cuda"), "jax@gpu": ("jax", "gpu")}
+CPU = ["numpy", "array_api_strict", "torch", "jax"]
+GPU = ["cupy@cuda", "torch@cuda", "jax@gpu"]
 #: Relative tolerance of "the same weights" across backends and between a stack and lone networks.
 TOLERANCE = {"float64": 1e-10, "float32": 1e-4}
-
-
-def backend_params(backends=CPU_BACKENDS):
-    """pytest params for backends, skipped with a reason when the library is missing."""
-    params = []
-    for name, device in backends:
-        missing = importlib.util.find_spec(name) is None
-        marks = pytest.mark.skip(reason=f"{name} is not installed") if missing else ()
-        params.append(pytest.param((name, device), id=name, marks=marks))
-    return params
 
 
 def random_problem(n_in=12, n_out=3, n=16, seed=0):

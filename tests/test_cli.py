@@ -133,3 +133,36 @@ def test_saved_files_get_the_mode_a_plain_write_gives(tmp_path):
         assert stat.S_IMODE((tmp_path / "private.npz").stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_a_checkpoint_of_the_old_split_rule_resumes_under_that_rule_or_is_refused(capsys, tmp_path):
+    """Before --split-seed, xpnet train --validation held out rows chosen with --seed. Such a checkpoint
+    (flat keys, no "run" entry) resumes with --split-seed equal to its seed, ending as an uninterrupted run
+    with that split seed; without it, it is refused in one line that says what to pass."""
+    import xpnet
+    from xpnet.io import load_weights, save_weights
+
+    args = ["train", "--digits", "1,5", "--layers", "784-8-1", "--loss", "logistic", "--activation", "tanh",
+            "--dtype", "float64", "--lr", "0.05", "--batch-size", "16", "--validation", "0.2", "--seed", "3",
+            "--no-progress", "--json"]
+    path = tmp_path / "old.npz"
+    assert main([*args, "--split-seed", "3", "--epochs", "1", "--save", str(path)]) == 0
+    weights, meta = load_weights(path)
+    run = meta.pop("run")
+    old = {**meta, "dataset": "mnist", "scaling": "255", "digits": "1,5", "lr": 0.05, "batch_size": 16,
+           "shuffle": None, "seed": 3, "validation": 0.2, "backend": "numpy"}  # what an old checkpoint held
+    save_weights(path, weights, old)
+    capsys.readouterr()
+    assert main([*args, "--epochs", "2", "--save", str(path), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "--validation rows were chosen with --seed 3; resume it with --split-seed 3" in err and err.count("\n") == 1
+    assert main([*args, "--split-seed", "3", "--epochs", "2", "--save", str(path), "--resume"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    whole = tmp_path / "whole.npz"
+    assert main([*args, "--split-seed", "3", "--epochs", "2", "--save", str(whole)]) == 0
+    uninterrupted = json.loads(capsys.readouterr().out)
+    assert [h["val_loss"] for h in resumed["history"]] == [h["val_loss"] for h in uninterrupted["history"]]
+    for (W, b), (W2, b2) in zip(xpnet.MLP.load(path).get_weights(), xpnet.MLP.load(whole).get_weights()):
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
+    assert run["data"]["split_seed"] == 3

@@ -92,6 +92,23 @@ def test_a_killed_client_resumes_where_its_records_end(in_process, tmp_path):
     assert len(records) == 8 and _same(records) == _same(in_process)
 
 
+def test_arrays_from_python_are_sent_to_the_workers_once(mnist):
+    """sweep.sweep(grid, arrays, client=...) scatters the arrays (they have no description a worker could
+    load) and gives the records of the sweep in this process."""
+    X, y, X_test, y_test = mnist
+    data = (X[:300], y[:300], X_test[:100], y_test[:100])
+    grid = spec.grid(lr=[0.1, 0.3], seed=[0, 1], layers="784-8-10", batch_size=[1, 16], epochs=1, dtype="float64",
+                     validation=0.2, split_seed=1)
+    here = sw.sweep(grid, data, stack_size=2, progress=False)
+    with connect(workers=2) as (client, _):
+        there = sw.sweep(grid, data, client=client, stack_size=2, progress=False)
+    assert len(there) == 8 and _same(there).keys() == _same(here).keys()
+    for a, b in zip(here, there):  # unpickled arrays may be aligned otherwise: BLAS rounds the last bit apart
+        assert a["test_accuracy"] == b["test_accuracy"] and a["val_accuracy"] == b["val_accuracy"]
+        assert a["test_loss"] == pytest.approx(b["test_loss"], rel=1e-12)
+        assert [h["val_loss"] for h in a["history"]] == pytest.approx([h["val_loss"] for h in b["history"]], rel=1e-12)
+
+
 def test_dask_mistakes_are_one_line(capsys, monkeypatch):
     code = main([*SWEEP, "--scheduler", "tcp://127.0.0.1:9"])
     err = capsys.readouterr().err

@@ -12,7 +12,7 @@ from xpnet import sweep as sw
 from xpnet.cli import main
 from xpnet.errors import DivergenceError, ValidationError
 
-from helpers import CPU_BACKENDS, TOLERANCE, assert_same_weights, backend_params, random_problem
+from helpers import CPU, GPU, TOLERANCE, assert_same_weights, random_problem
 
 #: Per network: learning rate, seed (initial weights and shuffling), initialisation, initial scale.
 NETWORKS = [(0.5, 7, "normal-max", 1.0), (0.2, 3, "xavier", 0.5), (0.8, 7, "he", 2.0)]
@@ -23,16 +23,16 @@ def problem():
     return random_problem(30, 4, n=800, seed=5)
 
 
-def _alone(backend, device, dtype, batch_size, X, y, lr, seed, init, scale):
+def _alone(backend, dtype, batch_size, X, y, lr, seed, init, scale):
     net = xpnet.MLP([30, 16, 16, 4], activation="sigmoid", init=init, seed=seed, init_scale=scale,
-                    backend=backend, device=device, dtype=dtype)
+                    backend=backend, dtype=dtype)
     net.fit(X, y, epochs=2, lr=lr, batch_size=batch_size, progress=False)
     return net.get_weights()
 
 
 @pytest.mark.parametrize("batch_size", [1, 16])
 @pytest.mark.parametrize("dtype", list(TOLERANCE))
-@pytest.mark.parametrize("backend", backend_params(CPU_BACKENDS))
+@pytest.mark.parametrize("backend", CPU + GPU, indirect=True)
 def test_every_network_of_a_stack_ends_as_it_ends_alone(backend, dtype, batch_size, problem):
     """Per-sample (in chunks, across a chunk boundary) and shuffled minibatch SGD, two epochs; the
     networks differ in learning rate, seed, initialisation and scale, and two share a seed."""
@@ -40,13 +40,13 @@ def test_every_network_of_a_stack_ends_as_it_ends_alone(backend, dtype, batch_si
     n = 50 * batch_size if batch_size > 1 else 70
     X, y = X[:n], y[:n]
     stack = xpnet.Stack([30, 16, 16, 4], seeds=[s for _, s, _, _ in NETWORKS], init=[i for _, _, i, _ in NETWORKS],
-                        init_scale=[c for _, _, _, c in NETWORKS], backend=backend[0], device=backend[1], dtype=dtype)
+                        init_scale=[c for _, _, _, c in NETWORKS], backend=backend, dtype=dtype)
     histories = stack.fit(X, y, epochs=2, lr=[lr for lr, _, _, _ in NETWORKS], batch_size=batch_size, progress=False)
     assert len(histories) == 3 and all(len(h) == 2 for h in histories)
     for k, (lr, seed, init, scale) in enumerate(NETWORKS):
         got = stack.model(k).get_weights()
         assert got[0][0].dtype == np.dtype(dtype)
-        assert_same_weights(got, _alone(*backend, dtype, batch_size, X, y, lr, seed, init, scale), dtype)
+        assert_same_weights(got, _alone(backend, dtype, batch_size, X, y, lr, seed, init, scale), dtype)
 
 
 def test_a_stack_reports_what_each_network_reports_alone(problem):
@@ -73,10 +73,10 @@ def _diverging_problem():
     return X, y
 
 
-@pytest.mark.parametrize("backend", backend_params([("numpy", None), ("jax", "cpu")]))
+@pytest.mark.parametrize("backend", ["numpy", "jax"], indirect=True)
 def test_a_diverging_network_is_frozen_and_the_others_train_on(backend):
     X, y = _diverging_problem()
-    kwargs = dict(activation="identity", loss="squared", dtype="float32", backend=backend[0], device=backend[1])
+    kwargs = dict(activation="identity", loss="squared", dtype="float32", backend=backend)
     stack = xpnet.Stack("8-16-16-3", seeds=[0, 1, 0], **kwargs)
     histories = stack.fit(X, y, epochs=3, lr=[1e-5, 0.1, 1e-6], batch_size=1, progress=False)
     assert stack.diverged[0] is None and stack.diverged[2] is None
@@ -188,6 +188,46 @@ def test_cli_sweep_equals_xpnet_train_for_each_configuration(capsys, tmp_path):
                             "float64")
     assert main(["evaluate", "--weights", saved[0]["weights"], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["test_accuracy"] == saved[0]["test_accuracy"]
+
+
+def test_cli_sweep_equals_xpnet_train_with_validation_and_a_seed(capsys, tmp_path):
+    """The same flags mean the same data: --validation holds out the rows --split-seed chooses in both
+    commands, whatever --seed is (once, train split with --seed and sweep with 0)."""
+    shared = [*SWEEP[1:], "--validation", "0.2", "--split-seed", "2", "--lr", "0.05", "--seed", "3"]
+    assert main(["sweep", *shared, "--batch-size", "1,16", "--save-dir", str(tmp_path / "w"), "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(records) == 2 and all(r["validation"] == 0.2 and r["split_seed"] == 2 for r in records)
+    for record in records:
+        path = tmp_path / f"alone{record['batch_size']}.npz"
+        assert main(["train", *shared, "--batch-size", str(record["batch_size"]), "--save", str(path), "--json"]) == 0
+        alone = json.loads(capsys.readouterr().out)
+        for key in ("val_loss", "val_accuracy", "test_loss", "train_loss"):
+            assert [h[key] for h in alone["history"]] == pytest.approx([h[key] for h in record["history"]], rel=1e-10)
+        assert alone["test_accuracy"] == pytest.approx(record["test_accuracy"], abs=1e-12)
+        assert_same_weights(xpnet.MLP.load(record["weights"]).get_weights(), xpnet.MLP.load(path).get_weights(),
+                            "float64")
+    n = records[0]["history"][0]
+    assert 0.5 < n["val_accuracy"] <= 1.0
+
+
+def test_the_python_sweep_resumes_and_saves_what_the_command_does(mnist, tmp_path):
+    """xpnet.sweep.Sweep does what xpnet sweep does: records to a file, resumed after a first part, one
+    weights file per configuration."""
+    X, y, X_test, y_test = mnist
+    data = (X[:400], y[:400], X_test[:200], y_test[:200])
+    out = tmp_path / "r.jsonl"
+    first = sw.sweep(spec.grid(lr=[0.1, 0.3], layers="784-8-10", epochs=1, dtype="float64"), data, out=out,
+                     save_dir=tmp_path / "w", progress=False)
+    grid = spec.grid(lr=[0.1, 0.3, 1.0], layers="784-8-10", epochs=1, dtype="float64")
+    resumed = sw.Sweep(grid, data, out=out, resume=True, save_dir=tmp_path / "w")
+    assert len(resumed.done) == 2 and [r.optimizer.lr for r in resumed.todo] == [1.0]
+    records = resumed.run(progress=False)
+    assert [r["lr"] for r in records] == [0.1, 0.3, 1.0] and records[:2] == first
+    assert sw.load_records(out) == records
+    for r in records:
+        net = xpnet.MLP.load(r["weights"])
+        assert net.evaluate(X_test[:200], y_test[:200])["accuracy"] == r["test_accuracy"]
+        assert spec.from_meta(net.meta).optimizer.lr == r["lr"]
 
 
 def test_cli_sweep_marks_a_diverged_configuration(capsys):

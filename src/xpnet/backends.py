@@ -32,7 +32,8 @@ from typing import Any, ClassVar
 import array_api_compat
 import numpy as np
 
-from .errors import BackendError, ValidationError
+from . import checks
+from .errors import BackendError
 
 DTYPES = ("float32", "float64")
 
@@ -100,9 +101,7 @@ class Backend:
     # -- dtypes -------------------------------------------------------------------------------------
     def dtype(self, name: str):
         """The namespace's dtype object for ``"float32"`` or ``"float64"``, checked against the device."""
-        if name not in DTYPES:
-            raise ValidationError(f"dtype must be one of {', '.join(DTYPES)}; got {name!r}")
-        dtype = getattr(self.xp, name)
+        dtype = getattr(self.xp, checks.choice("dtype", name, DTYPES))
         info = getattr(self.xp, "__array_namespace_info__", None)
         if info is not None:
             supported = info().dtypes(device=self.device, kind="real floating")
@@ -465,9 +464,7 @@ class DaskBackend(Backend):
         return "cpu"
 
     def dtype(self, name):
-        if name not in DTYPES:
-            raise ValidationError(f"dtype must be one of {', '.join(DTYPES)}; got {name!r}")
-        return getattr(self.xp, name)
+        return getattr(self.xp, checks.choice("dtype", name, DTYPES))
 
     def asarray(self, host, dtype=None):
         import dask.array

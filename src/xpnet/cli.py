@@ -344,7 +344,8 @@ def _bench_to_accuracy(args, bench, data) -> int:
                       + ", ".join(f"{k:g}: {100 * v:.1f}%" for k, v in scores.items()) + ")", file=sys.stderr, flush=True)
             for impl in impls:
                 for seed in range(args.seeds):
-                    results.append(_to_accuracy_case(bench, impl, net, batch, lr, seed, data, targets, args))
+                    run = bench.case(net, "float32", batch, lr, seed, shuffle=None)
+                    results.append(_to_accuracy_case(bench, impl, run, net, data, targets, args))
     if args.json:
         print(json.dumps({"environment": bench.environment(), "targets": targets, "results": results}))
         return 0
@@ -356,17 +357,18 @@ def _bench_to_accuracy(args, bench, data) -> int:
     return 0
 
 
-def _to_accuracy_case(bench, impl, net, batch, lr, seed, data, targets, args) -> dict:
-    base = {"implementation": impl, "net": net, "batch_size": batch, "lr": lr, "seed": seed}
+def _to_accuracy_case(bench, impl, run, net, data, targets, args) -> dict:
+    base = {"implementation": impl, "net": net, "batch_size": run.training.batch_size, "lr": run.optimizer.lr,
+            "seed": run.seed}
     try:
-        learner = bench.make_learner(impl, bench.case(net, "float32", batch, lr, seed, shuffle=None), data)
+        learner = bench.make_learner(impl, run, data)
     except bench.Unavailable as exc:
         return {**base, "skipped": str(exc)}
     result = {**base, **bench.time_to_accuracy(learner, targets, len(data.y), max_seconds=args.max_seconds)}
     if not args.json:
         got = ", ".join(f"{100 * float(t):g}%: " + (f"{r['seconds']:.2f} s" if r else "not reached")
                         for t, r in result["reached"].items())
-        print(f"  {impl} seed {seed}: {got}", file=sys.stderr, flush=True)
+        print(f"  {impl} seed {run.seed}: {got}", file=sys.stderr, flush=True)
     return result
 
 
@@ -443,13 +445,7 @@ def _at_least(low):
 
 def _one(parse):
     """An argparse type for one of ``xpnet sweep``'s own options: one value, not a list."""
-
-    def parse_one(text):
-        if "," in text:
-            raise argparse.ArgumentTypeError(f"takes one value in a sweep, not a list ({text!r})")
-        return parse(text)
-
-    return parse_one
+    return spec.one_value(parse, spec.SWEPT_FLAGS)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from . import checks
 from .backends import model_sum, row_max, row_sum
 from .errors import ValidationError
 
@@ -157,21 +158,13 @@ OUTPUTS = ("softmax", "sigmoid", "identity")
 def get_activation(name: str) -> Activation:
     if name == "logistic":  # scikit-learn's name for the sigmoid
         name = "sigmoid"
-    try:
-        return ACTIVATIONS[name]
-    except (KeyError, TypeError):
-        raise ValidationError(
-            f"activation must be one of {', '.join(ACTIVATIONS)}; got {name!r}"
-        ) from None
+    return ACTIVATIONS[checks.choice("activation", name, ACTIVATIONS)]
 
 
 def get_head(loss: str, output: str | None = None) -> Head:
     """The output/loss pair for ``loss`` (and ``output``, defaulting to the loss's natural one)."""
-    if loss not in DEFAULT_OUTPUT:
-        raise ValidationError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
-    output = DEFAULT_OUTPUT[loss] if output is None else output
-    if output not in OUTPUTS:
-        raise ValidationError(f"output must be one of {', '.join(OUTPUTS)}; got {output!r}")
+    output = DEFAULT_OUTPUT[checks.choice("loss", loss, LOSSES)] if output is None else output
+    checks.choice("output", output, OUTPUTS)
     try:
         return HEADS[(output, loss)]
     except KeyError:

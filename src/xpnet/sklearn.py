@@ -77,9 +77,6 @@ class _BaseMLP(BaseEstimator):
         self.dtype = dtype
 
     # -- subclass hooks -----------------------------------------------------------------------------
-    def _targets(self, y):
-        raise NotImplementedError
-
     def _n_outputs(self) -> int:
         raise NotImplementedError
 

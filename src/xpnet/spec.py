@@ -31,7 +31,7 @@ from . import checks, datasets
 from .backends import DTYPES
 from .datasets import DATASETS, SCALINGS, parse_digits
 from .errors import ValidationError
-from .functions import LOSSES, OUTPUTS, get_activation, head_for, hidden_activations
+from .functions import DEFAULT_OUTPUT, LOSSES, OUTPUTS, get_activation, head_for, hidden_activations
 from .init import INITIALISERS
 
 #: The fields a sweep may give lists for, in grid order.
@@ -372,6 +372,8 @@ def from_meta(meta: dict) -> Run:
         flat["activation"] = "/".join(meta["activations"])
     if flat.get("validation"):
         flat["split_seed"] = flat.get("seed", 0)
+    if flat.get("output") == DEFAULT_OUTPUT.get(flat.get("loss", "cross-entropy")):
+        flat["output"] = None  # the loss's own output: written out by the network's configuration
     return Run.from_flat(flat)
 
 
@@ -387,7 +389,6 @@ def add_arguments(parser, names=COMMAND_FIELDS, lists: bool = False, defaults: d
     :func:`from_args`), the others one value. Otherwise every option takes one value. ``defaults`` overrides
     a field's default (``None`` for "as saved" and the like); the help shows it."""
     defaults = defaults or {}
-    swept = ", ".join(OPTIONS[k].flag for k in SWEPT)
     by_group: dict[str, Any] = {}
     for name in names:
         opt, group = OPTIONS[name], FIELDS[name] or "run"
@@ -402,7 +403,7 @@ def add_arguments(parser, names=COMMAND_FIELDS, lists: bool = False, defaults: d
         if opt.boolean:
             target.add_argument(opt.flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=text)
             continue
-        kind = str if listed else _one_value(opt, name, swept if lists else None)
+        kind = str if listed else one_value(opt.parse, SWEPT_FLAGS if lists else None, commas=name == "digits")
         target.add_argument(opt.flag, dest=name, type=kind, default=default, help=text,
                             choices=None if listed or opt.choices is None else opt.choices,
                             metavar=_metavar(opt) if opt.choices is None or listed else None)
@@ -430,19 +431,24 @@ def _metavar(opt: Option) -> str:
     return opt.metavar or opt.flag.lstrip("-").upper().replace("-", "_")
 
 
-def _one_value(opt: Option, name: str, swept: str | None):
-    """An argparse type taking one value; ``swept`` (the sweep's list options) says the command is a sweep."""
+def one_value(parse, swept: str | None = None, commas: bool = False):
+    """An argparse type taking one value, not a comma-separated list: ``swept`` (the sweep's list
+    options) says the command is a sweep; ``commas`` lets a value hold commas (``--digits 3,9``)."""
 
-    def parse(text):
-        if "," in text and name != "digits":
+    def one(text):
+        if "," in text and not commas:
             if swept is None:
                 raise argparse.ArgumentTypeError(f"takes one value, not a list ({text!r}); lists are for xpnet sweep")
             raise argparse.ArgumentTypeError(f"takes one value in a sweep, not a list ({text!r}); only {swept} "
                                              "take lists")
-        return opt.parse(text)
+        return parse(text)
 
-    parse.__name__ = getattr(opt.parse, "__name__", "value")  # argparse names it in "invalid int value"
-    return parse
+    one.__name__ = getattr(parse, "__name__", "value")  # argparse names it in "invalid int value"
+    return one
+
+
+#: The options of ``xpnet sweep`` that take lists, as its messages name them.
+SWEPT_FLAGS = ", ".join(OPTIONS[k].flag for k in SWEPT)
 
 
 def _split(opt: Option, text: str) -> list:
@@ -452,7 +458,7 @@ def _split(opt: Option, text: str) -> list:
         raise ValidationError(f"{opt.flag} has an empty item: {text!r}")
     values = []
     for item in items:
-        if opt.flag == "--seed":
+        if opt.flag == "--seed" and not item.startswith("-"):  # a range; a negative seed is refused below
             first, dash, last = item.partition("-")
             try:
                 low, high = int(first), int(last if dash else first)
@@ -470,4 +476,4 @@ def _split(opt: Option, text: str) -> list:
 
 
 __all__ = ["Run", "Data", "Model", "Training", "Optimizer", "Placement", "Option", "SWEPT", "FIELDS", "OPTIONS",
-           "grid", "expand", "add_arguments", "from_args"]
+           "grid", "expand", "add_arguments", "from_args", "one_value"]

@@ -221,9 +221,14 @@ def _map(fn, tree):
 
 @dataclass(frozen=True)
 class Networks:
-    """K networks, or one without a model axis (``K is None``): the only place that tells them apart."""
+    """K networks, or one without a model axis (``K is None``): the bookkeeping tells them apart, the
+    arrays and the kernels do not."""
 
     K: int | None
+
+    @property
+    def single(self) -> bool:
+        return self.K is None
 
     @property
     def count(self) -> int:
@@ -423,7 +428,7 @@ class Guard:
         bad = [k for k in range(len(finite)) if not finite[k] and k not in self.frozen]
         for k in bad:
             kept, where = self.locate(k, position, epoch)
-            if self.nets.K is None:
+            if self.nets.single:  # one network raises; a stack freezes it and trains on
                 self.trainer.model.params = kept
                 raise DivergenceError(
                     f"training diverged at {where['at']}: {where['problem']}; kept the last finite weights "

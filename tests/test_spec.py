@@ -1,0 +1,137 @@
+"""The run specification: one declaration of every option, serialised and read back, the same flag meaning
+the same in train and sweep, grids in order, checks written once, a supplied row order."""
+
+import json
+
+import numpy as np
+import pytest
+
+import xpnet
+from xpnet import spec, train
+from xpnet.cli import build_parser, main
+from xpnet.errors import ValidationError
+
+from helpers import random_problem
+
+#: A value other than the default for every option of xpnet train (and sweep), as typed.
+OTHER = {"dataset": "fashion-mnist", "scaling": "max", "digits": "3,9", "validation": "0.25", "split_seed": "4",
+         "data_dir": "/tmp/data", "layers": "784-16-1", "activation": "relu", "loss": "logistic", "output": "sigmoid",
+         "init": "he", "init_scale": "0.5", "epochs": "7", "batch_size": "32", "shuffle": True, "compile": False,
+         "lr": "0.2", "backend": "torch", "device": "cpu", "dtype": "float64", "seed": "5"}
+
+
+def _argv(values):
+    argv = []
+    for name, value in values.items():
+        flag = spec.OPTIONS[name].flag
+        if value is True or value is False:
+            argv.append(flag if value else "--no-" + flag[2:])
+        else:
+            argv += [flag, value]
+    return argv
+
+
+def _parsed(command, argv):
+    return build_parser().parse_args([command, *argv])
+
+
+def test_every_option_means_the_same_in_train_and_sweep():
+    """One value for every option: xpnet train and xpnet sweep build the same run, every field changed."""
+    assert set(OTHER) == set(spec.COMMAND_FIELDS)
+    argv = _argv(OTHER)
+    trained = spec.from_args(_parsed("train", argv))
+    swept = spec.from_args(_parsed("sweep", argv), lists=True)
+    assert trained == swept and trained.data.data_dir == swept.data.data_dir == "/tmp/data"
+    default = spec.Run()
+    assert {name for name, _, _ in trained.differences(default)} == set(OTHER) - {"data_dir"}
+
+
+def test_a_run_round_trips_through_its_dict_its_record_and_json():
+    run = spec.from_args(_parsed("train", _argv(OTHER)))
+    assert spec.Run.from_dict(json.loads(json.dumps(run.to_dict()))) == run
+    record = run.record()
+    assert "data_dir" not in record and record["lr"] == 0.2 and record["seed"] == 5 and record["layers"] == "784-16-1"
+    assert spec.Run.from_flat({**record, "history": [], "test_accuracy": 0.5}) == run  # a sweep record's run
+    with pytest.raises(ValidationError, match="unknown run setting"):
+        run.replace(learning_rate=0.1)
+
+
+def test_a_grid_expands_in_the_order_of_the_swept_fields():
+    grid = spec.grid(batch_size=[1, 8], seed=range(2), lr=[0.1, 0.01], layers="784-8-10")
+    runs = spec.expand(grid)
+    assert [(r.optimizer.lr, r.seed, r.training.batch_size) for r in runs] == [
+        (lr, s, b) for lr in (0.1, 0.01) for s in (0, 1) for b in (1, 8)]
+    assert len({r.stack_key() for r in runs}) == 2  # batch size splits stacks; seed and lr do not
+    assert spec.expand(spec.Run()) == [spec.Run()]
+
+
+def test_a_list_where_one_value_belongs_is_refused():
+    with pytest.raises(ValidationError, match="loss takes one value, not a list"):
+        spec.grid(loss=["logistic", "squared"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--lr", "0.1,0.2"])
+
+
+def test_train_refuses_a_list_in_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--activation", "relu,tanh"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "takes one value, not a list" in err and "xpnet sweep" in err
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name,value,message", [
+    ("lr", -1.0, "lr must be > 0; got -1.0"),
+    ("init_scale", 0.0, "init_scale must be > 0; got 0.0"),
+    ("seed", -2, "seed must be a non-negative integer; got -2"),
+    ("init", "glorot", "init must be one of normal-max, xavier, xavier-uniform, he, lecun, uniform; got 'glorot'"),
+    ("batch_size", 0, "batch_size must be an integer >= 1; got 0"),
+])
+def test_each_check_says_the_same_from_the_api_the_spec_and_both_commands(name, value, message, capsys):
+    """The message of a refused value is written once: the Python API, the specification and the two
+    commands print the same words."""
+    X, y = random_problem(784, 10, n=20)
+    api = {"lr": lambda: xpnet.MLP("784-10").fit(X, y, lr=value),
+           "init_scale": lambda: xpnet.MLP("784-10", init_scale=value),
+           "seed": lambda: xpnet.MLP("784-10", seed=value),
+           "init": lambda: xpnet.MLP("784-10", init=value),
+           "batch_size": lambda: xpnet.MLP("784-10").fit(X, y, batch_size=value)}[name]
+    with pytest.raises(ValidationError) as raised:
+        api()
+    assert message in str(raised.value)
+    with pytest.raises(ValidationError) as raised:
+        spec.Run().replace(**{name: value})
+    assert message.split("; got")[0] in str(raised.value)
+    for command in ("train", "sweep"):
+        flag = spec.OPTIONS[name].flag
+        code = main([command, flag, str(value), "--no-progress", "--epochs", "0"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and message.split("; got")[0] in err
+
+
+def test_a_supplied_row_order_is_the_order_trained():
+    """fit(order=...) trains the epochs in the order given (scikit-learn's estimators shuffle with their
+    own RandomState): the same weights as the rows permuted by hand."""
+    X, y = random_problem(8, 3, n=48)
+    rng = np.random.default_rng(9)
+    orders = {1: rng.permutation(48), 2: rng.permutation(48)}
+    net = xpnet.MLP("8-6-3", dtype="float64", seed=1)
+    net.fit(X, y, epochs=2, lr=0.2, batch_size=4, order=orders.get)
+    by_hand = xpnet.MLP("8-6-3", dtype="float64", seed=1)
+    for epoch in (1, 2):
+        o = orders[epoch]
+        by_hand.fit(X[o], y[o], epochs=1, lr=0.2, batch_size=4, shuffle=False)
+    for (W, b), (W2, b2) in zip(net.get_weights(), by_hand.get_weights()):
+        np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
+
+
+@pytest.mark.parametrize("backend,stepper", [("numpy", train.Stepper), ("jax", train.CompiledStepper)],
+                         indirect=["backend"])
+def test_the_stepper_is_chosen_once_from_the_backends_capabilities(backend, stepper):
+    net = xpnet.MLP("8-3", backend=backend)
+    X, y = random_problem(8, 3, n=16)
+    trainer = train.Trainer(net, train.prepare(net, X, y), spec.Training(batch_size=4), [spec.Optimizer()], [0])
+    assert type(trainer.stepper) is stepper
+    eager = train.Trainer(net, train.prepare(net, X, y), spec.Training(batch_size=4, compile=False), [spec.Optimizer()], [0])
+    assert type(eager.stepper) is train.Stepper
