@@ -44,6 +44,16 @@ def _classification(run, what):
         raise Unavailable(f"{what} is benchmarked with softmax + cross-entropy only")
 
 
+def _torch(impl, run, what):
+    """PyTorch, the device ``impl`` names, and the module of the run's hidden activation."""
+    torch = _import("torch")
+    _classification(run, what)
+    if impl.device and impl.device.startswith("cuda") and not torch.cuda.is_available():
+        raise Unavailable("torch has no CUDA device here")
+    act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[run.model.activations[0]]
+    return torch, torch.device(impl.device or "cpu"), act
+
+
 class _Ordered:
     """The epoch order every peer shares: the data's own, or the seeded shuffle."""
 
@@ -56,13 +66,8 @@ class TorchEager(_Ordered):
     initialisation, seeded with ``torch.manual_seed``)."""
 
     def __init__(self, impl, run, data, models=None):
-        torch = _import("torch")
-        _classification(run, "torch-eager")
-        if impl.device and impl.device.startswith("cuda") and not torch.cuda.is_available():
-            raise Unavailable("torch has no CUDA device here")
-        self.torch, self.run, self.shuffle = torch, run, _shuffles(run)
-        self.device, self.batch_size = torch.device(impl.device or "cpu"), run.training.batch_size
-        act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[run.model.activations[0]]
+        torch, self.device, act = _torch(impl, run, "torch-eager")
+        self.torch, self.run, self.shuffle, self.batch_size = torch, run, _shuffles(run), run.training.batch_size
         sizes, layers = run.model.sizes, []
         for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
             layers += [torch.nn.Linear(a, b)] + ([act()] if i < len(sizes) - 2 else [])
@@ -240,16 +245,12 @@ class TorchFunc(_Ordered):
     step, and one update per step (``torch._foreach_add_``); every network trains on the same rows."""
 
     def __init__(self, impl, run, data, models=None):
-        torch = _import("torch")
-        _classification(run, "torch-func")
-        if impl.device and impl.device.startswith("cuda") and not torch.cuda.is_available():
-            raise Unavailable("torch has no CUDA device here")
+        torch, self.device, act = _torch(impl, run, "torch-func")
         from torch.func import functional_call, grad, stack_module_state, vmap
 
         self.torch, self.run, self.shuffle = torch, run, _shuffles(run)
-        self.device, self.batch_size, self.K = torch.device(impl.device or "cpu"), run.training.batch_size, models or 1
+        self.batch_size, self.K = run.training.batch_size, models or 1
         dt = getattr(torch, run.placement.dtype)
-        act = {"sigmoid": torch.nn.Sigmoid, "relu": torch.nn.ReLU, "tanh": torch.nn.Tanh}[run.model.activations[0]]
         sizes = run.model.sizes
         weights = _stack_weights(run, self.K)
         nets = []
