@@ -13,21 +13,32 @@ from xpnet.errors import ValidationError
 
 from helpers import random_problem
 
-#: A value other than the default for every option of xpnet train (and sweep), as typed.
+#: A value other than the default for every option of xpnet train (and sweep) but the optimizer's, as typed.
 OTHER = {"dataset": "fashion-mnist", "scaling": "max", "digits": "3,9", "validation": "0.25", "split_seed": "4",
          "data_dir": "/tmp/data", "layers": "784-16-1", "activation": "relu", "loss": "logistic", "output": "sigmoid",
          "init": "he", "init_scale": "0.5", "epochs": "7", "batch_size": "32", "shuffle": True, "compile": False,
          "lr": "0.2", "backend": "torch", "device": "cpu", "dtype": "float64", "seed": "5"}
+#: The optimizer's options, in three runs that use them all (each option belongs to some optimizers or
+#: schedules only).
+OPTIMIZERS = [
+    {"momentum": "0.9", "nesterov": True, "weight_decay": "0.01", "schedule": "step", "step_size": "2", "gamma": "0.5",
+     "early_stopping": "3", "min_delta": "0.01", "restore_best": False},
+    {"optimizer": "adam", "beta1": "0.8", "beta2": "0.99", "eps": "1e-6", "schedule": "plateau", "patience": "2",
+     "gamma": "0.3", "min_delta": "0.1"},
+    {"optimizer": "adamw", "schedule": "invscaling", "power_t": "0.3"},
+]
 
 
 def _argv(values):
     argv = []
     for name, value in values.items():
-        flag = spec.OPTIONS[name].flag
-        if value is True or value is False:
-            argv.append(flag if value else "--no-" + flag[2:])
+        opt = spec.OPTIONS[name]
+        if opt.action:  # a switch: --nesterov (True), --no-restore-best (False)
+            argv.append(opt.flag)
+        elif value is True or value is False:
+            argv.append(opt.flag if value else "--no-" + opt.flag[2:])
         else:
-            argv += [flag, value]
+            argv += [opt.flag, value]
     return argv
 
 
@@ -35,23 +46,26 @@ def _parsed(command, argv):
     return build_parser().parse_args([command, *argv])
 
 
-def test_every_option_means_the_same_in_train_and_sweep():
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=["sgd", "adam", "adamw"])
+def test_every_option_means_the_same_in_train_and_sweep(optimizer):
     """One value for every option: xpnet train and xpnet sweep build the same run, every field changed."""
-    assert set(OTHER) == set(spec.COMMAND_FIELDS)
-    argv = _argv(OTHER)
+    assert set(OTHER) | {k for o in OPTIMIZERS for k in o} == set(spec.COMMAND_FIELDS)
+    argv = _argv({**OTHER, **optimizer})
     trained = spec.from_args(_parsed("train", argv))
     swept = spec.from_args(_parsed("sweep", argv), lists=True)
     assert trained == swept and trained.data.data_dir == swept.data.data_dir == "/tmp/data"
-    default = spec.Run()
-    assert {name for name, _, _ in trained.differences(default)} == set(OTHER) - {"data_dir"}
+    changed = {name for name, _, _ in trained.differences(spec.Run())}
+    assert changed >= set(OTHER) - {"data_dir"} | set(optimizer) - {"restore_best"}
 
 
 def test_a_run_round_trips_through_its_dict_its_record_and_json():
-    run = spec.from_args(_parsed("train", _argv(OTHER)))
+    run = spec.from_args(_parsed("train", _argv({**OTHER, **OPTIMIZERS[1]})))
     assert spec.Run.from_dict(json.loads(json.dumps(run.to_dict()))) == run
     record = run.record()
     assert "data_dir" not in record and record["lr"] == 0.2 and record["seed"] == 5 and record["layers"] == "784-16-1"
-    assert spec.Run.from_flat({**record, "history": [], "test_accuracy": 0.5}) == run  # a sweep record's run
+    assert record["beta1"] == 0.8 and record["momentum"] is None and record["weight_decay"] == 0.0  # resolved
+    again = spec.Run.from_flat({**record, "history": [], "test_accuracy": 0.5})  # a sweep record's run
+    assert again.record() == record and again.differences(run) == []
     with pytest.raises(ValidationError, match="unknown run setting"):
         run.replace(learning_rate=0.1)
 

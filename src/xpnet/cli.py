@@ -22,7 +22,7 @@ from .errors import DivergenceError, ValidationError, XpnetError
 
 # -- train ---------------------------------------------------------------------------------------
 def _epoch_line(r) -> str:
-    line = f"epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f}"
+    line = f"epoch {r['epoch']:3d}  lr {r['lr']:.3g}  train loss {r['train_loss']:.4f}"
     for name in ("val", "test"):
         if r.get(f"{name}_loss") is not None:
             line += f"  {name} loss {r[f'{name}_loss']:.4f}  {name} acc {100 * r[f'{name}_accuracy']:6.2f}%"
@@ -37,7 +37,7 @@ def _resume(net, run: spec.Run, path) -> tuple[int, list]:
     if not Path(path).exists():
         print(f"xpnet train: no checkpoint at {path} yet; starting from the beginning", file=sys.stderr)
         return 0, []
-    weights, meta = load_weights(path)
+    weights, meta, arrays = load_weights(path, extra=True)
     if meta.get("diverged"):
         raise ValidationError(f"{path} holds a run that diverged ({meta['diverged'].split(':')[0]}); "
                               "start afresh, with a smaller --lr")
@@ -49,7 +49,11 @@ def _resume(net, run: spec.Run, path) -> tuple[int, list]:
     if differ or "epochs_done" not in meta:
         what = ", ".join(f"{k} {there!r} there, {here!r} here" for k, there, here in differ)
         raise ValidationError(f"{path} is not a checkpoint of this run ({what or 'no epochs_done entry'})")
+    if run.optimizer.schedule == "cosine" and saved.training.epochs != run.training.epochs:
+        raise ValidationError(f"{path} anneals its learning rate over --epochs {saved.training.epochs} (--schedule "
+                              f"cosine); a resume cannot change that (asked for {run.training.epochs})")
     net.set_weights(weights)
+    net.set_training_state(meta, arrays)
     done = int(meta["epochs_done"])
     print(f"xpnet train: resuming from {path} after epoch {done}", file=sys.stderr)
     return done, list(meta.get("history", []))
@@ -83,7 +87,9 @@ def cmd_train(args) -> int:
         if record["test_loss"] > 1.5 * initial["loss"] and not warned:
             warned.append(record["epoch"])
             print(f"xpnet train: warning: the test loss rose from {initial['loss']:.3g} before training to "
-                  f"{record['test_loss']:.3g}; the learning rate {run.optimizer.lr:g} is probably too high", file=sys.stderr)
+                  f"{record['test_loss']:.3g}; the learning rate {record['lr']:g} is probably too high", file=sys.stderr)
+        if record.get("stopped") and not args.json:
+            print(f"xpnet train: early stopping after epoch {record['epoch']}", file=sys.stderr)
         if args.checkpoint_every and record["epoch"] % args.checkpoint_every == 0:
             net.save(args.save, **meta, history=history, epochs_done=record["epoch"])
 
@@ -121,6 +127,8 @@ def cmd_sweep(args) -> int:
     grid = spec.from_args(args, lists=True)
     sweep = Sweep(grid, out=args.out, resume=args.resume, save_dir=args.save_dir, stack_size=args.stack_size,
                   memory=args.memory * 2**20)
+    for note in sweep.notes:
+        print(f"xpnet sweep: {note}", file=sys.stderr, flush=True)
     if args.resume and sweep.done:
         print(f"xpnet sweep: resuming: {len(sweep.done)} configuration(s) already in {args.out}, {len(sweep.todo)} "
               "to train", file=sys.stderr, flush=True)

@@ -81,9 +81,10 @@ def _probe(folder: Path, shown: str) -> None:
         raise ValidationError(f"{shown} cannot be written ({exc.strerror or exc}: {exc.filename or folder})") from None
 
 
-def save_weights(path, weights, meta: dict) -> None:
-    """Save host ``[(W, b), ...]`` and the ``meta`` dict (JSON) to ``path`` atomically."""
-    arrays = {}
+def save_weights(path, weights, meta: dict, extra: dict | None = None) -> None:
+    """Save host ``[(W, b), ...]``, the ``meta`` dict (JSON) and ``extra`` named host arrays (an
+    optimizer's state, the best weights of early stopping) to ``path`` atomically."""
+    arrays = {name: np.asarray(a) for name, a in (extra or {}).items()}
     for l, (W, b) in enumerate(weights):
         arrays[f"W{l}"] = np.asarray(W)
         arrays[f"b{l}"] = np.asarray(b)
@@ -91,8 +92,9 @@ def save_weights(path, weights, meta: dict) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def load_weights(path):
-    """Return ``([(W, b), ...], meta)`` from a file written by :func:`save_weights`.
+def load_weights(path, extra: bool = False):
+    """Return ``([(W, b), ...], meta)`` from a file written by :func:`save_weights` (and, with ``extra``,
+    the dict of its other float arrays as a third element).
 
     Raises :class:`~xpnet.errors.DataError` naming the file for anything missing, damaged or inconsistent.
     """
@@ -124,4 +126,11 @@ def load_weights(path):
                 f"found {W.dtype} W{W.shape} and {b.dtype} b{b.shape}"
             )
         weights.append((W, b))
-    return weights, meta
+    if not extra:
+        return weights, meta
+    named = {f"{k}{l}" for l in range(len(weights)) for k in "Wb"} | {"meta"}
+    others = {k: v for k, v in contents.items() if k not in named}
+    bad = [k for k, v in others.items() if v.dtype.kind != "f"]
+    if bad:
+        raise DataError(f"{path}: entries {', '.join(sorted(bad))} should hold floats")
+    return weights, meta, others

@@ -8,11 +8,12 @@ training loop (:mod:`xpnet.train`).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
 
-from . import checks, export, functions, kernels, spec, train
+from . import checks, export, functions, kernels, optim, spec, train
 from .backends import Backend, backend_of, get_backend, host_copy
 from .errors import DataError, ValidationError
 from .init import initial_weights
@@ -143,11 +144,11 @@ class BaseNetwork:
         (an :class:`MLP`), the list (a stack)."""
         return per_network[0] if self.n_models is None else per_network
 
-    def fit(self, X, y, *, epochs: int = 1, lr=0.01, batch_size: int = 1, shuffle: bool | None = None, seed=None,
+    def fit(self, X, y, *, epochs: int = 1, lr=None, batch_size: int = 1, shuffle: bool | None = None, seed=None,
             X_test=None, y_test=None, validation=None, compile: bool | None = None, progress: bool | None = None,
             on_epoch=None, initial_epoch: int = 0, sample_chunk: int = train.SAMPLE_CHUNK, unroll: int = 1,
-            order=None):
-        """Train in place with SGD and return the history.
+            order=None, optimizer: str = "sgd", **options):
+        """Train in place and return the history.
 
         Parameters
         ----------
@@ -155,8 +156,9 @@ class BaseNetwork:
             Training inputs (n, n_inputs) and labels (n,) or targets (n, n_outputs), host or device.
         epochs : int
             Train up to this epoch (0 trains nothing).
-        lr : float or sequence of float
-            Learning rate; a stack takes one per network (or one for all).
+        lr : float or sequence of float, optional
+            Learning rate; a stack takes one per network (or one for all). Default: 0.01 for ``sgd``,
+            0.001 for ``adam`` and ``adamw``.
         batch_size : int
             Samples per SGD step. ``1`` without shuffling is the textbook per-sample algorithm.
         shuffle : bool, optional
@@ -188,6 +190,15 @@ class BaseNetwork:
         order : callable, optional
             ``order(epoch)`` gives the epoch's row order ((n,) integers, (K, n) for a stack, or ``None``)
             instead of the seeded shuffle.
+        optimizer : str
+            ``sgd`` (``torch.optim.SGD``), ``adam`` or ``adamw``.
+        **options
+            The optimizer's options, as :class:`xpnet.spec.Optimizer` names them (one value, or one per
+            network of a stack): ``momentum``, ``nesterov``, ``beta1``, ``beta2``, ``eps``,
+            ``weight_decay`` (on the weights, not the biases), ``schedule`` (``constant``, ``step``,
+            ``exponential``, ``cosine``, ``invscaling``, ``plateau``) with ``step_size``, ``gamma``,
+            ``power_t``, ``patience``, ``min_delta``; ``early_stopping`` (a patience) with ``min_delta``
+            and ``restore_best``. An option the optimizer or schedule does not use is refused.
 
         Returns
         -------
@@ -195,8 +206,9 @@ class BaseNetwork:
             One record per epoch: ``epoch``, ``train_loss`` (the mean per-sample loss over the epoch, each
             sample's loss taken as its batch was trained), ``test_loss``, ``test_accuracy`` (``None``
             without test data), ``val_loss`` and ``val_accuracy`` with ``validation``,
-            ``samples_per_second`` (the training loop only), ``seconds`` and ``weight_change`` (the L2
-            norm of each layer's weight change over the epoch).
+            ``samples_per_second`` (the training loop only), ``seconds``, ``weight_change`` (the L2
+            norm of each layer's weight change over the epoch), ``lr`` (the epoch's learning rate) and,
+            on the epoch where early stopping stopped the network, ``stopped``.
 
         Raises
         ------
@@ -210,7 +222,7 @@ class BaseNetwork:
         K = self.n_models or 1
         training = spec.Training(epochs=epochs, batch_size=batch_size, shuffle=shuffle, compile=compile,
                                  sample_chunk=sample_chunk, unroll=unroll)
-        optimizers = [spec.Optimizer(lr=v) for v in checks.per_network("lr", lr, K)]
+        optimizers = _optimizers(K, optimizer, 0.01 if lr is None and optimizer == "sgd" else lr, options)
         seeds = self.seeds if seed is None else checks.per_network("seed", seed, K, checks.seed)
         data = train.prepare(self, X, y, test=(X_test, y_test), validation=validation)
         callback = None if on_epoch is None else (lambda records: on_epoch(self.unstack(records)))
@@ -221,6 +233,20 @@ class BaseNetwork:
     def evaluate(self, X, y, **kwargs):
         """Mean loss, accuracy and confusion matrix on a dataset; see :func:`xpnet.train.evaluate`."""
         return train.evaluate(self, X, y, **kwargs)
+
+
+def _optimizers(K, optimizer, lr, options) -> list:
+    """One :class:`~xpnet.spec.Optimizer` per network from ``fit``'s keywords: a value for all, or (where
+    networks may differ) one per network."""
+    names = {f.name for f in dataclasses.fields(spec.Optimizer)} - {"optimizer", "lr"}
+    unknown = sorted(set(options) - names)
+    if unknown:
+        raise ValidationError(f"fit() has no option {', '.join(map(repr, unknown))}; the optimizer's options are "
+                              f"{', '.join(sorted(names))}")
+    values = {"optimizer": optimizer, "lr": lr, **options}
+    per = {name: checks.per_network(name, value, K) if spec.OPTIONS[name].network else [value] * K
+           for name, value in values.items()}
+    return [spec.Optimizer(**{name: per[name][k] for name in per}) for k in range(K)]
 
 
 class MLP(BaseNetwork):
@@ -357,8 +383,43 @@ class MLP(BaseNetwork):
 
     # -- saving -------------------------------------------------------------------------------------
     def save(self, path, **extra_meta) -> None:
-        """Write ``W0, b0, W1, b1, ...`` and a JSON ``meta`` entry to an ``.npz`` atomically."""
-        save_weights(path, self.get_weights(), {**self.config(), **extra_meta})
+        """Write ``W0, b0, W1, b1, ...``, the training state (the optimizer's moments and step counts
+        ``state{l}_{i}``, early stopping's best weights ``best_W{l}``/``best_b{l}``) and a JSON ``meta``
+        entry (the configuration, the schedules' and early stopping's counters, ``extra_meta``) to an
+        ``.npz`` atomically: a resumed run continues exactly where this one stopped."""
+        meta, arrays = self.training_state()
+        save_weights(path, self.get_weights(), {**self.config(), **meta, **extra_meta}, arrays)
+
+    def training_state(self) -> tuple[dict, dict]:
+        """``(meta, arrays)``: host copies of what training keeps besides the weights."""
+        meta, arrays, to_host = {}, {}, self.backend.to_host
+        rule, state = getattr(self, "opt_rule", None), getattr(self, "opt_state", None)
+        if rule is not None and state is not None:
+            meta["optimizer_state"] = {"rule": rule.name, **dataclasses.asdict(rule), "layers": [len(s) for s in state]}
+            arrays.update({f"state{l}_{i}": to_host(a) for l, s in enumerate(state) for i, a in enumerate(s)})
+        kept = getattr(self, "train_state", None)
+        if kept:
+            meta["train_state"] = {"schedules": kept["schedules"], "early": kept["early"]}
+            best = kept["best"][0]
+            if best is not None:
+                for l, (W, b) in enumerate(best):
+                    arrays[f"best_W{l}"], arrays[f"best_b{l}"] = to_host(W), to_host(b)
+        return meta, arrays
+
+    def set_training_state(self, meta: dict, arrays: dict) -> None:
+        """Restore what :meth:`training_state` wrote (host arrays moved to this network's device)."""
+        record = meta.get("optimizer_state")
+        if record:
+            self.opt_rule = optim.rule_from(record)
+            self.opt_state = [tuple(self.backend.asarray(arrays[f"state{l}_{i}"], self.dtype) for i in range(count))
+                              for l, count in enumerate(record["layers"])]
+        kept = meta.get("train_state")
+        if kept:
+            best = None
+            if "best_W0" in arrays:
+                best = [(self.backend.asarray(arrays[f"best_W{l}"], self.dtype),
+                         self.backend.asarray(arrays[f"best_b{l}"], self.dtype)) for l in range(len(self.sizes) - 1)]
+            self.train_state = {**kept, "best": [best]}
 
     def to_onnx(self, path=None, *, label: bool = True, metadata: dict | None = None):
         """Export the forward pass to ONNX (see :mod:`xpnet.export`): input ``"input"`` (N, n_inputs),
@@ -369,12 +430,16 @@ class MLP(BaseNetwork):
     @classmethod
     def load(cls, path, backend="numpy", device=None, dtype=None) -> "MLP":
         """Rebuild a network saved by :meth:`save` (nothing is unpickled)."""
-        weights, meta = load_weights(path)
+        weights, meta, arrays = load_weights(path, extra=True)
         try:
             net = cls.from_config(meta, backend=backend, device=device, dtype=dtype)
         except DataError as exc:
             raise DataError(f"{path}: {exc} in its 'meta' entry; not an xpnet weights file") from None
         net.set_weights(weights)
+        try:
+            net.set_training_state(meta, arrays)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{path}: damaged training state ({type(exc).__name__}: {exc})") from None
         net.meta = meta
         return net
 

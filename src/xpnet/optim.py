@@ -1,58 +1,165 @@
-"""Update rules: how the weights move, given their gradients. Pure functions of ``xp`` with their state.
+"""Update rules and learning-rate schedules: how the weights move, given their gradients.
 
-A rule is a small frozen object with
+A rule is a small frozen object (pure functions of ``xp`` with their state, written once for one network
+and a stack):
 
 - ``scale(hyper)``: a factor the backward pass may fold into its (small) output delta, so that the
-  gradients it returns are already the steps of plain SGD (the learning rate) -- or 1;
-- ``init_state(xp, params)``: the optimizer state, one entry per layer (``()`` where there is none),
-  arrays on the parameters' device;
+  gradients it returns are already plain SGD's steps (the learning rate) -- or 1;
+- ``init_state(xp, params)``: the optimizer state, one entry per layer (``()`` where there is none), arrays
+  on the parameters' device;
 - ``update(xp, params, grads, state, hyper, inplace)`` -> ``(params, state)`` for any leading model axis;
-- ``first_layer(xp, X, param0, state0, hyper)``: for per-sample training by chunks
-  (:func:`xpnet.kernels.sample_steps`), an object that carries the first layer's deferred updates over a
-  chunk of rows -- ``row()`` (the next row's first pre-activation, its updates so far included),
-  ``after(k, d)`` (row ``k``'s first-layer delta, as scaled by ``scale``) and ``finish(inplace)``
-  (the first layer's ``(W, b)`` and state after the chunk).
+- ``first_layer(xp, X, param0, state0, hyper)`` (where ``defers_first_layer``): for per-sample training
+  by chunks (:func:`xpnet.kernels.sample_steps`), an object that carries the first layer's deferred
+  updates over a chunk of rows -- ``row()`` (the next row's first pre-activation, its updates so far
+  included), ``after(k, d)`` (row ``k``'s first-layer delta, as scaled by ``scale``) and
+  ``finish(inplace)`` (the first layer's ``(W, b)`` and state after the chunk).
 
 ``hyper`` maps each hyperparameter to a Python float (one network, stepped eagerly), a 0-d array (one
 network inside a compiled epoch: traced, not baked in) or a (K, 1, 1) array (a stack: one per network).
+The rules follow ``torch.optim`` (``SGD`` with dampening 0, ``Adam``, ``AdamW``) except that weight decay
+applies to the weights, not the biases. A :class:`Schedule` gives each network's learning rate per epoch
+on the host (docs/math.md has the update rules and the schedules).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from .backends import column_sum, transpose
+from .errors import ValidationError
 
 
 @dataclass(frozen=True)
 class SGD:
-    """Plain stochastic gradient descent, ``W -= lr * dW``: the learning rate is folded into the deltas
-    (``scale``), so the update is one subtraction per array and per-sample chunks stay exact."""
+    """``torch.optim.SGD`` (dampening 0): coupled weight decay ``g += wd * W`` (weights only), momentum
+    ``v = mu * v + g`` (v starts at 0, so its first value is g, as torch's buffer), the step ``v`` or, with
+    ``nesterov``, ``g + mu * v``; ``W -= lr * step``.
+
+    ``momentum`` and ``decay`` say whether any network of the run has momentum or weight decay: without
+    momentum the learning rate is folded into the deltas (``scale``), the update is one subtraction per
+    array and per-sample chunks stay exact."""
+
+    nesterov: bool = False
+    momentum: bool = False
+    decay: bool = False
 
     name = "sgd"
-    #: Hyperparameters, per network.
-    hyper_names = ("lr",)
+    hyper_names = ("lr", "momentum", "weight_decay")
+
+    @property
+    def defers_first_layer(self) -> bool:
+        return not self.momentum and not self.decay
 
     def scale(self, hyper):
-        return hyper["lr"]
+        return 1.0 if self.momentum else hyper["lr"]
 
     def init_state(self, xp, params) -> list:
-        return [() for _ in params]
+        if not self.momentum:
+            return [() for _ in params]
+        return [(xp.zeros_like(W), xp.zeros_like(b)) for W, b in params]
 
     def update(self, xp, params, grads, state, hyper, inplace=False):
-        """Subtract each layer's step; ``inplace`` updates the given arrays (one pass over each, no new
-        allocation), otherwise new arrays are returned (every Array API library, JAX included)."""
-        if inplace:
-            for (W, b), (dW, db) in zip(params, grads):
+        """One step of every layer; ``inplace`` updates the given arrays, otherwise new arrays are
+        returned (every Array API library, JAX included)."""
+        lr = hyper["lr"]
+        out, new_state = [], []
+        for (W, b), (dW, db), s in zip(params, grads, state):
+            if self.decay:  # coupled L2 on the weights: with lr folded in, lr * wd * W
+                dW = dW + ((lr * hyper["weight_decay"]) if not self.momentum else hyper["weight_decay"]) * W
+            if self.momentum:
+                mu = hyper["momentum"]
+                vW, vb = s
+                if inplace:
+                    vW *= mu
+                    vW += dW
+                    vb *= mu
+                    vb += db
+                else:
+                    vW, vb = mu * vW + dW, mu * vb + db
+                dW, db = (dW + mu * vW, db + mu * vb) if self.nesterov else (vW, vb)
+                dW, db = lr * dW, lr * db
+                s = (vW, vb)
+            if inplace:
                 W -= dW
                 b -= db
-            return params, state
-        return [(W - dW, b - db) for (W, b), (dW, db) in zip(params, grads)], state
+            else:
+                W, b = W - dW, b - db
+            out.append((W, b))
+            new_state.append(s)
+        return out, new_state
 
     def first_layer(self, xp, X, param0, state0, hyper):
         return _DeferredSGD(xp, X, param0, state0)
+
+
+@dataclass(frozen=True)
+class Adam:
+    """``torch.optim.Adam`` (``decoupled``: ``AdamW``): with weight decay coupled (``g += wd * W``) or
+    decoupled (``W *= 1 - lr * wd``), on the weights only; per layer the moments and the step count
+    ``t`` (one per network): ``m += (1 - b1) (g - m)``, ``v = b2 v + (1 - b2) g^2``, ``W -= lr / (1 -
+    b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)``. Not linear in the gradients, so per-sample training
+    steps row by row."""
+
+    decoupled: bool = False
+    decay: bool = False
+
+    hyper_names = ("lr", "beta1", "beta2", "eps", "weight_decay")
+    defers_first_layer = False
+
+    @property
+    def name(self):
+        return "adamw" if self.decoupled else "adam"
+
+    def scale(self, hyper):
+        return 1.0
+
+    def init_state(self, xp, params) -> list:
+        def count(W):  # the step count, one per network: (1, 1), or (K, 1, 1) for a stack
+            return xp.zeros((*W.shape[:-2], 1, 1), dtype=W.dtype, device=_device(W))
+
+        return [(xp.zeros_like(W), xp.zeros_like(b), xp.zeros_like(W), xp.zeros_like(b), count(W))
+                for W, b in params]
+
+    def update(self, xp, params, grads, state, hyper, inplace=False):
+        lr, b1, b2, eps = hyper["lr"], hyper["beta1"], hyper["beta2"], hyper["eps"]
+        out, new_state = [], []
+        for (W, b), (dW, db), (mW, mb, vW, vb, t) in zip(params, grads, state):
+            t = t + 1.0
+            if self.decay:
+                wd = hyper["weight_decay"]
+                if not self.decoupled:
+                    dW = dW + wd * W
+                elif inplace:
+                    W *= 1.0 - lr * wd
+                else:
+                    W = W * (1.0 - lr * wd)
+            step = lr / (1.0 - b1 ** t)
+            root = xp.sqrt(1.0 - b2 ** t)
+            moved = []
+            for P, g, m, v in ((W, dW, mW, vW), (b, db, mb, vb)):
+                if inplace:
+                    m += (1.0 - b1) * (g - m)
+                    v *= b2
+                    v += (1.0 - b2) * (g * g)
+                    P -= step * (m / (xp.sqrt(v) / root + eps))
+                else:
+                    m = m + (1.0 - b1) * (g - m)
+                    v = b2 * v + (1.0 - b2) * (g * g)
+                    P = P - step * (m / (xp.sqrt(v) / root + eps))
+                moved.append((P, m, v))
+            (W, mW, vW), (b, mb, vb) = moved
+            out.append((W, b))
+            new_state.append((mW, mb, vW, vb, t))
+        return out, new_state
+
+
+def _device(x):
+    from array_api_compat import device
+
+    return device(x)
 
 
 class _DeferredSGD:
@@ -81,27 +188,38 @@ class _DeferredSGD:
     def finish(self, inplace=False):
         D = self.xp.concat(self.ds, axis=-2)
         steps = [(transpose(self.xp, self.X) @ D, column_sum(self.xp, D))]
-        (param,), _ = SGD().update(self.xp, [self.param0], steps, [self.state0], {}, inplace)
+        (param,), _ = SGD().update(self.xp, [self.param0], steps, [self.state0], {"lr": 1.0}, inplace)
         return param, self.state0
 
 
-#: Optimizer name -> its rule.
-RULES = {"sgd": SGD()}
+def rule_from(record: dict):
+    """The rule a checkpoint recorded (``{"rule": name, **its fields}``)."""
+    fields = {k: v for k, v in record.items() if k not in ("rule", "layers")}
+    return SGD(**fields) if record["rule"] == "sgd" else Adam(**fields)
 
 
-def rule_for(optimizers) -> SGD:
-    """The one rule every network of a run uses (a stack's networks share their optimizer kind)."""
-    return RULES["sgd"]
+def rule_for(optimizers):
+    """The one rule every network of a run uses: their resolved optimizer settings (dicts of
+    :meth:`xpnet.spec.Optimizer.resolved`) share the kind and Nesterov (a stack holds one kind)."""
+    kinds = {(o["optimizer"], o["nesterov"]) for o in optimizers}
+    if len(kinds) > 1:
+        raise ValidationError(f"the networks of one stack share their optimizer (and --nesterov); got {sorted(kinds)}")
+    kind, nesterov = kinds.pop()
+    decay = any(o["weight_decay"] for o in optimizers)
+    if kind == "sgd":
+        return SGD(nesterov=nesterov, momentum=any(o["momentum"] for o in optimizers), decay=decay)
+    return Adam(decoupled=kind == "adamw", decay=decay)
 
 
-def hyper(optimizers, backend, dtype, lead=(), frozen=(), traced=False) -> dict:
-    """The hyperparameters of ``optimizers`` (one :class:`~xpnet.spec.Optimizer` per network) as the
-    kernels take them: floats for one network stepped eagerly, 0-d arrays when ``traced``, (K, 1, 1)
-    arrays for a stack (``lead == (K,)``); a ``frozen`` network's learning rate is 0."""
-    rule = rule_for(optimizers)
+def hyper(rule, optimizers, backend, dtype, lead=(), lrs=None, frozen=(), traced=False) -> dict:
+    """The hyperparameters of ``rule`` for ``optimizers`` (one resolved dict per network) as the kernels
+    take them: floats for one network stepped eagerly, 0-d arrays when ``traced``, (K, 1, 1) arrays for
+    a stack (``lead == (K,)``). ``lrs`` are this epoch's learning rates (the schedule's); a ``frozen``
+    network's is 0, so that nothing moves it."""
     out = {}
     for name in rule.hyper_names:
-        values = np.array([getattr(o, name) for o in optimizers], dtype=np.float64)
+        values = np.array([o[name] if name != "lr" or lrs is None else lrs[k] for k, o in enumerate(optimizers)],
+                          dtype=np.float64)
         if name == "lr" and frozen:
             values[list(frozen)] = 0.0
         if not lead:
@@ -109,3 +227,46 @@ def hyper(optimizers, backend, dtype, lead=(), frozen=(), traced=False) -> dict:
         else:
             out[name] = backend.asarray(values.reshape(*lead, 1, 1), dtype)
     return out
+
+
+class Schedule:
+    """One network's learning rate per epoch, stepped at each epoch's end (``torch.optim.lr_scheduler``'s
+    semantics, in closed form): ``constant``; ``step`` (``StepLR``: times ``gamma`` every ``step_size``
+    epochs); ``exponential`` (``ExponentialLR``); ``cosine`` (``CosineAnnealingLR`` with ``T_max`` the run's
+    epochs, ``eta_min`` 0); ``invscaling`` (``lr0 / (t + 1)^power_t``, t the samples seen before the epoch);
+    ``plateau`` (``ReduceLROnPlateau(mode="min", factor=gamma, patience, threshold=min_delta,
+    threshold_mode="abs", cooldown=0)``: the rate drops when the epochs without improvement exceed
+    ``patience``). ``state`` holds what a checkpoint keeps (the plateau's count, best and rate)."""
+
+    def __init__(self, optimizer: dict, epochs: int, samples: int):
+        self.o, self.epochs, self.samples = optimizer, epochs, samples
+        self.state = {"lr": optimizer["lr"], "best": math.inf, "bad": 0}
+
+    def lr(self, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` (1-based)."""
+        o, e = self.o, epoch - 1
+        kind = o["schedule"]
+        if kind == "step":
+            return o["lr"] * o["gamma"] ** (e // o["step_size"])
+        if kind == "exponential":
+            return o["lr"] * o["gamma"] ** e
+        if kind == "cosine":
+            return o["lr"] * (1.0 + math.cos(math.pi * e / self.epochs)) / 2.0
+        if kind == "invscaling":
+            return o["lr"] / (e * self.samples + 1) ** o["power_t"]
+        return self.state["lr"]  # constant, and the plateau's current rate
+
+    def end(self, monitor: float) -> None:
+        """After an epoch whose monitored loss was ``monitor``: the plateau's bookkeeping."""
+        if self.o["schedule"] != "plateau":
+            return
+        state = self.state
+        if monitor < state["best"] - self.o["min_delta"]:
+            state["best"], state["bad"] = monitor, 0
+        else:
+            state["bad"] += 1
+        if state["bad"] > self.o["patience"]:
+            new = state["lr"] * self.o["gamma"]
+            if state["lr"] - new > 1e-8:  # ReduceLROnPlateau's eps
+                state["lr"] = new
+            state["bad"] = 0

@@ -34,8 +34,9 @@ from .errors import ValidationError
 from .functions import DEFAULT_OUTPUT, LOSSES, OUTPUTS, get_activation, head_for, hidden_activations
 from .init import INITIALISERS
 
-#: The fields a sweep may give lists for, in grid order.
-SWEPT = ("lr", "seed", "init", "init_scale", "layers", "activation", "batch_size")
+#: The fields a sweep may give lists for, in grid order (the first varies slowest).
+SWEPT = ("lr", "seed", "init", "init_scale", "layers", "activation", "batch_size", "optimizer", "momentum", "beta1",
+         "beta2", "eps", "weight_decay", "step_size", "gamma", "power_t", "patience", "min_delta", "early_stopping")
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,12 @@ class Option:
     network: bool = False
     boolean: bool = False
     metavar: str | None = None
+    #: A flag that only switches: ``store_true`` (``--nesterov``) or ``store_false`` (``--no-restore-best``).
+    action: str | None = None
+    #: The optimizers that use this option (empty: every one).
+    optimizers: tuple = ()
+    #: The schedules that use this option (empty: it is not a schedule's option).
+    schedules: tuple = ()
 
 
 def _option(default, flag=None, **kwargs):
@@ -179,12 +186,141 @@ class Training(_Group):
     unroll: int = _option(1, check=lambda n, v: checks.integer(n, v, 1))
 
 
+def _nonnegative(name, value):
+    return checks.number(name, value, low=0)
+
+
+def _beta(name, value):
+    value = checks.number(name, value, low=0)
+    if value >= 1:
+        raise ValidationError(f"{name} must lie in [0, 1); got {value!r}")
+    return value
+
+
+def _at_least_one(name, value):
+    return checks.integer(name, value, 1)
+
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "invscaling", "plateau")
+#: The value an option takes when it is not given, per optimizer where it differs.
+DEFAULTS = {"lr": {"sgd": 0.003, "adam": 0.001, "adamw": 0.001}, "weight_decay": {"sgd": 0.0, "adam": 0.0, "adamw": 0.01},
+            "momentum": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "gamma": 0.1, "power_t": 0.5, "patience": 10,
+            "min_delta": 0.0}
+_ADAM = ("adam", "adamw")
+
+
 @dataclass(frozen=True)
 class Optimizer(_Group):
-    """How the weights are updated from their gradients (plain SGD: the learning rate)."""
+    """How the weights move: the update rule (torch.optim's semantics, weight decay on the weights only),
+    the learning-rate schedule stepped at each epoch's end, and early stopping (Keras' semantics). An
+    option left ``None`` takes its default (:data:`DEFAULTS`); an option no optimizer or schedule of the
+    run uses is refused."""
 
-    lr: float = _option(0.003, "--lr", parse=float, check=checks.positive, sweep=True, network=True,
-                        help="learning rate")
+    optimizer: str = _option("sgd", "--optimizer", check=_choice(OPTIMIZERS), sweep=True,
+                             help="update rule: sgd (momentum, Nesterov), adam, adamw (as torch.optim)")
+    lr: float | None = _option(None, "--lr", parse=float, check=_maybe(checks.positive), sweep=True, network=True,
+                               help="learning rate (default: 0.003 for sgd, 0.001 for adam and adamw)")
+    momentum: float | None = _option(None, "--momentum", parse=float, check=_maybe(_nonnegative), sweep=True,
+                                     network=True, optimizers=("sgd",), metavar="M", help="sgd: momentum (default 0)")
+    nesterov: bool = _option(False, "--nesterov", check=checks.flag, action="store_true", optimizers=("sgd",),
+                             help="sgd: Nesterov momentum (needs --momentum > 0)")
+    beta1: float | None = _option(None, "--beta1", parse=float, check=_maybe(_beta), sweep=True, network=True,
+                                  optimizers=_ADAM, help="adam, adamw: decay of the first moment (default 0.9)")
+    beta2: float | None = _option(None, "--beta2", parse=float, check=_maybe(_beta), sweep=True, network=True,
+                                  optimizers=_ADAM, help="adam, adamw: decay of the second moment (default 0.999)")
+    eps: float | None = _option(None, "--eps", parse=float, check=_maybe(checks.positive), sweep=True, network=True,
+                                optimizers=_ADAM, help="adam, adamw: added to the denominator (default 1e-8)")
+    weight_decay: float | None = _option(None, "--weight-decay", parse=float, check=_maybe(_nonnegative), sweep=True,
+                                         network=True, metavar="L",
+                                         help="L2 on the weights, not the biases: coupled for sgd and adam, "
+                                              "decoupled for adamw (default 0; 0.01 for adamw)")
+    schedule: str = _option("constant", "--schedule", check=_choice(SCHEDULES), choices=SCHEDULES,
+                            help="learning rate per epoch: constant, step (StepLR), exponential (ExponentialLR), "
+                                 "cosine (CosineAnnealingLR over --epochs), invscaling (lr / (t + 1)^power_t, t "
+                                 "samples seen), plateau (ReduceLROnPlateau)")
+    step_size: int | None = _option(None, "--step-size", parse=int, check=_maybe(_at_least_one), sweep=True,
+                                    network=True, schedules=("step",), metavar="N", help="step: epochs per decay")
+    gamma: float | None = _option(None, "--gamma", parse=float, check=_maybe(checks.positive), sweep=True, network=True,
+                                  schedules=("step", "exponential", "plateau"),
+                                  help="step, exponential, plateau: the factor of each decay (default 0.1; "
+                                       "exponential needs it)")
+    power_t: float | None = _option(None, "--power-t", parse=float, check=_maybe(_nonnegative), sweep=True,
+                                    network=True, schedules=("invscaling",), help="invscaling: the power (default 0.5)")
+    patience: int | None = _option(None, "--patience", parse=int, check=_maybe(_at_least_one), sweep=True,
+                                   network=True, schedules=("plateau",),
+                                   help="plateau: epochs without improvement before the rate drops (default 10)")
+    min_delta: float | None = _option(None, "--min-delta", parse=float, check=_maybe(_nonnegative), sweep=True,
+                                      network=True, schedules=("plateau",),
+                                      help="plateau and --early-stopping: the least decrease that counts as an "
+                                           "improvement (default 0)")
+    early_stopping: int | None = _option(None, "--early-stopping", parse=int, check=_maybe(_at_least_one),
+                                         sweep=True, network=True, metavar="PATIENCE",
+                                         help="stop when the validation loss (--validation) or else the training "
+                                              "loss has not improved by --min-delta for PATIENCE epochs")
+    restore_best: bool = _option(True, "--no-restore-best", check=checks.flag, action="store_false",
+                                 help="with --early-stopping: keep the last weights, not the best epoch's")
+
+    def __post_init__(self):
+        super().__post_init__()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value != f.default and not self.uses(f.name):
+                opt = f.metadata["option"]
+                early = "" if self.early_stopping is None else f" --early-stopping {self.early_stopping}"
+                raise ValidationError(f"{opt.flag} is an option of {_users(f.name)}; this run is --optimizer "
+                                      f"{','.join(_values(self.optimizer))} --schedule {self.schedule}{early}")
+        if self.nesterov and any(m is None or m <= 0 for m in _values(self.momentum)):
+            raise ValidationError("--nesterov needs --momentum > 0 (as torch.optim.SGD)")
+        if self.schedule == "step" and self.step_size is None:
+            raise ValidationError("--schedule step needs --step-size N (epochs per decay)")
+        if self.schedule == "exponential" and self.gamma is None:
+            raise ValidationError("--schedule exponential needs --gamma (the factor per epoch)")
+        if self.schedule == "plateau" and any(g is not None and g >= 1 for g in _values(self.gamma)):
+            raise ValidationError(f"--schedule plateau needs --gamma < 1 (as ReduceLROnPlateau); got {self.gamma}")
+
+    def uses(self, name: str) -> bool:
+        """Whether this run uses option ``name`` (a grid: whether any of its optimizers does)."""
+        opt = OPTIONS[name]
+        if opt.optimizers and not set(_values(self.optimizer)) & set(opt.optimizers):
+            return False
+        if name == "restore_best":
+            return self.early_stopping is not None
+        if name == "min_delta":
+            return self.schedule == "plateau" or self.early_stopping is not None
+        return not opt.schedules or self.schedule in opt.schedules
+
+    def resolved(self) -> dict:
+        """Every field with its default filled in where the run uses it (:data:`DEFAULTS`), ``None``
+        where it does not (an adam run has no momentum): what records and the update rule see."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not self.uses(f.name):
+                out[f.name] = f.default if isinstance(f.default, bool) else None
+            elif value is None and f.name in DEFAULTS:
+                default = DEFAULTS[f.name]
+                out[f.name] = default[self.optimizer] if isinstance(default, dict) else default
+            else:
+                out[f.name] = value
+        return out
+
+
+def _users(name: str) -> str:
+    """Who an option belongs to, as a message says it."""
+    opt = OPTIONS[name]
+    if opt.optimizers:
+        return f"--optimizer {', '.join(opt.optimizers)}"
+    if name == "restore_best":
+        return "--early-stopping"
+    if name == "min_delta":
+        return "--schedule plateau and --early-stopping"
+    return " and ".join(f"--schedule {s}" for s in opt.schedules)
+
+
+def _values(field) -> list:
+    """A field's values: a grid axis, or one value."""
+    return field if isinstance(field, list) else [field]
 
 
 @dataclass(frozen=True)
@@ -221,17 +357,21 @@ class Run(_Group):
             hidden_activations(model.activation, model.sizes)
 
     # -- flat names ---------------------------------------------------------------------------------
-    def flat(self) -> dict:
-        """Every field by its own name (``lr``, ``seed``, ``layers`` ...), JSON-ready."""
+    def flat(self, resolved: bool = False) -> dict:
+        """Every field by its own name (``lr``, ``seed``, ``layers`` ...), JSON-ready; ``resolved``: the
+        optimizer's defaults filled in (:meth:`Optimizer.resolved`)."""
         out = {}
         for group in GROUPS:
             out.update(dataclasses.asdict(getattr(self, group)))
+        if resolved:
+            out.update(self.optimizer.resolved())
         out["seed"] = self.seed
         return out
 
     def record(self) -> dict:
-        """:meth:`flat` without what does not describe the run (where the data files are)."""
-        return {k: v for k, v in self.flat().items() if k not in UNCOMPARED}
+        """The resolved :meth:`flat`, without what does not describe the run (where the data files are):
+        what a sweep record holds, and what two runs are compared by."""
+        return {k: v for k, v in self.flat(resolved=True).items() if k not in UNCOMPARED}
 
     @classmethod
     def from_flat(cls, values: dict, base: "Run | None" = None) -> "Run":
@@ -272,13 +412,13 @@ class Run(_Group):
 
     def stack_key(self) -> tuple:
         """Runs with the same key can train as networks of one stack: they differ only in fields the
-        networks of a stack may differ in (seed, initialisation, learning rate)."""
-        return tuple((k, v) for k, v in self.flat().items() if not OPTIONS[k].network and k not in UNCOMPARED)
+        networks of a stack may differ in (seed, initialisation, the optimizer's numbers)."""
+        return tuple((k, v) for k, v in self.record().items() if not OPTIONS[k].network)
 
     def differences(self, other: "Run", ignore=()) -> list[tuple[str, Any, Any]]:
-        """``(name, this value, other's value)`` for each flat field that differs."""
-        a, b = self.flat(), other.flat()
-        return [(k, a[k], b[k]) for k in a if a[k] != b[k] and k not in ignore and k not in UNCOMPARED]
+        """``(name, this value, other's value)`` for each field whose resolved value differs."""
+        a, b = self.record(), other.record()
+        return [(k, a[k], b[k]) for k in a if a[k] != b[k] and k not in ignore]
 
 
 #: Flat field name -> its group (``None`` for the seed).
@@ -298,14 +438,30 @@ def grid(**values) -> Run:
     return Run.from_flat({k: list(v) if isinstance(v, checks.SEQUENCES) else v for k, v in values.items()})
 
 
-def expand(run: Run) -> list[Run]:
-    """Every run of a grid, the fields of :data:`SWEPT` varying in that order (the first slowest)."""
+def expand(run: Run, notes: list | None = None) -> list[Run]:
+    """Every run of a grid, the fields of :data:`SWEPT` varying in that order (the first slowest). An
+    option applies to the runs whose optimizer uses it: ``--optimizer sgd,adam --momentum 0,0.9`` gives
+    sgd at both momenta and adam once; ``notes`` receives one line saying so for each such option."""
     flat = run.flat()
     axes = [(k, flat[k]) for k in SWEPT if isinstance(flat[k], list)]
     if not axes:
         return [run]
     names = [k for k, _ in axes]
-    return [run.replace(**dict(zip(names, combo))) for combo in itertools.product(*(v for _, v in axes))]
+    runs, dropped = [], {}
+    for combo in itertools.product(*(v for _, v in axes)):
+        values = dict(zip(names, combo))
+        kind = values.get("optimizer", flat["optimizer"])
+        for name in names:
+            if OPTIONS[name].optimizers and kind not in OPTIONS[name].optimizers:
+                dropped.setdefault((kind, name), len(flat[name]))
+                values[name] = None
+        runs.append(run.replace(**values))
+    distinct = list(dict.fromkeys(runs))
+    if notes is not None:
+        for (kind, name), count in dropped.items():
+            notes.append(f"--optimizer {kind} has no {OPTIONS[name].flag}: it trains once, not once per each of its "
+                         f"{count} values")
+    return distinct
 
 
 def check_fits(sizes, n_features: int, n_classes: int) -> None:
@@ -389,6 +545,7 @@ def add_arguments(parser, names=COMMAND_FIELDS, lists: bool = False, defaults: d
     :func:`from_args`), the others one value. Otherwise every option takes one value. ``defaults`` overrides
     a field's default (``None`` for "as saved" and the like); the help shows it."""
     defaults = defaults or {}
+    parser.set_defaults(spec_fields=(*(parser.get_default("spec_fields") or ()), *names))  # what from_args reads
     by_group: dict[str, Any] = {}
     for name in names:
         opt, group = OPTIONS[name], FIELDS[name] or "run"
@@ -400,8 +557,9 @@ def add_arguments(parser, names=COMMAND_FIELDS, lists: bool = False, defaults: d
             text += " (default: as saved)"
         elif default is not None:
             text += f" (default {default})"
-        if opt.boolean:
-            target.add_argument(opt.flag, dest=name, action=argparse.BooleanOptionalAction, default=default, help=text)
+        if opt.boolean or opt.action:
+            action = opt.action or argparse.BooleanOptionalAction
+            target.add_argument(opt.flag, dest=name, action=action, default=default, help=text)
             continue
         kind = str if listed else one_value(opt.parse, SWEPT_FLAGS if lists else None, commas=name == "digits")
         target.add_argument(opt.flag, dest=name, type=kind, default=default, help=text,
@@ -413,8 +571,9 @@ def from_args(args, lists: bool = False, base: Run | None = None) -> Run:
     """The run (a grid with ``lists``) the parsed options describe; options the parser lacks keep
     ``base``'s values. A sweepable option's list is parsed here, with one-line errors."""
     values = {}
-    for name, opt in OPTIONS.items():
-        if opt.flag and hasattr(args, name):
+    for name in getattr(args, "spec_fields", ()):
+        opt = OPTIONS[name]
+        if hasattr(args, name):
             value = getattr(args, name)
             values[name] = _split(opt, value) if lists and opt.sweep and isinstance(value, str) else value
     return Run.from_flat(values, base)

@@ -37,6 +37,8 @@ from .stack import Stack
 MEMORY_BUDGET = 1 << 30
 #: The settings a grid varies in, in the order tables show them.
 VARIED = spec.SWEPT
+#: The settings every sweep record holds (records written before the optimizers had only these).
+REQUIRED = VARIED[:7]
 
 
 def network_bytes(run: spec.Run, n_samples: int, own_order: bool = True) -> int:
@@ -128,10 +130,17 @@ def run_stack_task(runs, source, keep_models: bool = False) -> list[dict]:
 
 
 def weights_name(record) -> str:
-    """A file name that says a configuration's grid settings."""
+    """A file name that says a configuration's grid settings (plain SGD's as before optimizers existed;
+    any other optimizer, schedule or early stopping adds its settings)."""
     act = record["activation"].replace("/", "+")
-    return (f"lr{record['lr']:g}_seed{record['seed']}_{record['init']}_scale{record['init_scale']:g}_"
-            f"{record['layers']}_{act}_batch{record['batch_size']}.npz")
+    name = (f"lr{record['lr']:g}_seed{record['seed']}_{record['init']}_scale{record['init_scale']:g}_"
+            f"{record['layers']}_{act}_batch{record['batch_size']}")
+    plain = record.get("optimizer", "sgd") == "sgd" and not record.get("momentum") and not record.get("weight_decay") \
+        and record.get("schedule", "constant") == "constant" and record.get("early_stopping") is None
+    if not plain:
+        name += f"_{record['optimizer']}_{record['schedule']}" + "".join(
+            f"_{k.replace('_', '')}{record[k]:g}" for k in VARIED[8:] if record.get(k) is not None)
+    return name + ".npz"
 
 
 class Sweep:
@@ -175,7 +184,8 @@ class Sweep:
         for batch in _values(grid.training.batch_size):
             if batch > n:
                 raise ValidationError(f"--batch-size {batch} is more than the {n} training samples")
-        self.runs = spec.expand(grid)
+        self.notes: list[str] = []  # options some optimizers of the grid do not use, said in one line each
+        self.runs = spec.expand(grid, self.notes)
         check(self.runs)
         self.done = load_records(out) if resume and Path(out).exists() else []
         finished = {json.dumps(spec.Run.from_flat(r).record(), sort_keys=True) for r in self.done}
@@ -274,7 +284,8 @@ def load_records(path) -> list[dict]:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path}, line {number}: not a JSON record ({exc.msg})") from None
-        missing = [k for k in (*VARIED, "history", "test_accuracy", "test_loss", "diverged") if not isinstance(record, dict) or k not in record]
+        missing = [k for k in (*REQUIRED, "history", "test_accuracy", "test_loss", "diverged")
+                   if not isinstance(record, dict) or k not in record]
         if missing:
             raise DataError(f"{path}, line {number}: not an xpnet sweep record (no {', '.join(missing)})")
         records.append(record)
@@ -309,7 +320,7 @@ def summary_over_seeds(records: Sequence[dict]) -> list[dict]:
     names = [k for k in VARIED if k != "seed"]
     groups: dict[tuple, list[dict]] = {}
     for r in records:
-        groups.setdefault(tuple(r[k] for k in names), []).append(r)
+        groups.setdefault(tuple(r.get(k) for k in names), []).append(r)
     rows = []
     for key, members in groups.items():
         accs = [r[metric] for r in members if r.get(metric) is not None and not r.get("diverged")]
@@ -321,7 +332,8 @@ def summary_over_seeds(records: Sequence[dict]) -> list[dict]:
 
 
 def _varying(records, names):
-    return [k for k in names if len({str(r[k]) for r in records}) > 1] or list(names[:1])
+    """The settings that take more than one value (a setting some runs lack, None, does not count)."""
+    return [k for k in names if len({str(r.get(k)) for r in records if r.get(k) is not None}) > 1] or list(names[:1])
 
 
 def _cell(value) -> str:
@@ -342,7 +354,7 @@ def table(records: Sequence[dict]) -> str:
              "|---" * (len(columns) + 4 + val) + "|"]
     for r in best_first(records):
         where = f"epoch {r['diverged']['epoch']}, step {r['diverged']['step']}" if r.get("diverged") else "no"
-        lines.append("| " + " | ".join(_cell(r[c]) for c in columns) + (f" | {_percent(r['val_accuracy'])}" if val else "")
+        lines.append("| " + " | ".join(_cell(r.get(c)) for c in columns) + (f" | {_percent(r['val_accuracy'])}" if val else "")
                      + f" | {_percent(r['test_accuracy'])} | {r['test_loss']:.4f} | {where} | {r['seconds']:.1f} |")
     return "\n".join(lines)
 
@@ -356,7 +368,7 @@ def summary_table(records: Sequence[dict]) -> str:
              "|---" * (len(columns) + 3) + "|"]
     for r in rows:
         shown = "—" if r["mean"] is None else f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f}%"
-        lines.append("| " + " | ".join(_cell(r[c]) for c in columns) + f" | {r['seeds']} | {shown} | {r['diverged']} |")
+        lines.append("| " + " | ".join(_cell(r.get(c)) for c in columns) + f" | {r['seeds']} | {shown} | {r['diverged']} |")
     return "\n".join(lines)
 
 

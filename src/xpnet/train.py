@@ -166,7 +166,10 @@ def train(model, data: Sets, training, optimizers, seeds, *, initial_epoch=0, pr
     interrupted run: epochs ``initial_epoch + 1 .. training.epochs`` are trained, each ordered as in an
     uninterrupted run. ``on_epoch(records)`` is called after every epoch with one record per network
     (``None`` for a frozen one). A single network raises :class:`DivergenceError` (with ``history``);
-    a stack freezes the network instead and sets ``model.diverged``.
+    a stack freezes the network instead and sets ``model.diverged``. With early stopping a network stops
+    (a stack: freezes, listed in ``model.stopped``) and ends with its best epoch's weights (unless
+    ``restore_best`` is off); ``model.opt_state`` and ``model.train_state`` keep the optimizer's state and
+    the schedules' and early stopping's, for the next fit and for checkpoints.
     """
     if not model.backend.can_train:
         raise ValidationError(f"backend {model.backend.name!r} cannot train (its arrays hold no values to read back); "
@@ -181,7 +184,7 @@ def train(model, data: Sets, training, optimizers, seeds, *, initial_epoch=0, pr
     if training.batch_size < smallest:
         raise ValidationError(f"backend {model.backend.name!r} builds a task graph per step; batch_size must be at "
                               f"least {smallest} there (the full batch is best); got {training.batch_size}")
-    trainer = Trainer(model, data, training, optimizers, seeds, order)
+    trainer = Trainer(model, data, training, optimizers, seeds, order, resume=initial_epoch > 0)
     histories: list[list[dict]] = [[] for _ in optimizers]
     for epoch in range(initial_epoch + 1, training.epochs + 1):
         try:
@@ -190,20 +193,24 @@ def train(model, data: Sets, training, optimizers, seeds, *, initial_epoch=0, pr
             exc.history = histories[0]
             raise
         evaluations = {name: scores(model, *scored) for name, scored in data.scored.items()}
-        records = []
-        for k, history in enumerate(histories):
-            record = None if k in trainer.guard.frozen else _record(epoch, result, evaluations, k)
+        records = [None if k in trainer.guard.frozen else _record(epoch, result, evaluations, k, trainer.lrs[k])
+                   for k in range(len(histories))]
+        for k in trainer.end_epoch(epoch, evaluations, result):
+            records[k]["stopped"] = True
+        for history, record in zip(histories, records):
             if record is not None:
                 history.append(record)
-            records.append(record)
         if on_epoch is not None:
             on_epoch(records)
-    model.diverged = trainer.guard.report()
+        if trainer.done:
+            break
+    trainer.finish()
     return histories
 
 
-def _record(epoch, result, evaluations, k) -> dict:
-    record = {"epoch": epoch, "train_loss": float(result["train_loss"][k]), "test_loss": None, "test_accuracy": None}
+def _record(epoch, result, evaluations, k, lr) -> dict:
+    record = {"epoch": epoch, "train_loss": float(result["train_loss"][k]), "test_loss": None, "test_accuracy": None,
+              "lr": lr}
     for name, per_network in evaluations.items():
         record[f"{name}_loss"], record[f"{name}_accuracy"] = per_network[k]["loss"], per_network[k].get("accuracy")
     record.update(samples_per_second=result["samples_per_second"], seconds=result["seconds"],
@@ -401,7 +408,7 @@ class Guard:
         self.nets = trainer.nets
         self.frozen: dict[int, dict] = {}  # network index -> where it diverged, and its kept weights
         for k, where in enumerate(previous or []):
-            if where:  # diverged in an earlier fit: stays frozen
+            if where:  # diverged (or stopped) in an earlier fit: stays frozen
                 self.frozen[k] = {**where, "kept": self.copy(self.nets.one(trainer.model.params, k))}
 
     def copy(self, tree):
@@ -451,7 +458,7 @@ class Guard:
         t = self.trainer
         position, saved, saved_state = self.saved
         kept, state = self.copy(self.nets.one(saved, k)), self.copy(self.nets.one(saved_state, k))
-        hyper = optim.hyper([t.optimizers[k]], t.backend, t.model.dtype)
+        hyper = optim.hyper(t.rule, [t.optimizers[k]], t.backend, t.model.dtype, lrs=[t.lrs[k]])
         size, n, batch = t.stepper.size, t.data.n, t.batch_size
         count, problem = 0, "a non-finite value appeared"  # kept only on a non-deterministic backend
         while position < stop:
@@ -468,7 +475,7 @@ class Guard:
                     break
                 kept = new
             break
-        lr = t.optimizers[k].lr
+        lr = t.lrs[k]
         step, steps = position // batch + -(-count // batch), -(-n // batch)
         at = f"epoch {epoch}, step {step} of {steps} (lr={lr:g})"
         return kept, {"epoch": epoch, "step": step, "lr": lr, "problem": problem, "at": at}
@@ -484,44 +491,100 @@ class Guard:
             return new, new_state, "a weight became non-finite"
         return new, new_state, None
 
-    def report(self) -> list:
-        """For each network, ``None`` or where it diverged (what :attr:`Stack.diverged` holds)."""
-        return [{k: v for k, v in self.frozen[i].items() if k != "kept"} if i in self.frozen else None
+    def freeze(self, k, kept, **where):
+        """Freeze network ``k`` with the weights ``kept`` (its own, no model axis), noting ``where``."""
+        self.frozen[k] = {**where, "kept": kept}
+        self.trainer.model.params = self.nets.restore(self.trainer.backend, self.trainer.model.params, k, kept)
+
+    def report(self, key="problem") -> list:
+        """For each network, ``None`` or where it was frozen for ``key`` -- diverged (``"problem"``, what
+        :attr:`Stack.diverged` holds) or stopped early (``"stopped"``)."""
+        return [{k: v for k, v in self.frozen[i].items() if k != "kept"} if key in self.frozen.get(i, {}) else None
                 for i in range(self.nets.count)]
+
+
+class EarlyStop:
+    """Keras' ``EarlyStopping(monitor, min_delta, patience, restore_best_weights)`` for one network: an
+    epoch improves when its monitored loss is below the best by more than ``min_delta``; training stops
+    when ``patience`` epochs in a row have not improved (never after the first epoch); the best epoch's
+    weights are restored at the end of training when ``restore`` (whether it stopped or not)."""
+
+    def __init__(self, patience: int, min_delta: float, restore: bool, state: dict | None = None, best=None):
+        self.patience, self.min_delta, self.restore = patience, min_delta, restore
+        self.state = dict(state or {"wait": 0, "best": None, "best_epoch": 0, "stopped": 0})
+        self.best_weights = best
+
+    def end(self, epoch0: int, current: float, weights) -> bool:
+        """After epoch ``epoch0`` (0-based, as Keras counts) with monitored loss ``current``; ``weights()``
+        copies the network's weights. Whether to stop."""
+        s = self.state
+        if self.restore and self.best_weights is None:  # the first epoch's weights are the best so far
+            self.best_weights, s["best_epoch"] = weights(), epoch0
+        s["wait"] += 1
+        if s["best"] is None or current + self.min_delta < s["best"]:
+            s["best"], s["best_epoch"], s["wait"] = current, epoch0, 0
+            if self.restore:
+                self.best_weights = weights()
+            return False
+        if s["wait"] >= self.patience and epoch0 > 0:
+            s["stopped"] = epoch0
+            return True
+        return False
 
 
 # -- the trainer ---------------------------------------------------------------------------------
 class Trainer:
-    """Epochs over device data for one network or a stack: the order, the stepper and the guard.
+    """Epochs over device data for one network or a stack: the order, the stepper and the guard; the
+    update rule with its state, each network's learning-rate schedule and early stopping.
 
     Per-sample training (batch size 1) runs :func:`~xpnet.kernels.sample_steps` over ``sample_chunk``
-    samples per call; larger batches run one step per call.
+    samples per call where the rule can defer the first layer's updates, one step per sample otherwise;
+    larger batches run one step per call. ``resume`` continues the schedules and early stopping that
+    ``model.train_state`` holds (an interrupted run); the optimizer's state (``model.opt_state``) carries
+    over whenever the rule is the same.
     """
 
-    def __init__(self, model, data: Sets, training, optimizers, seeds, order=None):
+    def __init__(self, model, data: Sets, training, optimizers, seeds, order=None, resume=False):
         self.model, self.backend, self.data = model, model.backend, data
         self.nets = Networks(model.n_models)
-        self.optimizers = checks.per_network("optimizers", list(optimizers), self.nets.count)
+        self.optimizers = [o.resolved() for o in checks.per_network("optimizers", list(optimizers), self.nets.count)]
         self.rule = optim.rule_for(self.optimizers)
         self.batch_size, n = training.batch_size, data.n
         # A full batch is the same gradient in any order: shuffling it would only copy the data every step.
         shuffle = (training.batch_size > 1 if training.shuffle is None else training.shuffle) and training.batch_size < n
         self.order = order or (shuffled(list(seeds), n) if shuffle else None)
-        per_sample = training.batch_size == 1 and training.sample_chunk > 1  # chunks of samples, else plain steps
+        # Chunks of samples where the rule defers the first layer's updates, else one plain step per sample.
+        per_sample = training.batch_size == 1 and training.sample_chunk > 1 and self.rule.defers_first_layer
         size = min(training.sample_chunk, n) if per_sample else training.batch_size
         self.stepper = stepper_for(self.backend, model.network, self.rule, per_sample, size, training.compile,
                                    training.unroll)
         self.compiled = isinstance(self.stepper, CompiledStepper)
-        self.state = self.rule.init_state(self.backend.xp, model.params)
-        self.guard = Guard(self, getattr(model, "diverged", None))
+        same = getattr(model, "opt_rule", None) == self.rule and getattr(model, "opt_state", None) is not None
+        self.state = model.opt_state if same else self.rule.init_state(self.backend.xp, model.params)
+        self.guard = Guard(self, [a or b for a, b in zip(getattr(model, "diverged", None) or [None] * self.nets.count,
+                                                         getattr(model, "stopped", None) or [None] * self.nets.count)])
+        saved = getattr(model, "train_state", None) if resume else None
+        saved = saved if saved and len(saved["schedules"]) == self.nets.count else None
+        self.schedules = [optim.Schedule(o, training.epochs, n) for o in self.optimizers]
+        self.early = [EarlyStop(o["early_stopping"], o["min_delta"], o["restore_best"]) if o["early_stopping"] else None
+                      for o in self.optimizers]
+        if saved:
+            for k, schedule in enumerate(self.schedules):
+                schedule.state = dict(saved["schedules"][k])
+            for k, early in enumerate(self.early):
+                if early is not None and saved["early"][k] is not None:
+                    early.state = dict(saved["early"][k])
+                    early.best_weights = saved["best"][k]
+        self.lrs, self.done = [o["lr"] for o in self.optimizers], False
 
     def hyper(self):
-        return optim.hyper(self.optimizers, self.backend, self.model.dtype, self.nets.lead, self.guard.frozen,
-                           traced=self.compiled)
+        return optim.hyper(self.rule, self.optimizers, self.backend, self.model.dtype, self.nets.lead, self.lrs,
+                           self.guard.frozen, traced=self.compiled)
 
     def epoch(self, epoch, progress=False, label="") -> dict:
         """Train one epoch in place; returns ``train_loss`` (per network), ``weight_change`` (layers x
         networks), ``seconds`` and ``samples_per_second``."""
+        self.lrs = [schedule.lr(epoch) for schedule in self.schedules]
         with self.backend.quiet_overflow():
             return self._epoch(epoch, progress, label)
 
@@ -555,6 +618,39 @@ class Trainer:
             "samples_per_second": n / seconds,
             "seconds": seconds,
         }
+
+    def end_epoch(self, epoch, evaluations, result) -> list[int]:
+        """After an epoch: each network's schedule and early stopping see its monitored loss (the
+        validation loss where a validation set is scored, else the training loss). Returns the networks
+        that stopped; a stack freezes them (with their best weights, where those are restored)."""
+        stopped = []
+        for k, (schedule, early) in enumerate(zip(self.schedules, self.early)):
+            if k in self.guard.frozen:
+                continue
+            monitor = evaluations["val"][k]["loss"] if "val" in evaluations else float(result["train_loss"][k])
+            schedule.end(monitor)
+            if early is not None and early.end(epoch - 1, monitor, lambda: self.guard.copy(
+                    self.nets.one(self.model.params, k))):
+                stopped.append(k)
+                if not self.nets.single:
+                    kept = early.best_weights if early.restore else self.guard.copy(self.nets.one(self.model.params, k))
+                    self.guard.freeze(k, kept, stopped=epoch)
+        self.done = (self.nets.single and bool(stopped)) or len(self.guard.frozen) == self.nets.count
+        return stopped
+
+    def finish(self) -> None:
+        """Training ends: early stopping restores each network's best weights (where asked), and the
+        model keeps what the next fit and a checkpoint need."""
+        model, backend = self.model, self.backend
+        for k, early in enumerate(self.early):
+            diverged = "problem" in self.guard.frozen.get(k, {})
+            if early is not None and early.restore and early.best_weights is not None and not diverged:
+                model.params = self.nets.restore(backend, model.params, k, early.best_weights)
+        model.diverged, model.stopped = self.guard.report("problem"), self.guard.report("stopped")
+        model.opt_rule, model.opt_state = self.rule, self.state
+        model.train_state = {"schedules": [s.state for s in self.schedules],
+                             "early": [None if e is None else e.state for e in self.early],
+                             "best": [None if e is None else e.best_weights for e in self.early]}
 
 
 def _zeros(params, lead, dtype):
