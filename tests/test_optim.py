@@ -291,3 +291,26 @@ def test_an_option_applies_to_the_optimizers_of_a_sweep_that_have_it(capsys):
     assert [r["lr"] for r in records] == [0.003, 0.003, 0.001] and records[2]["beta1"] == 0.9
     assert main(["sweep", "--optimizer", "adam,adamw", "--momentum", "0.9", "--no-progress"]) == 2
     assert "--momentum is an option of --optimizer sgd" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend, options", [
+    ("numpy", {"momentum": 0.9}), ("numpy", {"momentum": 0.8, "nesterov": True, "weight_decay": 0.05}),
+    ("numpy", {"weight_decay": 0.1}), ("numpy", {"momentum": [0.0, 0.5, 0.9], "weight_decay": [0.0, 0.01, 0.0]}),
+    ("jax", {"momentum": [0.3, 0.5, 0.9], "nesterov": True, "weight_decay": [0.0, 0.01, 0.0]}),
+], ids=["momentum", "nesterov-decay", "decay", "stack", "jax-stack"], indirect=["backend"])
+def test_per_sample_chunks_stay_exact_with_momentum_and_decay(backend, options):
+    """Chunks of 8 defer the first layer's updates in closed form (momentum, Nesterov, coupled L2): the
+    weights of one plain step per sample, up to rounding (float64, across chunk boundaries and a short
+    last chunk; compiled on JAX)."""
+    X, y = _problem()
+    stacked = any(isinstance(v, list) for v in options.values())
+    def build():
+        if stacked:
+            return xpnet.Stack(LAYERS, activation="tanh", seeds=[3, 4, 5], backend=backend, dtype="float64")
+        return xpnet.MLP(LAYERS, activation="tanh", seed=3, backend=backend, dtype="float64")
+    chunked, plain = build(), build()
+    chunked.fit(X, y, epochs=2, lr=0.05, batch_size=1, sample_chunk=8, **options)
+    plain.fit(X, y, epochs=2, lr=0.05, batch_size=1, sample_chunk=1, **options)
+    for (W, b), (eW, eb) in zip(chunked.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(W, eW, rtol=1e-11, atol=1e-11 * np.abs(eW).max())
+        np.testing.assert_allclose(b, eb, rtol=1e-11, atol=1e-11 * np.abs(eW).max())

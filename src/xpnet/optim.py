@@ -38,9 +38,10 @@ class SGD:
     ``v = mu * v + g`` (v starts at 0, so its first value is g, as torch's buffer), the step ``v`` or, with
     ``nesterov``, ``g + mu * v``; ``W -= lr * step``.
 
-    ``momentum`` and ``decay`` say whether any network of the run has momentum or weight decay: without
-    momentum the learning rate is folded into the deltas (``scale``), the update is one subtraction per
-    array and per-sample chunks stay exact."""
+    ``momentum`` and ``decay`` say whether any network of the run has momentum or weight decay. Plain
+    SGD (neither) folds the learning rate into the deltas (``scale``): the update is one subtraction per
+    array. Per-sample chunks stay exact either way: the first layer's updates are deferred over the
+    chunk, for momentum and decay as a linear recurrence (docs/math.md)."""
 
     nesterov: bool = False
     momentum: bool = False
@@ -48,13 +49,14 @@ class SGD:
 
     name = "sgd"
     hyper_names = ("lr", "momentum", "weight_decay")
+    defers_first_layer = True
 
     @property
-    def defers_first_layer(self) -> bool:
+    def plain(self) -> bool:
         return not self.momentum and not self.decay
 
     def scale(self, hyper):
-        return 1.0 if self.momentum else hyper["lr"]
+        return hyper["lr"] if self.plain else 1.0
 
     def init_state(self, xp, params) -> list:
         if not self.momentum:
@@ -64,24 +66,10 @@ class SGD:
     def update(self, xp, params, grads, state, hyper, inplace=False):
         """One step of every layer; ``inplace`` updates the given arrays, otherwise new arrays are
         returned (every Array API library, JAX included)."""
-        lr = hyper["lr"]
         out, new_state = [], []
         for (W, b), (dW, db), s in zip(params, grads, state):
-            if self.decay:  # coupled L2 on the weights: with lr folded in, lr * wd * W
-                dW = dW + ((lr * hyper["weight_decay"]) if not self.momentum else hyper["weight_decay"]) * W
-            if self.momentum:
-                mu = hyper["momentum"]
-                vW, vb = s
-                if inplace:
-                    vW *= mu
-                    vW += dW
-                    vb *= mu
-                    vb += db
-                else:
-                    vW, vb = mu * vW + dW, mu * vb + db
-                dW, db = (dW + mu * vW, db + mu * vb) if self.nesterov else (vW, vb)
-                dW, db = lr * dW, lr * db
-                s = (vW, vb)
+            if not self.plain:
+                dW, db, s = self._step(hyper, W, dW, db, s, inplace)
             if inplace:
                 W -= dW
                 b -= db
@@ -91,8 +79,106 @@ class SGD:
             new_state.append(s)
         return out, new_state
 
+    def _step(self, hyper, W, dW, db, s, inplace):
+        """The steps ``lr * u`` of one layer from its gradients (not folded), and its new velocities."""
+        lr = hyper["lr"]
+        if self.decay:
+            dW = dW + hyper["weight_decay"] * W
+        if self.momentum:
+            mu = hyper["momentum"]
+            vW, vb = s
+            if inplace:
+                vW *= mu
+                vW += dW
+                vb *= mu
+                vb += db
+            else:
+                vW, vb = mu * vW + dW, mu * vb + db
+            dW, db = (dW + mu * vW, db + mu * vb) if self.nesterov else (vW, vb)
+            s = (vW, vb)
+        return lr * dW, lr * db, s
+
     def first_layer(self, xp, X, param0, state0, hyper):
-        return _DeferredSGD(xp, X, param0, state0)
+        if self.plain:
+            return _DeferredSGD(xp, X, param0, state0)
+        return _DeferredMomentum(self, xp, X, param0, state0, hyper)
+
+    def chunk_coefficients(self, optimizers, size):
+        """Per network, the coefficients of the first layer's deferred updates over a chunk of up to
+        ``size`` rows (host float64): ``(W, v)`` after m rows is ``M^m (W, v)_0 + sum_k c_{m-1-k} x_k^T d_k``
+        with the 2 x 2 matrix ``M`` and vector ``c_0`` of one row's update (docs/math.md). Returns arrays of
+        shape (K, size + 1, 1): ``Mij[m]`` the entries of ``M^m``, and (K, size, 1): ``cW[j]``, ``cV[j]`` the
+        entries of ``c_{size-1-j}`` (a chunk of m rows takes the last m)."""
+        K = len(optimizers)
+        out = {k: np.zeros((K, size + 1, 1)) for k in ("M11", "M12", "M21", "M22")}
+        out.update({k: np.zeros((K, size, 1)) for k in ("cW", "cV")})
+        for n, o in enumerate(optimizers):
+            lr, mu, wd = o["lr"], o["momentum"] or 0.0, o["weight_decay"] or 0.0
+            if self.nesterov:
+                M, c = np.array([[1 - lr * (1 + mu) * wd, -lr * mu * mu], [wd, mu]]), np.array([-lr * (1 + mu), 1.0])
+            else:
+                M, c = np.array([[1 - lr * wd, -lr * mu], [wd, mu]]), np.array([-lr, 1.0])
+            power = np.eye(2)
+            for m in range(size + 1):
+                for (i, j), key in zip(((0, 0), (0, 1), (1, 0), (1, 1)), ("M11", "M12", "M21", "M22")):
+                    out[key][n, m, 0] = power[i, j]
+                if m < size:
+                    out["cW"][n, size - 1 - m, 0], out["cV"][n, size - 1 - m, 0] = c
+                    c = M @ c
+                power = M @ power
+        return out
+
+
+class _DeferredMomentum:
+    """The first layer's per-sample updates with momentum and/or coupled weight decay over a chunk of
+    rows, applied at its end. After k rows the weights are ``M^k`` applied to the starting weights and
+    velocity plus ``sum_j c_{k-1-j} x_j^T d_j`` (:meth:`SGD.chunk_coefficients`), so row k's
+    pre-activation is read from the rows' products with the starting weights and velocity (computed
+    once), plus its row products with the earlier rows times their coefficients and first-layer deltas:
+    one small product per row, no recurrence through the rows. The bias and its velocity are small and
+    step as usual; at the end ``W`` and ``v`` follow in closed form from two products with ``X^T``."""
+
+    def __init__(self, rule, xp, X, param0, state0, hyper):
+        W, b = param0
+        self.rule, self.xp, self.X, self.hyper, self.W, self.k = rule, xp, X, hyper, W, 0
+        self.vW, self.vb = state0 if rule.momentum else (None, None)
+        self.P = X @ W
+        self.Q = X @ self.vW if rule.momentum else None
+        self.b, self.gram, self.ds = b, X @ transpose(xp, X), []
+        self.size = hyper["cW"].shape[-2]
+
+    def _at(self, key, k):  # the entry of M^k
+        return self.hyper[key][..., k : k + 1, :]
+
+    def row(self):
+        k = self.k
+        z = self._at("M11", k) * self.P[..., k : k + 1, :] + self.b
+        if self.rule.momentum:
+            z = z + self._at("M12", k) * self.Q[..., k : k + 1, :]
+        if k:  # the earlier rows' updates: coefficient c_{k-1-j} for row j
+            c = transpose(self.xp, self.hyper["cW"][..., self.size - k :, :])
+            z = z + (self.gram[..., k : k + 1, :k] * c) @ self.xp.concat(self.ds, axis=-2)
+        return z
+
+    def after(self, k, d):
+        self.ds.append(d)  # x_k^T d_k: the data part of row k's gradient of W
+        self.k = k + 1
+        if self.rule.momentum:  # the bias and its velocity
+            mu = self.hyper["momentum"]
+            self.vb = mu * self.vb + d
+            d = d + mu * self.vb if self.rule.nesterov else self.vb
+        self.b = self.b - self.hyper["lr"] * d
+
+    def finish(self, inplace=False):
+        xp, m = self.xp, self.X.shape[-2]
+        D, XT = xp.concat(self.ds, axis=-2), transpose(xp, self.X)
+        cW, cV = self.hyper["cW"][..., self.size - m :, :], self.hyper["cV"][..., self.size - m :, :]
+        W = self._at("M11", m) * self.W + XT @ (D * cW)
+        state = ()
+        if self.rule.momentum:
+            W = W + self._at("M12", m) * self.vW
+            state = (self._at("M21", m) * self.W + self._at("M22", m) * self.vW + XT @ (D * cV), self.vb)
+        return (W, self.b), state
 
 
 @dataclass(frozen=True)
@@ -211,21 +297,23 @@ def rule_for(optimizers):
     return Adam(decoupled=kind == "adamw", decay=decay)
 
 
-def hyper(rule, optimizers, backend, dtype, lead=(), lrs=None, frozen=(), traced=False) -> dict:
+def hyper(rule, optimizers, backend, dtype, lead=(), lrs=None, frozen=(), traced=False, chunk=None) -> dict:
     """The hyperparameters of ``rule`` for ``optimizers`` (one resolved dict per network) as the kernels
     take them: floats for one network stepped eagerly, 0-d arrays when ``traced``, (K, 1, 1) arrays for
     a stack (``lead == (K,)``). ``lrs`` are this epoch's learning rates (the schedule's); a ``frozen``
-    network's is 0, so that nothing moves it."""
+    network's is 0, so that nothing moves it. ``chunk`` (per-sample training with momentum or decay): the
+    rows of a chunk, for the coefficients of its deferred first-layer updates (arrays)."""
+    current = [{**o, "lr": 0.0 if k in frozen else (o["lr"] if lrs is None else lrs[k])} for k, o in enumerate(optimizers)]
     out = {}
     for name in rule.hyper_names:
-        values = np.array([o[name] if name != "lr" or lrs is None else lrs[k] for k, o in enumerate(optimizers)],
-                          dtype=np.float64)
-        if name == "lr" and frozen:
-            values[list(frozen)] = 0.0
+        values = np.array([o[name] for o in current], dtype=np.float64)
         if not lead:
             out[name] = backend.asarray(values[0], dtype) if traced else float(values[0])
         else:
             out[name] = backend.asarray(values.reshape(*lead, 1, 1), dtype)
+    if chunk and getattr(rule, "plain", True) is False:
+        for name, table in rule.chunk_coefficients(current, chunk).items():
+            out[name] = backend.asarray(table if lead else table[0], dtype)
     return out
 
 

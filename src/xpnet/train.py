@@ -458,7 +458,8 @@ class Guard:
         t = self.trainer
         position, saved, saved_state = self.saved
         kept, state = self.copy(self.nets.one(saved, k)), self.copy(self.nets.one(saved_state, k))
-        hyper = optim.hyper(t.rule, [t.optimizers[k]], t.backend, t.model.dtype, lrs=[t.lrs[k]])
+        hyper = optim.hyper(t.rule, [t.optimizers[k]], t.backend, t.model.dtype, lrs=[t.lrs[k]],
+                            chunk=t.stepper.size if t.stepper.per_sample else None)
         size, n, batch = t.stepper.size, t.data.n, t.batch_size
         count, problem = 0, "a non-finite value appeared"  # kept only on a non-deterministic backend
         while position < stop:
@@ -578,8 +579,9 @@ class Trainer:
         self.lrs, self.done = [o["lr"] for o in self.optimizers], False
 
     def hyper(self):
+        chunk = self.stepper.size if self.stepper.per_sample else None
         return optim.hyper(self.rule, self.optimizers, self.backend, self.model.dtype, self.nets.lead, self.lrs,
-                           self.guard.frozen, traced=self.compiled)
+                           self.guard.frozen, traced=self.compiled, chunk=chunk)
 
     def epoch(self, epoch, progress=False, label="") -> dict:
         """Train one epoch in place; returns ``train_loss`` (per network), ``weight_change`` (layers x
