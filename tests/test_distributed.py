@@ -131,7 +131,7 @@ def test_grid_search_under_joblibs_dask_backend(mnist):
     from xpnet.sklearn import MLPClassifier
 
     X, y, _, _ = datasets.prepare(datasets.load_mnist(), digits="3,9")
-    grid = {"learning_rate": [0.01, 0.1], "hidden_layer_sizes": [(8,), (16,)]}
+    grid = {"learning_rate_init": [0.001, 0.01], "hidden_layer_sizes": [(8,), (16,)]}
     alone = GridSearchCV(MLPClassifier(max_iter=2, random_state=0), grid, cv=2).fit(X[:600], y[:600])
     with connect(workers=2) as (client, _), parallel_config(backend="dask"):
         on_dask = GridSearchCV(MLPClassifier(max_iter=2, random_state=0), grid, cv=2).fit(X[:600], y[:600])

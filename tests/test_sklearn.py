@@ -1,4 +1,10 @@
-"""The scikit-learn estimators: sklearn's own estimator checks, pipelines, grid search, labels."""
+"""The scikit-learn estimators: equal to scikit-learn's own MLP (weights, loss curves, iterations, validation
+scores) over a grid of solvers, schedules, early stopping, activations, batches and targets, on every backend;
+sklearn's own estimator checks, pipelines, grid search, labels."""
+
+import contextlib
+import io
+import warnings
 
 import numpy as np
 import pytest
@@ -9,6 +15,10 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.estimator_checks import check_estimator  # noqa: E402
 
+from sklearn import neural_network  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
+
 from xpnet import datasets  # noqa: E402
 from xpnet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
@@ -16,7 +26,152 @@ from xpnet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 EXPECTED_FAILURES = {}
 
 
-@pytest.mark.parametrize("estimator", [MLPClassifier(), MLPRegressor()],
+def _problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(103, 6))  # 103 rows: every batch size below leaves a short last batch
+    targets = {"binary": (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int), "3 classes": np.digitize(X[:, 2] + 0.3 * X[:, 0], [-0.5, 0.5]),
+               "2 outputs": np.c_[X[:, 0] - X[:, 1], np.sin(X[:, 2])], "1 output": X[:, 0] - 2 * X[:, 3]}
+    return X, targets, rng.uniform(0.2, 2.0, size=103)
+
+
+#: (targets, parameters): a sampled grid of solvers, schedules, early stopping, activations, batches.
+GRID = [
+    ("binary", dict(solver="adam")),
+    ("3 classes", dict(solver="sgd", learning_rate="invscaling", momentum=0.5, batch_size=16)),
+    ("3 classes", dict(solver="sgd", nesterovs_momentum=False, learning_rate="adaptive", batch_size=10, tol=1e-2,
+                       n_iter_no_change=2)),
+    ("binary", dict(solver="adam", early_stopping=True, activation="tanh", batch_size=20, n_iter_no_change=3)),
+    ("3 classes", dict(solver="lbfgs", activation="logistic", alpha=1e-2)),
+    ("2 outputs", dict(solver="adam", activation="tanh", batch_size=32, beta_1=0.8, epsilon=1e-6)),
+    ("1 output", dict(solver="sgd", learning_rate_init=0.01, early_stopping=True, activation="identity")),
+    ("2 outputs", dict(solver="lbfgs")),
+    ("binary", dict(solver="sgd", shuffle=False, batch_size=7, learning_rate_init=0.05, alpha=0.0)),
+]
+
+
+def _pair(targets, params, **xpnet_params):
+    X, ys, _ = _problem()
+    y = ys[targets]
+    params = dict(hidden_layer_sizes=(8, 5), random_state=1, max_iter=30, **params)
+    theirs = (neural_network.MLPClassifier if y.dtype.kind == "i" else neural_network.MLPRegressor)(**params)
+    ours = (MLPClassifier if y.dtype.kind == "i" else MLPRegressor)(**params, **xpnet_params)
+    return X, y, theirs, ours
+
+
+def assert_same_fit(ours, theirs, rtol=1e-9):
+    """Every fitted number scikit-learn reports, to relative ``rtol`` of its largest magnitude."""
+    def close(got, expected):
+        expected = np.asarray(expected, dtype=float)
+        np.testing.assert_allclose(np.asarray(got, dtype=float), expected, rtol=rtol, atol=rtol * np.abs(expected).max())
+
+    assert ours.n_iter_ == theirs.n_iter_ and ours.n_layers_ == theirs.n_layers_
+    assert ours.n_outputs_ == theirs.n_outputs_ and ours.out_activation_ == theirs.out_activation_
+    for got, expected in zip(ours.coefs_ + ours.intercepts_, theirs.coefs_ + theirs.intercepts_, strict=True):
+        assert got.shape == expected.shape
+        close(got, expected)
+    close(ours.loss_, theirs.loss_)
+    for name in ("loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_", "t_"):
+        if getattr(theirs, name, None) is not None:
+            close(getattr(ours, name), getattr(theirs, name))
+        else:
+            assert getattr(ours, name, None) is None
+
+
+@pytest.mark.parametrize("targets, params", GRID, ids=[f"{t}-{p['solver']}-{i}" for i, (t, p) in enumerate(GRID)])
+def test_equals_scikit_learn(targets, params):
+    """The same parameters on the same float64 data: scikit-learn's weights, loss curve, iterations and
+    validation scores, to relative 1e-9 (its initial weights, batch order and split from random_state)."""
+    X, y, theirs, ours = _pair(targets, params)
+    with warnings.catch_warnings(record=True) as theirs_warned:
+        warnings.simplefilter("always")
+        theirs.fit(X, y)
+    with warnings.catch_warnings(record=True) as ours_warned:
+        warnings.simplefilter("always")
+        ours.fit(X, y)
+    assert_same_fit(ours, theirs)
+    assert [(w.category, str(w.message)) for w in ours_warned] == [(w.category, str(w.message)) for w in theirs_warned]
+    method = "predict_proba" if hasattr(theirs, "predict_proba") else "predict"
+    np.testing.assert_allclose(getattr(ours, method)(X), getattr(theirs, method)(X), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["array_api_strict", "torch", "jax"], indirect=True)
+@pytest.mark.parametrize("case", [0, 4, 6], ids=["adam", "lbfgs", "sgd-early-stopping"])
+def test_equals_scikit_learn_on_every_backend(backend, case):
+    """The same fits trained on another backend (array_api_strict on device1, torch, JAX): within the
+    cross-backend float64 tolerance of scikit-learn's, NumPy out."""
+    X, y, theirs, ours = _pair(*GRID[case], backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs.fit(X, y)
+        ours.fit(X, y)
+    assert ours.net_.backend.name == backend.name and type(ours.coefs_[0]) is np.ndarray
+    assert_same_fit(ours, theirs)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_sample_weight_partial_fit_warm_start_and_log_proba_equal_scikit_learn(solver):
+    X, ys, weights = _problem()
+    y = ys["3 classes"]
+    params = dict(hidden_layer_sizes=(8,), random_state=3, max_iter=15, batch_size=20, solver=solver,
+                  early_stopping=solver == "sgd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs = neural_network.MLPClassifier(**params).fit(X, y, sample_weight=weights)
+        ours = MLPClassifier(**params).fit(X, y, sample_weight=weights)
+        assert_same_fit(ours, theirs)
+        np.testing.assert_allclose(ours.predict_log_proba(X), theirs.predict_log_proba(X), rtol=1e-9)
+        params.update(warm_start=True, early_stopping=False)
+        theirs, ours = neural_network.MLPClassifier(**params), MLPClassifier(**params)
+        for _ in range(2):  # warm start: the second fit continues from the first one's weights
+            theirs.fit(X, y)
+            ours.fit(X, y)
+        assert_same_fit(ours, theirs)
+    if solver == "lbfgs":
+        assert not hasattr(ours, "partial_fit")
+        return
+    theirs, ours = neural_network.MLPClassifier(**params), MLPClassifier(**params)
+    for _ in range(3):  # the optimizer's state kept between calls; n_iter_ counts this call (1), t_ all
+        theirs.partial_fit(X, y, classes=[0, 1, 2])
+        ours.partial_fit(X, y, classes=[0, 1, 2])
+    assert_same_fit(ours, theirs)
+
+
+def test_verbose_lines_and_warnings_are_scikit_learns(capsys):
+    X, ys, _ = _problem()
+    params = dict(hidden_layer_sizes=(8,), random_state=3, max_iter=15, batch_size=200, verbose=True, solver="sgd",
+                  early_stopping=True, n_iter_no_change=2, learning_rate="adaptive", tol=0.05)
+    printed = []
+    for cls in (neural_network.MLPClassifier, MLPClassifier):
+        with pytest.warns(UserWarning, match="It is going to be clipped"):
+            cls(**params).fit(X, ys["binary"])
+        printed.append(capsys.readouterr().out)
+    assert printed[0] == printed[1] and "Setting learning rate to" in printed[0] and "Validation score:" in printed[0]
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\) reached"):
+        MLPClassifier(max_iter=3, hidden_layer_sizes=(4,)).fit(X, ys["binary"])
+
+
+@pytest.mark.parametrize("params", [dict(momentum=1.5), dict(solver="newton"), dict(beta_1=1.0), dict(epsilon=0.0),
+                                    dict(alpha=-1.0), dict(batch_size=0), dict(learning_rate="cosine"),
+                                    dict(n_iter_no_change=0), dict(dtype="float16"), dict(validation_fraction=1.0)])
+def test_what_scikit_learn_refuses_raises_its_invalid_parameter_error(params):
+    X, ys, _ = _problem()
+    with pytest.raises(InvalidParameterError):
+        neural_network.MLPClassifier(**{k: v for k, v in params.items() if k != "dtype"} or {"momentum": 2}).fit(X, ys["binary"])
+    with pytest.raises(InvalidParameterError):
+        MLPClassifier(**params).fit(X, ys["binary"])
+
+
+def test_what_xpnet_leaves_out_is_refused_in_one_line():
+    X, ys, _ = _problem()
+    with pytest.raises(ValueError, match="multilabel"):
+        MLPClassifier(max_iter=1).fit(X, np.c_[ys["binary"], 1 - ys["binary"]])
+    with pytest.raises(ValueError, match="squared_error' only"):
+        MLPRegressor(loss="poisson", max_iter=1).fit(X, np.abs(ys["1 output"]))
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
+        MLPClassifier(early_stopping=True).partial_fit(X, ys["binary"], classes=[0, 1])
+
+
+@pytest.mark.parametrize("estimator", [MLPClassifier(max_iter=20), MLPRegressor(max_iter=20)],
                          ids=["classifier", "regressor"])
 def test_sklearn_estimator_checks(estimator, monkeypatch):
     """Every check, the Array API ones included: with SCIPY_ARRAY_API=1 scikit-learn runs
@@ -35,7 +190,7 @@ ARRAY_API_CASES = [("numpy", None, "float64"), ("array_api_strict", "CPU_DEVICE"
 
 
 @pytest.mark.parametrize("namespace,device,dtype", ARRAY_API_CASES)
-@pytest.mark.parametrize("estimator", [MLPClassifier(), MLPRegressor()], ids=["classifier", "regressor"])
+@pytest.mark.parametrize("estimator", [MLPClassifier(max_iter=20), MLPRegressor(max_iter=20)], ids=["classifier", "regressor"])
 def test_array_api_inputs_give_numpys_values(estimator, namespace, device, dtype, monkeypatch):
     """scikit-learn's value check: fitted attributes and every method's output, trained on the input's
     namespace and device, equal the NumPy fit's."""
@@ -68,9 +223,9 @@ def test_string_labels_pipeline_and_numpy_out(pair):
 def test_grid_search_on_a_digit_pair(pair):
     X, y, X_test, y_test = pair
     grid = GridSearchCV(MLPClassifier(max_iter=3, random_state=0),
-                        {"learning_rate": [0.01, 0.1], "hidden_layer_sizes": [(8,), (32,)]}, cv=2)
+                        {"learning_rate_init": [0.001, 0.01], "hidden_layer_sizes": [(8,), (32,)]}, cv=2)
     grid.fit(X[:1000], y[:1000])
-    assert set(grid.best_params_) == {"learning_rate", "hidden_layer_sizes"}
+    assert set(grid.best_params_) == {"learning_rate_init", "hidden_layer_sizes"}
     assert grid.score(X_test, y_test) > 0.9
 
 
@@ -81,7 +236,9 @@ def test_partial_fit_and_loss_curve(pair):
         clf.partial_fit(X, y)
     for _ in range(3):
         clf.partial_fit(X, y, classes=[0, 1])
-    assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 3 and clf.loss_curve_[2] < clf.loss_curve_[0]
+    # as scikit-learn: n_iter_ counts the last call's epochs, t_ every sample seen
+    assert clf.n_iter_ == 1 and clf.t_ == 3 * len(y) and len(clf.loss_curve_) == 3
+    assert clf.loss_curve_[2] < clf.loss_curve_[0]
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax", "array_api_strict"], indirect=True)
@@ -125,7 +282,7 @@ def test_regressor_attributes_follow_x(dispatch):
     X, y = rng.normal(size=(64, 5)), rng.normal(size=64) * 100 + 7
     Xs = strict.asarray(X, device=strict.Device("device1"))
     reg = MLPRegressor(max_iter=2, random_state=0).fit(Xs, strict.asarray(y, device=strict.Device("device1")))
-    assert reg.y_mean_.device == Xs.device and reg.predict(Xs).device == Xs.device
+    assert reg.coefs_[0].device == Xs.device and reg.predict(Xs).device == Xs.device
     assert reg.predict(Xs).shape == (64,)
 
 
@@ -167,5 +324,6 @@ def test_without_dispatch_nothing_changes(pair):
 
 def test_logistic_is_the_sigmoid(pair):
     X, y, X_test, y_test = pair
-    clf = MLPClassifier(hidden_layer_sizes=(8,), activation="logistic", max_iter=2, random_state=0).fit(X[:500], y[:500])
+    clf = MLPClassifier(hidden_layer_sizes=(8,), activation="logistic", max_iter=2, learning_rate_init=0.01,
+                        random_state=0).fit(X[:500], y[:500])
     assert clf.net_.activation_names == ["sigmoid"] and clf.score(X_test, y_test) > 0.9

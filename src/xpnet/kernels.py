@@ -49,8 +49,10 @@ def forward(xp, net: Network, params, X, z0=None):
     return z, acts
 
 
-def backward(xp, net: Network, params, acts, out, z, t, scale=1.0, input_weights=True):
-    """``scale`` times the gradients ``[(dW_0, db_0), ...]`` of the batch-mean loss.
+def backward(xp, net: Network, params, acts, out, z, t, scale=1.0, input_weights=True, row_weights=None):
+    """``scale`` times the gradients ``[(dW_0, db_0), ...]`` of the batch-mean loss; with ``row_weights``
+    (a (batch, 1) column) of the mean of the rows' losses times their weights (scikit-learn's
+    ``sample_weight``).
 
     Every gradient is linear in the output delta, so scaling that one (small) array by ``scale`` -- the
     learning rate in a training step, a (K, 1, 1) array for a stack -- scales them all at no extra cost.
@@ -59,6 +61,8 @@ def backward(xp, net: Network, params, acts, out, z, t, scale=1.0, input_weights
     """
     n = acts[0].shape[-2]
     delta = net.head.delta(xp, z, out, t)
+    if row_weights is not None:
+        delta = delta * row_weights
     if not (isinstance(scale, float) and scale == n):
         delta = delta * (scale / n)
     grads = []

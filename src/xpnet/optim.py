@@ -242,6 +242,39 @@ class Adam:
         return out, new_state
 
 
+class SklearnSGD:
+    """scikit-learn's ``SGDOptimizer`` (its ``_stochastic_optimizers.py``), for :mod:`xpnet.sklearn`: a
+    velocity that carries the learning rate, ``v = mu v - lr g``, and the step ``v`` or, Nesterov's form,
+    ``mu v - lr g`` with the new ``v``; ``p += step``. ``params``, ``grads`` and ``state`` are flat lists
+    (scikit-learn's order: the weights, then the biases); ``lr`` is the current rate (a float)."""
+
+    def init_state(self, xp, params) -> list:
+        return [xp.zeros_like(p) for p in params]
+
+    def update(self, params, grads, state, lr, momentum, nesterov):
+        velocities = [momentum * v - lr * g for v, g in zip(state, grads)]
+        steps = [momentum * v - lr * g for v, g in zip(velocities, grads)] if nesterov else velocities
+        return [p + u for p, u in zip(params, steps)], velocities
+
+
+class SklearnAdam:
+    """scikit-learn's ``AdamOptimizer``: ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``, the bias
+    correction folded into the rate, ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)`` (a host float, as
+    scikit-learn computes it), and ``eps`` added to ``sqrt(v)``: ``p -= lr_t m / (sqrt(v) + eps)``. The
+    state is ``(t, ms, vs)``."""
+
+    def init_state(self, xp, params):
+        return 0, [xp.zeros_like(p) for p in params], [xp.zeros_like(p) for p in params]
+
+    def update(self, xp, params, grads, state, lr, beta1, beta2, eps):
+        t, ms, vs = state
+        t += 1
+        ms = [beta1 * m + (1 - beta1) * g for m, g in zip(ms, grads)]
+        vs = [beta2 * v + (1 - beta2) * (g**2) for v, g in zip(vs, grads)]
+        rate = lr * float(np.sqrt(1 - beta2**t)) / (1 - beta1**t)
+        return [p - rate * m / (xp.sqrt(v) + eps) for p, m, v in zip(params, ms, vs)], (t, ms, vs)
+
+
 def _device(x):
     from array_api_compat import device
 

@@ -1,38 +1,62 @@
-"""scikit-learn estimators backed by xpnet, following scikit-learn's Array API conventions.
+"""scikit-learn's ``MLPClassifier`` and ``MLPRegressor``, reproduced on xpnet's kernels and backends.
 
 >>> from xpnet.sklearn import MLPClassifier
 >>> clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=5, random_state=0)   # doctest: +SKIP
 >>> clf.fit(X, y).score(X_test, y_test)                                           # doctest: +SKIP
 
-With ``sklearn.set_config(array_api_dispatch=True)`` (and ``SCIPY_ARRAY_API=1``, as scikit-learn asks)
-the estimators train where ``X`` lives -- a PyTorch tensor on a GPU trains on that GPU with the torch
-backend, an array-api-strict array on its device -- and ``predict``, ``predict_proba``, ``score`` and the
-fitted array attributes come back in ``X``'s namespace and on its device. ``y`` follows ``X`` (labels are
-read to the host). ``backend=``/``device=`` given explicitly must agree with a non-NumPy ``X`` (a
-contradiction is refused in one line); with NumPy (or list) inputs they choose where to train, and the
-results come back as NumPy. With dispatch off (the default) NumPy arrays go in and come out, whatever
-backend trains.
+The estimators have scikit-learn's signature (names, defaults, meaning) and follow its source
+(``sklearn/neural_network/_multilayer_perceptron.py`` and ``_stochastic_optimizers.py``) step by step:
+its Glorot-uniform initial weights drawn from the same ``random_state`` (W, then b, per layer), its batch
+order (``sklearn.utils.shuffle`` of the sample indices every epoch), its validation split for
+``early_stopping``, its update rules (:class:`xpnet.optim.SklearnSGD`, :class:`xpnet.optim.SklearnAdam`),
+L2 as ``alpha * W`` over the rows (or the summed ``sample_weight``) of each batch, its reported loss,
+``invscaling`` and ``adaptive`` rates, ``tol``/``n_iter_no_change``, its warnings and ``verbose`` lines,
+and ``lbfgs`` through ``scipy.optimize`` with xpnet computing loss and gradient where the data lives (one
+host transfer per evaluation, as scipy needs). With the same parameters on the same float64 data,
+``coefs_``, ``intercepts_``, ``loss_curve_``, ``n_iter_`` and ``validation_scores_`` equal
+scikit-learn's own to rounding -- on NumPy, and on every other backend (tests/test_sklearn.py).
 
-Needs scikit-learn (``pip install "xpnet[peers]"``). The estimators work in ``Pipeline`` and
-``GridSearchCV`` and pass ``sklearn.utils.estimator_checks.check_estimator``, its Array API checks
-included (see docs/sklearn.md).
+What xpnet adds: ``backend``, ``device`` and ``dtype`` (default: ``X``'s floating dtype). With
+``sklearn.set_config(array_api_dispatch=True)`` (and ``SCIPY_ARRAY_API=1``, as scikit-learn asks) the
+estimators train where ``X`` lives -- a PyTorch tensor on a GPU trains on that GPU with the torch
+backend, an array-api-strict array on its device -- and ``predict``, ``predict_proba`` and the fitted
+``coefs_``/``intercepts_`` come back in ``X``'s namespace and on its device. ``y`` and ``sample_weight``
+follow ``X`` (read to the host once). ``backend=``/``device=`` given explicitly must agree with a non-NumPy
+``X``; with NumPy inputs they choose where to train, and results come back as NumPy.
+
+Left out: sparse ``X``, multilabel targets and ``loss="poisson"`` (each refused in one line at ``fit``).
+Needs scikit-learn (``pip install "xpnet[peers]"``).
 """
 
 from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
 
 import numpy as np
 
 try:
     from sklearn import get_config
-    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-    from sklearn.utils.multiclass import check_classification_targets
-    from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
+    from sklearn.utils import check_random_state, gen_batches, shuffle
+    from sklearn.utils._param_validation import Interval, Options, StrOptions
+    from sklearn.utils.metaestimators import available_if
+    from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets, unique_labels
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError("xpnet.sklearn needs scikit-learn: pip install 'xpnet[peers]'") from exc
 
-from .backends import backend_of, get_backend, host_copy
+from . import kernels
+from .backends import Backend, backend_of, get_backend, host_copy
 from .errors import BackendError
 from .mlp import MLP
+from .optim import SklearnAdam, SklearnSGD
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
 
 
 def _dispatch() -> bool:
@@ -43,48 +67,127 @@ def _is_host(X) -> bool:
     return isinstance(X, (np.ndarray, np.generic, list, tuple))
 
 
+def _host(x) -> np.ndarray:
+    """``x`` on the host: an array of a backend copied there, anything else through ``numpy.asarray``."""
+    try:
+        return host_copy(x)
+    except BackendError:
+        return np.asarray(x)
+
+
+class _Optimizer:
+    """scikit-learn's optimizer object: the rule's state on the device, the current learning rate, and
+    what happens at an epoch's end (``invscaling``) and when training stops improving (``adaptive``)."""
+
+    def __init__(self, est, xp, params):
+        self.solver = est.solver
+        self.learning_rate_init = est.learning_rate_init
+        self.learning_rate = float(est.learning_rate_init)
+        self.schedule, self.power_t = est.learning_rate, est.power_t
+        self.momentum, self.nesterov = est.momentum, est.nesterovs_momentum
+        self.betas, self.epsilon = (est.beta_1, est.beta_2), est.epsilon
+        self.rule = SklearnSGD() if self.solver == "sgd" else SklearnAdam()
+        self.state = self.rule.init_state(xp, params)
+
+    def step(self, xp, params, grads):
+        if self.solver == "sgd":
+            params, self.state = self.rule.update(params, grads, self.state, self.learning_rate, self.momentum,
+                                                  self.nesterov)
+        else:
+            params, self.state = self.rule.update(xp, params, grads, self.state, self.learning_rate_init,
+                                                  *self.betas, self.epsilon)
+        return params
+
+    def iteration_ends(self, time_step):
+        if self.solver == "sgd" and self.schedule == "invscaling":
+            self.learning_rate = float(self.learning_rate_init) / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg, verbose) -> bool:
+        if self.solver != "sgd" or self.schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.learning_rate)
+        return False
+
+
 class _BaseMLP(BaseEstimator):
-    """Shared parameters and training; subclasses say how targets map to output units."""
+    """What the classifier and the regressor share: parameters, training (stochastic and lbfgs), where
+    to train and where results go."""
 
-    _loss = "squared"
-    _output = None
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        "backend": [str, Backend, None],
+        "device": "no_validation",
+        "dtype": [StrOptions({"float32", "float64"}), None],
+    }
 
-    def __init__(
-        self,
-        *,
-        hidden_layer_sizes=(32,),
-        activation="relu",
-        init="he",
-        learning_rate=0.05,
-        batch_size=32,
-        max_iter=20,
-        shuffle=True,
-        random_state=None,
-        backend=None,
-        device=None,
-        dtype=None,
-    ):
+    def __init__(self, hidden_layer_sizes, activation, solver, alpha, batch_size, learning_rate,
+                 learning_rate_init, power_t, max_iter, loss, shuffle, random_state, tol, verbose, warm_start,
+                 momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1, beta_2, epsilon,
+                 n_iter_no_change, max_fun, backend, device, dtype):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
-        self.init = init
-        self.learning_rate = learning_rate
+        self.solver = solver
+        self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
+        self.loss = loss
         self.shuffle = shuffle
         self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.backend = backend
         self.device = device
         self.dtype = dtype
 
-    # -- subclass hooks -----------------------------------------------------------------------------
-    def _n_outputs(self) -> int:
-        raise NotImplementedError
-
     # -- where to train, and where results go -------------------------------------------------------
     def _validate(self, X, y="no_validation", reset=True, **kwargs):
-        """``validate_data`` keeping non-NumPy arrays in their namespace when dispatch is on (NumPy's own
-        float64 conversion otherwise, as before dispatch existed)."""
-        return validate_data(self, X, y, reset=reset, dtype="numeric" if _dispatch() else np.float64, **kwargs)
+        """``validate_data`` keeping non-NumPy arrays in their namespace when dispatch is on (float64 or
+        float32 kept as scikit-learn's MLP keeps them, otherwise)."""
+        dtype = "numeric" if _dispatch() else (np.float64, np.float32)
+        return validate_data(self, X, y, reset=reset, dtype=dtype, **kwargs)
 
     def _placement(self, X):
         """The backend to train on for ``X``, and whether results go back to the host (NumPy)."""
@@ -103,13 +206,25 @@ class _BaseMLP(BaseEstimator):
                              "leave device=None to train where X lives")
         return source, False
 
+    def _dtype_for(self, X, backend) -> str:
+        """``dtype``, or ``X``'s floating dtype (float64 for anything else), float32 where the device
+        has no float64."""
+        if self.dtype is not None:
+            return self.dtype
+        name = "float64"
+        if _is_host(X):
+            name = "float32" if np.asarray(X).dtype == np.float32 else "float64"
+        elif X.dtype == backend.xp.float32:
+            name = "float32"
+        try:
+            backend.dtype(name)
+        except BackendError:
+            name = "float32"
+        return name
+
     def _out(self, array):
         """A result of the network (an array of its backend) where the caller's inputs live."""
         return host_copy(array) if self._to_host else array
-
-    def _attribute(self, host):
-        """A fitted array attribute computed on the host, in the namespace and on the device of ``X``."""
-        return host if self._to_host else self.net_.backend.asarray(host, self.net_.dtype)
 
     def _check_same_place(self, X, method):
         if not _dispatch():
@@ -121,43 +236,267 @@ class _BaseMLP(BaseEstimator):
         raise ValueError(f"Inputs passed to {type(self).__name__}.{method}() must use the same namespace and the same "
                          f"device as those passed to fit(): fit used {there}, {method} got {here}")
 
-    # -- training -----------------------------------------------------------------------------------
-    def _build(self, X):
-        backend, self._to_host = self._placement(X)
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        dtype = self.dtype
-        if dtype is None:  # float64 where the device has it (MPS, some others: float32 only)
-            try:
-                backend.dtype("float64")
-                dtype = "float64"
-            except BackendError:
-                dtype = "float32"
-        self.net_ = MLP(
-            [X.shape[1], *self.hidden_layer_sizes, self._n_outputs()], self.activation, loss=self._loss,
-            output=self._output, init=self.init, seed=seed, backend=backend, dtype=dtype,
-        )
-        self.loss_curve_ = []
-        self.n_iter_ = 0
-        self._seed = seed
-
-    def _epochs(self, X, targets, epochs):
-        batch = min(int(self.batch_size), X.shape[0])
-        history = self.net_.fit(
-            X, targets, epochs=self.n_iter_ + epochs, initial_epoch=self.n_iter_, lr=self.learning_rate,
-            batch_size=batch, shuffle=self.shuffle, seed=self._seed, progress=False,
-        )
-        self.loss_curve_ += [record["train_loss"] for record in history]
-        self.n_iter_ += epochs
+    # -- scikit-learn's _fit ------------------------------------------------------------------------
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        self._validate_params()
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
+        first_pass = not hasattr(self, "net_") or (not self.warm_start and not incremental)
+        X, Y = self._validate_input(X, y, incremental, reset=first_pass)  # Y: the host's 2-D targets
+        n_samples, n_features = X.shape
+        if first_pass:
+            backend, self._to_host = self._placement(X)
+            dtype = self._dtype_for(X, backend)
+        else:
+            self._check_same_place(X, "partial_fit" if incremental else "fit")
+            backend, dtype = self.net_.backend, self.net_.dtype
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(_host(sample_weight), np.empty((n_samples, 0), dtype=dtype))
+        self.n_outputs_ = Y.shape[1]
+        layer_units = [n_features, *hidden, self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(layer_units, backend, dtype)
+        elif list(self.net_.sizes) != layer_units:
+            raise ValueError(f"the network has layers {self.net_.sizes}; this data and hidden_layer_sizes need "
+                             f"{layer_units}")
+        net = self.net_
+        data = (net.inputs(X), backend.asarray(Y, net.dtype), sample_weight)
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(data, Y, incremental)
+        else:
+            self._fit_lbfgs(data)
+        if not all(bool(net.xp.all(net.xp.isfinite(a))) for pair in net.params for a in pair):
+            raise ValueError("Solver produced non-finite parameter weights. The input data may contain large "
+                             "values and need to be preprocessed.")
         return self
 
+    def _initialize(self, layer_units, backend, dtype):
+        self.n_iter_, self.t_ = 0, 0
+        self.n_layers_ = len(layer_units)
+        activation = [self.activation] * (len(layer_units) - 2)
+        loss, output = {"softmax": ("cross-entropy", "softmax"), "logistic": ("logistic", "sigmoid"),
+                        "identity": ("squared", "identity")}[self.out_activation_]
+        self.net_ = MLP(layer_units, activation, loss=loss, output=output, backend=backend, dtype=dtype)
+        weights = []
+        for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):  # Glorot-uniform, as scikit-learn draws it
+            bound = np.sqrt((2.0 if self.activation == "logistic" else 6.0) / (fan_in + fan_out))
+            W = self._random_state.uniform(-bound, bound, (fan_in, fan_out))
+            b = self._random_state.uniform(-bound, bound, fan_out)
+            weights.append((W.astype(dtype, copy=False), b.astype(dtype, copy=False)))
+        self.net_.set_weights(weights)
+        self._best_params = self._flat()
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            if self.early_stopping:
+                self.validation_scores_, self.best_validation_score_, self.best_loss_ = [], -np.inf, None
+            else:
+                self.best_loss_, self.validation_scores_, self.best_validation_score_ = np.inf, None, None
+
+    # -- the parameters as scikit-learn lists them: the weights, then the biases ----------------------
+    def _flat(self) -> list:
+        return [W for W, _ in self.net_.params] + [b for _, b in self.net_.params]
+
+    def _set_flat(self, flat):
+        L = len(flat) // 2
+        self.net_.params = list(zip(flat[:L], flat[L:]))
+
+    def _loss_grad(self, flat, X, Y, weights=None, weight_sum=None):
+        """scikit-learn's ``_backprop`` on xpnet's kernels: its loss (with ``0.5 * alpha * ||W||^2`` over
+        the rows or the summed weights) as a 0-d array and the flat gradients, L2 included."""
+        xp, net, alpha = self.net_.xp, self.net_.network, self.alpha
+        L = len(flat) // 2
+        params = list(zip(flat[:L], flat[L:]))
+        rows = X.shape[0]
+        total = float(rows) if weights is None else weight_sum
+        z, acts = kernels.forward(xp, net, params, X)
+        out = net.head.activation(xp, z)
+        loss = self._batch_loss(xp, out, Y, weights, total)
+        if alpha:
+            loss = loss + (0.5 * alpha) * sum(xp.sum(W * W) for W in flat[:L]) / total
+        grads = kernels.backward(xp, net, params, acts, out, z, Y, scale=1.0 if weights is None else rows / total,
+                                 row_weights=weights)
+        dWs = [dW + alpha * W / total if alpha else dW for (dW, _), W in zip(grads, flat[:L])]
+        return loss, dWs + [db for _, db in grads]
+
+    def _batch_loss(self, xp, out, Y, weights, total):
+        """scikit-learn's loss of one batch (its ``LOSS_FUNCTIONS``, probabilities clipped to [eps, 1 -
+        eps]), summed over the rows (times their weights) and divided by ``total``."""
+        def weighted(values):
+            return xp.sum(values if weights is None else values * weights)
+
+        if self.out_activation_ == "identity":
+            return 0.5 * weighted((Y - out) ** 2) / (total * Y.shape[1])
+        eps = float(xp.finfo(out.dtype).eps)
+        p = xp.clip(out, eps, 1 - eps)
+        if self.out_activation_ == "logistic":
+            return -weighted(Y * xp.log(p) + (1 - Y) * xp.log(1 - p)) / total
+        return -weighted(Y * xp.log(p)) / total
+
+    def _fit_stochastic(self, data, targets, incremental):
+        X, Y, sample_weight = data
+        backend, xp = self.net_.backend, self.net_.xp
+        params = self._flat()
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = _Optimizer(self, xp, params)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        n = X.shape[0]
+        if early_stopping:
+            stratify = targets if is_classifier(self) and self.n_outputs_ == 1 else None
+            train, val = train_test_split(np.arange(n), random_state=self._random_state,
+                                          test_size=self.validation_fraction, stratify=stratify)
+            if val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
+                                 "your dataset.")
+            rows = backend.asarray(train.astype(np.int32))
+            X_val = xp.take(X, backend.asarray(val.astype(np.int32)), axis=0)
+            y_val, sw_val = self._validation_targets(targets[val]), None if sample_weight is None else sample_weight[val]
+            X, Y = xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0)
+            sample_weight = None if sample_weight is None else sample_weight[train]
+        else:
+            X_val = y_val = sw_val = None
+        n_samples = X.shape[0]
+        weights = None if sample_weight is None else backend.asarray(sample_weight[:, None], self.net_.dtype)
+        sample_idx = np.arange(n_samples, dtype=int)
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = shuffle(sample_idx, random_state=self._random_state)
+                    order = backend.asarray(sample_idx.astype(np.int32))
+                accumulated = 0.0
+                for batch in gen_batches(n_samples, batch_size):
+                    if self.shuffle:
+                        rows = order[batch]
+                        Xb, Yb = xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0)
+                        wb = None if weights is None else xp.take(weights, rows, axis=0)
+                        total = None if weights is None else float(sample_weight[sample_idx[batch]].sum())
+                    else:
+                        Xb, Yb = X[batch, :], Y[batch, :]
+                        wb = None if weights is None else weights[batch, :]
+                        total = None if weights is None else float(sample_weight[batch].sum())
+                    loss, grads = self._loss_grad(params, Xb, Yb, wb, total)
+                    accumulated = accumulated + loss * (batch.stop - batch.start)
+                    params = self._optimizer.step(xp, params, grads)
+                self._set_flat(params)
+                self.n_iter_ += 1
+                self.loss_ = float(host_copy(accumulated)) / n_samples
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._update_no_improvement_count(early_stopping, X_val, y_val, sw_val, params)
+                self._optimizer.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    if early_stopping:
+                        msg = ("Validation score did not improve more than tol=%f for %d consecutive epochs."
+                               % (self.tol, self.n_iter_no_change))
+                    else:
+                        msg = ("Training loss did not improve more than tol=%f for %d consecutive epochs."
+                               % (self.tol, self.n_iter_no_change))
+                    if self._optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the optimization "
+                                  "hasn't converged yet." % self.max_iter, ConvergenceWarning)
+        except KeyboardInterrupt:
+            self._set_flat(params)
+            warnings.warn("Training interrupted by user.")
+        if early_stopping:
+            self._set_flat(self._best_params)
+
+    def _update_no_improvement_count(self, early_stopping, X, y, sample_weight, params):
+        if early_stopping:
+            score = self._score(X, y, sample_weight)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % self.validation_scores_[-1])
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_params = list(params)  # updates make new arrays: these stay as they are
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _score(self, X, y, sample_weight):
+        """The validation score (scikit-learn's ``_score_with_function``): NaN for non-finite outputs."""
+        out = host_copy(self._activations(X))
+        if not np.isfinite(out).all():
+            return np.nan
+        return self._score_function(y, self._from_outputs(out), sample_weight=sample_weight)
+
+    def _fit_lbfgs(self, data):
+        import scipy.optimize
+
+        X, Y, sample_weight = data
+        net = self.net_
+        weights = None if sample_weight is None else net.backend.asarray(sample_weight[:, None], net.dtype)
+        total = None if sample_weight is None else float(sample_weight.sum())
+        shapes = [tuple(a.shape) for a in self._flat()]
+        sizes = [int(np.prod(s)) for s in shapes]
+        bounds = np.cumsum([0, *sizes])
+
+        def unpack(x):
+            return [net.backend.asarray(x[a:b].reshape(s), net.dtype) for a, b, s in zip(bounds[:-1], bounds[1:], shapes)]
+
+        def loss_grad(x):  # one host transfer each way per evaluation
+            loss, grads = self._loss_grad(unpack(x), X, Y, weights, total)
+            return float(host_copy(loss)), np.concatenate([host_copy(g).ravel() for g in grads]).astype(np.float64)
+
+        x0 = np.concatenate([host_copy(a).ravel() for a in self._flat()])
+        result = scipy.optimize.minimize(loss_grad, x0, method="L-BFGS-B", jac=True,
+                                         options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        self.n_iter_ = min(result.nit, self.max_iter)
+        if result.status != 0:
+            message = (f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status={result.status}):\n"
+                       f"{result.message}\n")
+            if self.n_iter_ == self.max_iter:
+                message += f"\nIncrease the number of iterations to improve the convergence (max_iter={self.max_iter})."
+            message += ("\nYou might also want to scale the data as shown in:\n"
+                        "    https://scikit-learn.org/stable/modules/preprocessing.html")
+            warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        self.loss_ = float(result.fun)
+        self._set_flat(unpack(result.x))
+
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError("partial_fit is only available for stochastic optimizers. %s is not stochastic."
+                                 % self.solver)
+        return True
+
+    # -- using the network --------------------------------------------------------------------------
+    def _activations(self, X):
+        """The output activations for validated ``X``, as an array of the network's backend."""
+        return self.net_.head.activation(self.net_.xp, self.net_.logits(X))
+
     def _outputs(self, X, method):
-        """The output activations for ``X``, as an array of the network's backend."""
         check_is_fitted(self, "net_")
         X = self._validate(X, reset=False)
         self._check_same_place(X, method)
-        return self.net_.head.activation(self.net_.xp, self.net_.logits(X))
+        return self._activations(X)
 
-    # -- scikit-learn's names for the fitted parameters ---------------------------------------------
     @property
     def coefs_(self):
         """The weight matrices, ``coefs_[i]`` of shape (n_in, n_out), where ``X`` lives."""
@@ -171,19 +510,8 @@ class _BaseMLP(BaseEstimator):
         """The bias vectors, ``intercepts_[i]`` of shape (n_out,), where ``X`` lives."""
         check_is_fitted(self, "net_")
         if self._to_host:
-            return [b for _, b in self.net_.get_weights()]
+            return [b.reshape(-1) for _, b in self.net_.get_weights()]
         return [self.net_.xp.reshape(b, (b.shape[-1],)) for _, b in self.net_.params]
-
-    @property
-    def n_layers_(self) -> int:
-        check_is_fitted(self, "net_")
-        return len(self.net_.sizes)
-
-    @property
-    def out_activation_(self) -> str:
-        """scikit-learn's name of the output activation (``softmax``, ``logistic``, ``identity``)."""
-        check_is_fitted(self, "net_")
-        return {"sigmoid": "logistic"}.get(self.net_.head.output, self.net_.head.output)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -193,49 +521,66 @@ class _BaseMLP(BaseEstimator):
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
-    """A classifier on softmax + cross-entropy (several classes) or sigmoid + logistic loss (two).
+    """scikit-learn's ``MLPClassifier`` (same parameters, defaults and results; see the module's
+    docstring): softmax + cross-entropy for three or more classes, one logistic unit for two. Labels
+    may be anything scikit-learn's ``LabelBinarizer`` takes; ``classes_`` holds them (on the host)."""
 
-    Labels may be anything ``numpy.unique`` sorts (ints, strings, ...); ``classes_`` holds them (on the
-    host). ``loss_curve_`` is the mean training loss of each epoch.
-    """
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, backend=None, device=None, dtype=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, loss="log_loss", shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun, backend=backend, device=device, dtype=dtype)
 
-    def _n_outputs(self):
-        return 1 if len(self.classes_) == 2 else len(self.classes_)
+    _score_function = staticmethod(accuracy_score)
 
-    @property
-    def _loss(self):
-        return "logistic" if len(self.classes_) == 2 else "cross-entropy"
-
-    def _encode(self, y):
-        index = np.searchsorted(self.classes_, y)
-        index = np.clip(index, 0, len(self.classes_) - 1)
-        if not np.array_equal(self.classes_[index], y):
-            unknown = sorted(set(np.asarray(y).tolist()) - set(self.classes_.tolist()))
-            raise ValueError(f"y has labels {unknown[:5]} not in classes {self.classes_.tolist()}")
-        return index
-
-    def _fit(self, X, y, epochs, first, classes=None):
-        X, y = self._validate(X, y, reset=first)
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = self._validate(X, y, reset=reset, multi_output=True)
         y = host_copy(y)  # labels follow X through the host, wherever they came from
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         check_classification_targets(y)
-        if first:
-            self.classes_ = np.unique(y if classes is None else host_copy(classes))
-            if len(self.classes_) < 2:
-                raise ValueError(f"MLPClassifier needs at least 2 classes; y has {len(self.classes_)} class")
-            self._build(X)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
         else:
-            self._check_same_place(X, "partial_fit")
-        return self._epochs(X, self._encode(y), epochs)
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError("warm_start can only be used where `y` has the same classes as in the previous "
+                                     f"call to fit. Previously got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
+                                 f"'y' has {classes}.")
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            raise ValueError("xpnet's MLPClassifier does not take multilabel targets (one label per sample)")
+        self.out_activation_ = "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+        return X, self._label_binarizer.transform(y).astype(bool)
 
-    def fit(self, X, y):
-        return self._fit(X, y, self.max_iter, first=True)
+    def _validation_targets(self, targets):
+        return self._label_binarizer.inverse_transform(targets)
 
-    def partial_fit(self, X, y, classes=None):
-        """One more epoch over ``(X, y)``; the first call needs ``classes``."""
-        first = not hasattr(self, "net_")
-        if first and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit")
-        return self._fit(X, y, 1, first, classes)
+    def _from_outputs(self, out):
+        return self._label_binarizer.inverse_transform(out.ravel() if self.n_outputs_ == 1 else out)
+
+    def fit(self, X, y, sample_weight=None):
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One more epoch over ``(X, y)``, the optimizer's state kept; the first call needs ``classes``."""
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _proba(self, X, method):
         out = self._outputs(X, method)
@@ -244,6 +589,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict_proba(self, X):
         return self._out(self._proba(X, "predict_proba"))
+
+    def predict_log_proba(self, X):
+        proba = self._proba(X, "predict_log_proba")
+        return self._out(self.net_.xp.log(proba))
 
     def score(self, X, y, sample_weight=None) -> float:
         """Mean accuracy, computed on the host in float64 whatever the namespace (scikit-learn's own
@@ -257,60 +606,60 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         index = self.net_.xp.argmax(proba, axis=1)
         if self._to_host or self.classes_.dtype.kind not in "biuf":
             return self.classes_[host_copy(index)]  # labels that are not numbers stay NumPy
-        xp = self.net_.xp
-        return xp.take(self.net_.backend.asarray(self.classes_), index, axis=0)
+        return self.net_.xp.take(self.net_.backend.asarray(self.classes_), index, axis=0)
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """A regressor on the squared loss with an identity output; ``y`` of shape (n,) or (n, k).
+    """scikit-learn's ``MLPRegressor`` (same parameters, defaults and results; see the module's
+    docstring): the squared error on an identity output, ``y`` of shape (n,) or (n, k), no scaling of
+    the targets (as scikit-learn)."""
 
-    The network fits the targets standardised with the mean and standard deviation of the ``y`` first
-    fitted (``y_mean_``, ``y_scale_``), and ``predict`` maps its outputs back: plain SGD then behaves the
-    same whatever the units of ``y``, where raw targets in the hundreds would make it diverge.
-    ``loss_curve_`` is in those standardised units.
-    """
+    _parameter_constraints: dict = {**_BaseMLP._parameter_constraints, "loss": [StrOptions({"squared_error", "poisson"})]}
 
-    _loss = "squared"
-    _output = "identity"
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, backend=None, device=None,
+                 dtype=None):
+        super().__init__(
+            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver, alpha=alpha,
+            batch_size=batch_size, learning_rate=learning_rate, learning_rate_init=learning_rate_init,
+            power_t=power_t, max_iter=max_iter, loss=loss, shuffle=shuffle, random_state=random_state,
+            tol=tol, verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun, backend=backend, device=device, dtype=dtype)
 
-    def __init__(self, *, hidden_layer_sizes=(32,), activation="relu", init="he", learning_rate=0.01, batch_size=32,
-                 max_iter=20, shuffle=True, random_state=None, backend=None, device=None, dtype=None):
-        super().__init__(hidden_layer_sizes=hidden_layer_sizes, activation=activation, init=init,
-                         learning_rate=learning_rate, batch_size=batch_size, max_iter=max_iter, shuffle=shuffle,
-                         random_state=random_state, backend=backend, device=device, dtype=dtype)
+    _score_function = staticmethod(r2_score)
 
-    def _n_outputs(self):
-        return self.n_outputs_
-
-    def _fit(self, X, y, epochs, first):
-        X, y = self._validate(X, y, reset=first, multi_output=True, y_numeric=True)
+    def _validate_input(self, X, y, incremental, reset):
+        if self.loss == "poisson":
+            raise ValueError("xpnet's MLPRegressor has loss='squared_error' only (no exp output for 'poisson')")
+        X, y = self._validate(X, y, reset=reset, multi_output=True, y_numeric=True)
         y = host_copy(y)
-        targets = y.reshape(len(y), -1).astype(np.float64)
-        if first:
-            self._is_1d, self.n_outputs_ = y.ndim == 1, targets.shape[1]
-            std = targets.std(axis=0)
-            self._build(X)
-            self.y_mean_ = self._attribute(targets.mean(axis=0))
-            self.y_scale_ = self._attribute(np.where(std > 0, std, 1.0))
-        else:
-            self._check_same_place(X, "partial_fit")
-        return self._epochs(X, (targets - host_copy(self.y_mean_)) / host_copy(self.y_scale_), epochs)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        self.out_activation_ = "identity"
+        return X, y.reshape(len(y), -1)
 
-    def fit(self, X, y):
-        return self._fit(X, y, self.max_iter, first=True)
+    def _validation_targets(self, targets):
+        return targets
 
-    def partial_fit(self, X, y):
-        """One more epoch over ``(X, y)``."""
-        return self._fit(X, y, 1, first=not hasattr(self, "net_"))
+    def _from_outputs(self, out):
+        return out.ravel() if out.shape[1] == 1 else out
+
+    def fit(self, X, y, sample_weight=None):
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
+
+    @available_if(lambda est: est._check_solver())
+    def partial_fit(self, X, y, sample_weight=None):
+        """One more epoch over ``(X, y)``, the optimizer's state kept."""
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):
         out = self._outputs(X, "predict")
-        if self._to_host:
-            out = self.net_.backend.asarray(self.y_scale_, self.net_.dtype) * out + self.net_.backend.asarray(
-                self.y_mean_, self.net_.dtype)
-        else:
-            out = out * self.y_scale_ + self.y_mean_
-        if self._is_1d:
+        if out.shape[1] == 1:
             out = self.net_.xp.reshape(out, (out.shape[0],))
         return self._out(out)
 
