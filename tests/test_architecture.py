@@ -91,7 +91,8 @@ def test_only_backends_names_an_array_library_and_the_kernels_none():
 
 def test_no_module_reads_another_modules_private_names():
     """``thing._name`` is allowed on ``self``/``cls`` and on this module's own names only (and on the
-    peers' libraries in peers.py: ``torch._foreach_add_`` is PyTorch's public fused update)."""
+    peers' libraries in peers.py: ``torch._foreach_add_`` is PyTorch's public fused update); private
+    names are imported only by sklearn.py from scikit-learn, the library it reproduces."""
     for path, tree in _modules().items():
         own = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
         for node in ast.walk(tree):
@@ -102,4 +103,6 @@ def test_no_module_reads_another_modules_private_names():
                     f"{path.name}:{node.lineno} reads {ast.unparse(node)}")
             if isinstance(node, ast.ImportFrom):
                 private = [a.name for a in node.names if a.name.startswith("_")]
-                assert not private, f"{path.name}:{node.lineno} imports private names {private}"
+                # xpnet.sklearn reproduces scikit-learn: its own validation helpers are the reference
+                reference = path.name == "sklearn.py" and (node.module or "").startswith("sklearn")
+                assert not private or reference, f"{path.name}:{node.lineno} imports private names {private}"

@@ -1,6 +1,7 @@
 """The benchmark core: every learner trains what it should, calibration and tables behave, nothing is run
 from the current directory. No timings asserted."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -77,6 +78,35 @@ def test_the_peers_stacks_train_what_xpnets_stacks_train(implementation, batch_s
     ours = _trained("xpnet-numpy", run, data, 96, models=3)
     assert_same_weights(peer.weights(), ours.model.get_weights(), "float64")
     assert not np.allclose(ours.model.get_weights()[0][0], xpnet.Stack(**_small(), seeds=[4, 5, 6]).get_weights()[0][0])
+
+
+OPTIMIZERS = [spec.Optimizer(optimizer="adam", lr=0.01, weight_decay=0.01),
+              spec.Optimizer(momentum=0.9, nesterov=True, weight_decay=0.05, lr=0.05),
+              spec.Optimizer(optimizer="adamw", lr=0.01)]
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=["adam-decay", "nesterov-decay", "adamw"])
+@pytest.mark.parametrize("implementation", ["torch-func", "jax-vmap"])
+def test_the_peers_optimizers_train_what_xpnets_train(implementation, optimizer, data):
+    """With --optimizer the peers train with torch.optim (on the stacked tensors) and optax, weight decay
+    on the weights only: after the same steps every network holds xpnet's weights (float64, batch 16)."""
+    run = dataclasses.replace(bench.case("small", "float64", 16, seed=4), optimizer=optimizer)
+    try:
+        peer = _trained(implementation, run, data, 96, models=2)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    assert_same_weights(peer.weights(), _trained("xpnet-numpy", run, data, 96, models=2).model.get_weights(), "float64")
+
+
+def test_cli_bench_with_an_optimizer(capsys):
+    code = main(["bench", "--impl", "xpnet-numpy,torch-eager,torch-fused,sklearn", "--optimizer", "adam",
+                 "--batch-sizes", "64", "--rounds", "1", "--target", "0.01", "--json"])
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert code == 0 and all(r["optimizer"]["optimizer"] == "adam" for r in results)
+    assert [r["samples_per_second"] > 0 for r in results[:3]] == [True] * 3
+    assert results[3]["skipped"] == "scikit-learn is benchmarked with plain SGD only"
+    assert main(["bench", "--optimizer", "adam", "--momentum", "0.9"]) == 2
+    assert "--momentum is an option of --optimizer sgd" in capsys.readouterr().err
 
 
 def test_unavailable_cases_say_why(data):

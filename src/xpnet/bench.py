@@ -22,6 +22,7 @@ least one batch, at most the whole training set; full batch is always one step).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
@@ -42,7 +43,7 @@ NETS = {
 BATCH_SIZES = (1, 16, 64, 256, 1024, "full")
 LR = 0.01
 #: The peers' names (their learners: :data:`xpnet.peers.LEARNERS`).
-PEERS = ("torch-eager", "sklearn", "seeds-loop", "hand-tuned-numpy", "torch-func", "jax-vmap")
+PEERS = ("torch-eager", "torch-fused", "sklearn", "seeds-loop", "hand-tuned-numpy", "torch-func", "jax-vmap")
 #: The peers that train stacks of models (``--models K``).
 STACKING_PEERS = ("torch-func", "jax-vmap")
 
@@ -243,28 +244,35 @@ def load_training_set() -> spec.Arrays:
     return spec.Arrays(*datasets.prepare(datasets.load_mnist()))
 
 
-def measure_case(implementation, net, dtype, batch_size, data, rounds=5, target=0.25, models=None) -> dict:
-    """One throughput case: the record of :func:`record`, or ``skipped`` with the reason."""
+def measure_case(implementation, net, dtype, batch_size, data, rounds=5, target=0.25, models=None,
+                 optimizer=None) -> dict:
+    """One throughput case: the record of :func:`record`, or ``skipped`` with the reason. ``optimizer``
+    (a :class:`xpnet.spec.Optimizer`; default plain SGD at :data:`LR`) is what every implementation
+    trains with."""
     base = {"implementation": implementation, "net": net, "dtype": dtype, "batch_size": batch_size}
     if models is not None:
         base["models"] = models
     batch = resolve_batch(batch_size, len(data.y))
+    run = case(net, dtype, batch)
+    if optimizer is not None:
+        run = dataclasses.replace(run, optimizer=optimizer)
+        base["optimizer"] = {k: v for k, v in optimizer.resolved().items() if v not in (None, False)}
     try:
-        learner = make_learner(implementation, case(net, dtype, batch), data, models)
+        learner = make_learner(implementation, run, data, models)
     except Unavailable as exc:
         return {**base, "skipped": str(exc)}
     n = calibrate(learner, batch, len(data.y), target)
     return record(base, learner, n, summary(time_rounds(learner, n, rounds)))
 
 
-def run_suite(implementations_, cases, data=None, rounds=5, target=0.25, on_result=None) -> list[dict]:
+def run_suite(implementations_, cases, data=None, rounds=5, target=0.25, on_result=None, optimizer=None) -> list[dict]:
     """Measure every implementation on every case ``(net, dtype, batch_size, models)``; skipped cases
     carry a reason."""
     data = data or load_training_set()
     results = []
     for net, dtype, batch_size, models in cases:
         for implementation in implementations_:
-            result = measure_case(implementation, net, dtype, batch_size, data, rounds, target, models)
+            result = measure_case(implementation, net, dtype, batch_size, data, rounds, target, models, optimizer)
             results.append(result)
             if on_result is not None:
                 on_result(result)

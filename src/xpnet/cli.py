@@ -419,7 +419,9 @@ def cmd_bench(args) -> int:
                     f"(min {result['min']:,.0f}, max {result['max']:,.0f}; {result['samples_per_round']} samples a round)")
         print(line, file=sys.stderr, flush=True)
 
-    results = bench.run_suite(impls, cases, data, rounds=args.rounds, target=args.target, on_result=show)
+    optimizer = spec.from_args(args).optimizer if args.optimizer != "sgd" or args.momentum or args.weight_decay else None
+    results = bench.run_suite(impls, cases, data, rounds=args.rounds, target=args.target, on_result=show,
+                              optimizer=optimizer)
     if args.json:
         print(json.dumps({"environment": bench.environment(), "results": results}, indent=1))
         return 0
@@ -553,6 +555,7 @@ def _bench_parser(sub):
     p.add_argument("--seeds", type=_at_least(1), default=1, help="seeds per time-to-accuracy case; tables show the median (1)")
     p.add_argument("--max-seconds", type=float, default=20.0, help="training budget per time-to-accuracy run (20)")
     p.add_argument("--json", action="store_true", help="print the raw measurements as JSON")
+    spec.add_arguments(p, ("optimizer", "momentum", "nesterov", "beta1", "beta2", "eps", "weight_decay"))
     p.set_defaults(run=cmd_bench)
 
 

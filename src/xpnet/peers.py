@@ -34,6 +34,12 @@ def _shuffles(run) -> bool:
     return run.training.batch_size > 1 if run.training.shuffle is None else run.training.shuffle
 
 
+def _plain_sgd(run, what):
+    o = run.optimizer.resolved()
+    if o["optimizer"] != "sgd" or o["momentum"] or o["weight_decay"]:
+        raise Unavailable(f"{what} is benchmarked with plain SGD only")
+
+
 def _cpu_only(impl, what):
     if impl.device not in (None, "cpu"):
         raise Unavailable(f"{what} runs on the CPU")
@@ -54,6 +60,41 @@ def _torch(impl, run, what):
     return torch, torch.device(impl.device or "cpu"), act
 
 
+def torch_optimizer(torch, named, optimizer, fused=False):
+    """``torch.optim`` for the run's optimizer (its resolved settings): the weights (names ending in
+    ``weight``) in a group with weight decay, the biases in one without, as xpnet decays them;
+    ``foreach=True``, or ``fused=True``."""
+    o = optimizer.resolved()
+    decay = o["weight_decay"] or 0.0
+    groups = [{"params": [p for n, p in named if n.endswith("weight")], "weight_decay": decay},
+              {"params": [p for n, p in named if not n.endswith("weight")], "weight_decay": 0.0}]
+    how = {"fused": True} if fused else {"foreach": True}
+    if o["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"] or 0.0, nesterov=o["nesterov"], **how)
+    cls = torch.optim.Adam if o["optimizer"] == "adam" else torch.optim.AdamW
+    return cls(groups, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], **how)
+
+
+def optax_optimizer(optimizer):
+    """optax's transformation for the run's optimizer (decay on the weights only, masked), or ``None``
+    for plain SGD (the hand-written ``w - lr * g`` step)."""
+    o = optimizer.resolved()
+    if o["optimizer"] == "sgd" and not o["momentum"] and not o["weight_decay"]:
+        return None
+    optax = _import("optax")
+    import jax
+
+    def weights(params):
+        return jax.tree_util.tree_map(lambda x: x.ndim >= 2, params)
+
+    decay = o["weight_decay"] or 0.0
+    if o["optimizer"] == "adamw":
+        return optax.adamw(o["lr"], o["beta1"], o["beta2"], o["eps"], weight_decay=decay, mask=weights)
+    rule = (optax.sgd(o["lr"], momentum=o["momentum"] or None, nesterov=o["nesterov"]) if o["optimizer"] == "sgd"
+            else optax.adam(o["lr"], o["beta1"], o["beta2"], o["eps"]))
+    return optax.chain(optax.add_decayed_weights(decay, mask=weights), rule) if decay else rule
+
+
 class _Ordered:
     """The epoch order every peer shares: the data's own, or the seeded shuffle."""
 
@@ -62,8 +103,11 @@ class _Ordered:
 
 
 class TorchEager(_Ordered):
-    """``nn.Sequential`` + ``torch.optim.SGD``: the loop a PyTorch user writes (PyTorch's own
-    initialisation, seeded with ``torch.manual_seed``)."""
+    """``nn.Sequential`` + ``torch.optim`` (the run's optimizer, ``foreach=True``; ``torch-fused``:
+    ``fused=True``): the loop a PyTorch user writes (PyTorch's own initialisation, seeded with
+    ``torch.manual_seed``)."""
+
+    fused = False
 
     def __init__(self, impl, run, data, models=None):
         torch, self.device, act = _torch(impl, run, "torch-eager")
@@ -74,7 +118,7 @@ class TorchEager(_Ordered):
         torch.manual_seed(run.seed)
         dt = getattr(torch, run.placement.dtype)
         self.model = torch.nn.Sequential(*layers).to(self.device, dt)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=run.optimizer.lr)
+        self.opt = torch_optimizer(torch, list(self.model.named_parameters()), run.optimizer, self.fused)
         self.loss = torch.nn.CrossEntropyLoss()
         self.X, self.y = torch.as_tensor(data.X, dtype=dt, device=self.device), torch.as_tensor(data.y, device=self.device)
         self.data, self.dt = data, dt
@@ -99,6 +143,11 @@ class TorchEager(_Ordered):
             return float((self.model(X).argmax(dim=1).cpu().numpy() == np.asarray(self.data.y_test)).mean())
 
 
+class TorchFused(TorchEager):
+    __doc__ = TorchEager.__doc__
+    fused = True
+
+
 class Sklearn(_Ordered):
     """``MLPClassifier(solver="sgd", momentum=0, alpha=0)`` through ``partial_fit``."""
 
@@ -107,6 +156,7 @@ class Sklearn(_Ordered):
     def __init__(self, impl, run, data, models=None):
         neural = _import("sklearn.neural_network")
         _cpu_only(impl, "scikit-learn")
+        _plain_sgd(run, "scikit-learn")
         _classification(run, "sklearn")
         act = {"sigmoid": "logistic"}.get(run.model.activations[0], run.model.activations[0])
         self.model = neural.MLPClassifier(
@@ -144,6 +194,7 @@ class SeedsLoop:
 
     def __init__(self, impl, run, data, models=None):
         _cpu_only(impl, "the seeds' loop")
+        _plain_sgd(run, "the seeds' loop")
         m = run.model
         if (run.placement.dtype != "float64" or run.training.batch_size != 1 or m.activation != "sigmoid"
                 or m.init != "normal-max" or m.loss != "cross-entropy"):
@@ -191,6 +242,7 @@ class HandTuned:
 
     def __init__(self, impl, run, data, models=None):
         _cpu_only(impl, "the hand-tuned loop")
+        _plain_sgd(run, "the hand-tuned loop")
         m = run.model
         if run.placement.dtype != "float32" or run.training.batch_size != 1 or m.layers != "784-32-32-10" \
                 or m.activation != "sigmoid" or m.loss != "cross-entropy":
@@ -272,6 +324,10 @@ class TorchFunc(_Ordered):
             return torch.nn.functional.cross_entropy(functional_call(base, (p, b), (x,)), y)
 
         self.grad = vmap(grad(loss), in_dims=(0, 0, None, None))
+        o = run.optimizer.resolved()
+        plain = o["optimizer"] == "sgd" and not o["momentum"] and not o["weight_decay"]
+        # the stacked (K, ...) tensors under one torch.optim: every rule is elementwise, so this is K optimizers
+        self.opt = None if plain else torch_optimizer(torch, list(self.params.items()), run.optimizer)
         self.X = torch.as_tensor(data.X, dtype=dt, device=self.device)
         self.y = torch.as_tensor(data.y, device=self.device)
         self.data, self.dt = data, dt
@@ -287,7 +343,12 @@ class TorchFunc(_Ordered):
         with torch.no_grad():
             for i in range(start, stop, B):
                 grads = self.grad(self.params, self.buffers, self.Xe[i : min(i + B, stop)], self.ye[i : min(i + B, stop)])
-                torch._foreach_add_(values, [grads[n] for n in names], alpha=-lr)
+                if self.opt is None:
+                    torch._foreach_add_(values, [grads[n] for n in names], alpha=-lr)
+                else:
+                    for n in names:
+                        self.params[n].grad = grads[n]
+                    self.opt.step()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
@@ -328,14 +389,21 @@ class JaxVmap(_Ordered):
             z = a @ p[-1][0] + p[-1][1]
             return -jnp.mean(jnp.sum(jax.nn.one_hot(y, n_out, dtype=z.dtype) * jax.nn.log_softmax(z), axis=-1))
 
-        def step(p, batch):
-            g = jax.grad(loss)(p, *batch)
-            return jax.tree_util.tree_map(lambda w, d: w - lr * d, p, g), None
+        tx = optax_optimizer(run.optimizer)
 
-        def epoch(p, X, y):
-            return jax.lax.scan(step, p, (X, y))[0]
+        def step(carry, batch):
+            p, s = carry
+            g = jax.grad(loss)(p, *batch)
+            if tx is None:
+                return (jax.tree_util.tree_map(lambda w, d: w - lr * d, p, g), s), None
+            updates, s = tx.update(g, s, p)
+            return (jax.tree_util.tree_map(lambda w, u: w + u, p, updates), s), None
+
+        def epoch(carry, X, y):
+            return jax.lax.scan(step, carry, (X, y))[0]
 
         self.epoch = jax.jit(jax.vmap(epoch, in_axes=(0, None, None)))
+        self.state = () if tx is None else jax.vmap(tx.init)(self.params)
         self.X, self.y = backend.asarray(data.X, dtype), backend.asarray(np.asarray(data.y, np.int32))
         self.data = data
 
@@ -349,7 +417,7 @@ class JaxVmap(_Ordered):
         for lo, hi, size in ((start, start + whole, B), (start + whole, stop, stop - start - whole)):
             if hi > lo:
                 X = self.Xe[lo:hi].reshape(-1, size, self.Xe.shape[1])
-                self.params = self.epoch(self.params, X, self.ye[lo:hi].reshape(-1, size))
+                self.params, self.state = self.epoch((self.params, self.state), X, self.ye[lo:hi].reshape(-1, size))
         self.jax.block_until_ready(self.params)
 
     def weights(self):
@@ -359,5 +427,5 @@ class JaxVmap(_Ordered):
         return None  # stacks are benchmarked for throughput only
 
 
-LEARNERS = {"torch-eager": TorchEager, "sklearn": Sklearn, "seeds-loop": SeedsLoop, "hand-tuned-numpy": HandTuned,
+LEARNERS = {"torch-eager": TorchEager, "torch-fused": TorchFused, "sklearn": Sklearn, "seeds-loop": SeedsLoop, "hand-tuned-numpy": HandTuned,
             "torch-func": TorchFunc, "jax-vmap": JaxVmap}

@@ -574,7 +574,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def fit(self, X, y, sample_weight=None):
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    @available_if(lambda est: est._check_solver())
+    @available_if(lambda self: self._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One more epoch over ``(X, y)``, the optimizer's state kept; the first call needs ``classes``."""
         if _check_partial_fit_first_call(self, classes):
@@ -652,7 +652,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def fit(self, X, y, sample_weight=None):
         return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    @available_if(lambda est: est._check_solver())
+    @available_if(lambda self: self._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
         """One more epoch over ``(X, y)``, the optimizer's state kept."""
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
