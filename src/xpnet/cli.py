@@ -419,7 +419,8 @@ def cmd_bench(args) -> int:
                     f"(min {result['min']:,.0f}, max {result['max']:,.0f}; {result['samples_per_round']} samples a round)")
         print(line, file=sys.stderr, flush=True)
 
-    optimizer = spec.from_args(args).optimizer if args.optimizer != "sgd" or args.momentum or args.weight_decay else None
+    optimizer = spec.from_args(args).optimizer
+    optimizer = None if optimizer.plain else optimizer  # plain SGD: the cases' own, at bench.LR
     results = bench.run_suite(impls, cases, data, rounds=args.rounds, target=args.target, on_result=show,
                               optimizer=optimizer)
     if args.json:

@@ -41,7 +41,7 @@ class SGD:
     ``momentum`` and ``decay`` say whether any network of the run has momentum or weight decay. Plain
     SGD (neither) folds the learning rate into the deltas (``scale``): the update is one subtraction per
     array. Per-sample chunks stay exact either way: the first layer's updates are deferred over the
-    chunk, for momentum and decay as a linear recurrence (docs/math.md)."""
+    chunk, for momentum and decay in the closed form of a linear recurrence (docs/math.md)."""
 
     nesterov: bool = False
     momentum: bool = False
@@ -105,10 +105,12 @@ class SGD:
 
     def chunk_coefficients(self, optimizers, size):
         """Per network, the coefficients of the first layer's deferred updates over a chunk of up to
-        ``size`` rows (host float64): ``(W, v)`` after m rows is ``M^m (W, v)_0 + sum_k c_{m-1-k} x_k^T d_k``
+        ``size`` rows (host float64), none for plain SGD (whose deltas carry the rate): ``(W, v)`` after m rows is ``M^m (W, v)_0 + sum_k c_{m-1-k} x_k^T d_k``
         with the 2 x 2 matrix ``M`` and vector ``c_0`` of one row's update (docs/math.md). Returns arrays of
         shape (K, size + 1, 1): ``Mij[m]`` the entries of ``M^m``, and (K, size, 1): ``cW[j]``, ``cV[j]`` the
         entries of ``c_{size-1-j}`` (a chunk of m rows takes the last m)."""
+        if self.plain:
+            return {}
         K = len(optimizers)
         out = {k: np.zeros((K, size + 1, 1)) for k in ("M11", "M12", "M21", "M22")}
         out.update({k: np.zeros((K, size, 1)) for k in ("cW", "cV")})
@@ -251,7 +253,7 @@ class SklearnSGD:
     def init_state(self, xp, params) -> list:
         return [xp.zeros_like(p) for p in params]
 
-    def update(self, params, grads, state, lr, momentum, nesterov):
+    def update(self, xp, params, grads, state, lr, momentum, nesterov):
         velocities = [momentum * v - lr * g for v, g in zip(state, grads)]
         steps = [momentum * v - lr * g for v, g in zip(velocities, grads)] if nesterov else velocities
         return [p + u for p, u in zip(params, steps)], velocities
@@ -344,7 +346,7 @@ def hyper(rule, optimizers, backend, dtype, lead=(), lrs=None, frozen=(), traced
             out[name] = backend.asarray(values[0], dtype) if traced else float(values[0])
         else:
             out[name] = backend.asarray(values.reshape(*lead, 1, 1), dtype)
-    if chunk and getattr(rule, "plain", True) is False:
+    if chunk:  # only rules that defer the first layer train in chunks
         for name, table in rule.chunk_coefficients(current, chunk).items():
             out[name] = backend.asarray(table if lead else table[0], dtype)
     return out

@@ -35,8 +35,7 @@ def _shuffles(run) -> bool:
 
 
 def _plain_sgd(run, what):
-    o = run.optimizer.resolved()
-    if o["optimizer"] != "sgd" or o["momentum"] or o["weight_decay"]:
+    if not run.optimizer.plain:
         raise Unavailable(f"{what} is benchmarked with plain SGD only")
 
 
@@ -78,9 +77,9 @@ def torch_optimizer(torch, named, optimizer, fused=False):
 def optax_optimizer(optimizer):
     """optax's transformation for the run's optimizer (decay on the weights only, masked), or ``None``
     for plain SGD (the hand-written ``w - lr * g`` step)."""
-    o = optimizer.resolved()
-    if o["optimizer"] == "sgd" and not o["momentum"] and not o["weight_decay"]:
+    if optimizer.plain:
         return None
+    o = optimizer.resolved()
     optax = _import("optax")
     import jax
 
@@ -324,10 +323,8 @@ class TorchFunc(_Ordered):
             return torch.nn.functional.cross_entropy(functional_call(base, (p, b), (x,)), y)
 
         self.grad = vmap(grad(loss), in_dims=(0, 0, None, None))
-        o = run.optimizer.resolved()
-        plain = o["optimizer"] == "sgd" and not o["momentum"] and not o["weight_decay"]
         # the stacked (K, ...) tensors under one torch.optim: every rule is elementwise, so this is K optimizers
-        self.opt = None if plain else torch_optimizer(torch, list(self.params.items()), run.optimizer)
+        self.opt = None if run.optimizer.plain else torch_optimizer(torch, list(self.params.items()), run.optimizer)
         self.X = torch.as_tensor(data.X, dtype=dt, device=self.device)
         self.y = torch.as_tensor(data.y, device=self.device)
         self.data, self.dt = data, dt

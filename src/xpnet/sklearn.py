@@ -96,11 +96,10 @@ class _Optimizer:
 
     def step(self, xp, params, grads):
         if self.solver == "sgd":
-            params, self.state = self.rule.update(params, grads, self.state, self.learning_rate, self.momentum,
-                                                  self.nesterov)
+            options = (self.learning_rate, self.momentum, self.nesterov)
         else:
-            params, self.state = self.rule.update(xp, params, grads, self.state, self.learning_rate_init,
-                                                  *self.betas, self.epsilon)
+            options = (self.learning_rate_init, *self.betas, self.epsilon)
+        params, self.state = self.rule.update(xp, params, grads, self.state, *options)
         return params
 
     def iteration_ends(self, time_step):

@@ -290,6 +290,12 @@ class Optimizer(_Group):
             return self.schedule == "plateau" or self.early_stopping is not None
         return not opt.schedules or self.schedule in opt.schedules
 
+    @property
+    def plain(self) -> bool:
+        """Plain SGD: no momentum, no weight decay (what the peers without optimizers train with)."""
+        o = self.resolved()
+        return o["optimizer"] == "sgd" and not o["momentum"] and not o["weight_decay"]
+
     def resolved(self) -> dict:
         """Every field with its default filled in where the run uses it (:data:`DEFAULTS`), ``None``
         where it does not (an adam run has no momentum): what records and the update rule see."""

@@ -311,6 +311,11 @@ class Stepper:
         self.per_sample, self.size, self.unroll = per_sample, size, unroll
         self.inplace = backend.supports_inplace
 
+    @property
+    def chunk(self) -> int | None:
+        """The rows of a per-sample chunk (``None`` when every call is one batch)."""
+        return self.size if self.per_sample else None
+
     def stops(self, n: int) -> list[int]:
         """The positions of an epoch of ``n`` rows at which the guard reads the host."""
         every = max(1, CHECK_SAMPLES // self.size) * self.size
@@ -458,8 +463,7 @@ class Guard:
         t = self.trainer
         position, saved, saved_state = self.saved
         kept, state = self.copy(self.nets.one(saved, k)), self.copy(self.nets.one(saved_state, k))
-        hyper = optim.hyper(t.rule, [t.optimizers[k]], t.backend, t.model.dtype, lrs=[t.lrs[k]],
-                            chunk=t.stepper.size if t.stepper.per_sample else None)
+        hyper = optim.hyper(t.rule, [t.optimizers[k]], t.backend, t.model.dtype, lrs=[t.lrs[k]], chunk=t.stepper.chunk)
         size, n, batch = t.stepper.size, t.data.n, t.batch_size
         count, problem = 0, "a non-finite value appeared"  # kept only on a non-deterministic backend
         while position < stop:
@@ -579,9 +583,8 @@ class Trainer:
         self.lrs, self.done = [o["lr"] for o in self.optimizers], False
 
     def hyper(self):
-        chunk = self.stepper.size if self.stepper.per_sample else None
         return optim.hyper(self.rule, self.optimizers, self.backend, self.model.dtype, self.nets.lead, self.lrs,
-                           self.guard.frozen, traced=self.compiled, chunk=chunk)
+                           self.guard.frozen, traced=self.compiled, chunk=self.stepper.chunk)
 
     def epoch(self, epoch, progress=False, label="") -> dict:
         """Train one epoch in place; returns ``train_loss`` (per network), ``weight_change`` (layers x
