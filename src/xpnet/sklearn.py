@@ -373,6 +373,10 @@ class _BaseMLP(BaseEstimator):
             if self.batch_size > n_samples:
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
+        def rows(A, batch):  # a batch's rows: gathered in the epoch's order, or a slice
+            return None if A is None else xp.take(A, order[batch], axis=0) if self.shuffle else A[batch, :]
+
+        order = None
         try:
             self.n_iter_ = 0
             for _ in range(self.max_iter):
@@ -381,15 +385,8 @@ class _BaseMLP(BaseEstimator):
                     order = backend.asarray(sample_idx.astype(np.int32))
                 accumulated = 0.0
                 for batch in gen_batches(n_samples, batch_size):
-                    if self.shuffle:
-                        rows = order[batch]
-                        Xb, Yb = xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0)
-                        wb = None if weights is None else xp.take(weights, rows, axis=0)
-                        total = None if weights is None else float(sample_weight[sample_idx[batch]].sum())
-                    else:
-                        Xb, Yb = X[batch, :], Y[batch, :]
-                        wb = None if weights is None else weights[batch, :]
-                        total = None if weights is None else float(sample_weight[batch].sum())
+                    total = None if weights is None else float(sample_weight[sample_idx[batch]].sum())
+                    Xb, Yb, wb = (rows(A, batch) for A in (X, Y, weights))
                     loss, grads = self._loss_grad(params, Xb, Yb, wb, total)
                     accumulated = accumulated + loss * (batch.stop - batch.start)
                     params = self._optimizer.step(xp, params, grads)
