@@ -58,6 +58,18 @@ def case(net: str, dtype: str = "float32", batch_size: int = 1, lr: float = LR, 
                     optimizer=spec.Optimizer(lr=lr), placement=spec.Placement(dtype=dtype), seed=seed)
 
 
+def with_optimizer(run: spec.Run, optimizer: spec.Optimizer | None) -> spec.Run:
+    """``run`` trained with ``optimizer`` at ``run``'s learning rate (``None``: as it is)."""
+    if optimizer is None:
+        return run
+    return dataclasses.replace(run, optimizer=dataclasses.replace(optimizer, lr=run.optimizer.lr))
+
+
+def described(optimizer: spec.Optimizer) -> dict:
+    """The settings of ``optimizer`` that a record names (those it uses, switched on)."""
+    return {k: v for k, v in optimizer.resolved().items() if v not in (None, False)}
+
+
 @dataclass(frozen=True)
 class Implementation:
     """A parsed implementation name: ``kind`` is ``"xpnet"`` or a peer's name; xpnet's have a
@@ -256,7 +268,7 @@ def measure_case(implementation, net, dtype, batch_size, data, rounds=5, target=
     run = case(net, dtype, batch)
     if optimizer is not None:
         run = dataclasses.replace(run, optimizer=optimizer)
-        base["optimizer"] = {k: v for k, v in optimizer.resolved().items() if v not in (None, False)}
+        base["optimizer"] = described(optimizer)
     try:
         learner = make_learner(implementation, run, data, models)
     except Unavailable as exc:
@@ -289,6 +301,8 @@ def record(base: dict, learner, n: int, stats: dict) -> dict:
 CHECK_EVERY = 4096
 #: The learning rates the time-to-accuracy runs choose from (a log grid, half a decade apart).
 LR_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: Adam's and AdamW's (their rates are about a hundredth of SGD's).
+ADAM_LR_GRID = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03)
 
 
 def time_to_accuracy(learner, targets, n, max_seconds=30.0, max_epochs=50, check_every=CHECK_EVERY) -> dict:
@@ -351,13 +365,18 @@ def to_accuracy_table(results, targets) -> str:
     return "\n".join(lines)
 
 
-def choose_lr(net, batch_size, data: spec.Arrays, grid=LR_GRID, epochs=2, seed=0, dtype="float32") -> tuple[float, dict]:
-    """The learning rate of ``grid`` with the best validation accuracy after ``epochs`` epochs at
-    ``batch_size`` (the last 10 % of the training set held out), all of them trained as one stack."""
+def choose_lr(net, batch_size, data: spec.Arrays, grid=None, epochs=2, seed=0, dtype="float32",
+              optimizer=None) -> tuple[float, dict]:
+    """The learning rate of ``grid`` (default :data:`LR_GRID`, :data:`ADAM_LR_GRID` for Adam and AdamW)
+    with the best validation accuracy after ``epochs`` epochs at ``batch_size`` (the last 10 % of the
+    training set held out), all of them trained as one stack with ``optimizer`` (plain SGD by default)."""
     from .sweep import train_stack
 
+    optimizer = optimizer or spec.Optimizer()
+    grid = grid or (LR_GRID if optimizer.optimizer == "sgd" else ADAM_LR_GRID)
     cut = len(data.y) - len(data.y) // 10
-    runs = [case(net, dtype, batch_size, lr, seed, shuffle=None).replace(epochs=epochs) for lr in grid]
+    runs = [with_optimizer(case(net, dtype, batch_size, lr, seed, shuffle=None), optimizer).replace(epochs=epochs)
+            for lr in grid]
     records = train_stack(runs, spec.Arrays(data.X[:cut], data.y[:cut], data.X[cut:], data.y[cut:]))
     scores = {r["lr"]: (r["test_accuracy"] if not r["diverged"] else 0.0) for r in records}
     return max(scores, key=scores.get), scores

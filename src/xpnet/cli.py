@@ -328,6 +328,12 @@ def _list(text, parse=str, name="list"):
         raise ValidationError(f"{name}: {exc}") from None
 
 
+def _bench_optimizer(args):
+    """The optimizer ``xpnet bench`` measures with, ``None`` for plain SGD (the cases' own)."""
+    optimizer = spec.from_args(args).optimizer
+    return None if optimizer.plain else optimizer
+
+
 def _bench_to_accuracy(args, bench, data) -> int:
     targets = sorted(_list(args.to_accuracy, float, "--to-accuracy"))
     if not all(0 < t < 1 for t in targets):
@@ -343,16 +349,17 @@ def _bench_to_accuracy(args, bench, data) -> int:
         raise ValidationError(f"--to-accuracy takes --batch-sizes from 1, 16, 64, 256, 1024 and --net small/large; "
                               f"got {', '.join(map(str, bad))}")
     data = spec.Arrays(*(np.asarray(a, np.float32) if a.dtype.kind == "f" else a for a in data[:4]))
+    optimizer = _bench_optimizer(args)
     results = []
     for net in nets:
         for batch in batches:
-            lr, scores = bench.choose_lr(net, batch, data)
+            lr, scores = bench.choose_lr(net, batch, data, optimizer=optimizer)
             if not args.json:
                 print(f"{net} net, batch {batch}: lr {lr:g} (validation accuracy after 2 epochs: "
                       + ", ".join(f"{k:g}: {100 * v:.1f}%" for k, v in scores.items()) + ")", file=sys.stderr, flush=True)
             for impl in impls:
                 for seed in range(args.seeds):
-                    run = bench.case(net, "float32", batch, lr, seed, shuffle=None)
+                    run = bench.with_optimizer(bench.case(net, "float32", batch, lr, seed, shuffle=None), optimizer)
                     results.append(_to_accuracy_case(bench, impl, run, net, data, targets, args))
     if args.json:
         print(json.dumps({"environment": bench.environment(), "targets": targets, "results": results}))
@@ -367,7 +374,7 @@ def _bench_to_accuracy(args, bench, data) -> int:
 
 def _to_accuracy_case(bench, impl, run, net, data, targets, args) -> dict:
     base = {"implementation": impl, "net": net, "batch_size": run.training.batch_size, "lr": run.optimizer.lr,
-            "seed": run.seed}
+            "seed": run.seed, "optimizer": bench.described(run.optimizer)}
     try:
         learner = bench.make_learner(impl, run, data)
     except bench.Unavailable as exc:
@@ -419,10 +426,8 @@ def cmd_bench(args) -> int:
                     f"(min {result['min']:,.0f}, max {result['max']:,.0f}; {result['samples_per_round']} samples a round)")
         print(line, file=sys.stderr, flush=True)
 
-    optimizer = spec.from_args(args).optimizer
-    optimizer = None if optimizer.plain else optimizer  # plain SGD: the cases' own, at bench.LR
     results = bench.run_suite(impls, cases, data, rounds=args.rounds, target=args.target, on_result=show,
-                              optimizer=optimizer)
+                              optimizer=_bench_optimizer(args))
     if args.json:
         print(json.dumps({"environment": bench.environment(), "results": results}, indent=1))
         return 0
