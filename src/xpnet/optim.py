@@ -66,10 +66,16 @@ class SGD:
     def update(self, xp, params, grads, state, hyper, inplace=False):
         """One step of every layer; ``inplace`` updates the given arrays, otherwise new arrays are
         returned (every Array API library, JAX included)."""
+        if self.plain:  # the steps are the deltas: one subtraction per array (per-sample's hot path)
+            if inplace:
+                for (W, b), (dW, db) in zip(params, grads):
+                    W -= dW
+                    b -= db
+                return params, state
+            return [(W - dW, b - db) for (W, b), (dW, db) in zip(params, grads)], state
         out, new_state = [], []
         for (W, b), (dW, db), s in zip(params, grads, state):
-            if not self.plain:
-                dW, db, s = self._step(hyper, W, dW, db, s, inplace)
+            dW, db, s = self._step(hyper, W, dW, db, s, inplace)
             if inplace:
                 W -= dW
                 b -= db
