@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .spec import SWEPT
+
 try:
     import matplotlib
 
@@ -105,19 +107,18 @@ def confusion(matrix, classes, path):
     return _save(fig, path)
 
 
-def _setting_label(key, names):
-    return ", ".join(f"{n} {v}" for n, v in zip(names, key)) or "all"
+def _setting_label(key, names):  # settings an optimizer lacks (None) are left out
+    return ", ".join(f"{n} {v}" for n, v in zip(names, key) if v is not None) or "all"
 
 
 def sweep_accuracy(records, path, metric="test_accuracy", title=""):
     """Accuracy against learning rate (log axis) for a sweep's records: one line per combination of the
     other varied settings (the mean over seeds), the spread over seeds (min to max) as a band; diverged
     networks count as not reached and are marked with an x at the bottom."""
-    others = [k for k in ("init", "init_scale", "layers", "activation", "batch_size")
-              if len({str(r[k]) for r in records}) > 1]
+    others = [k for k in SWEPT if k not in ("lr", "seed") and len({str(r.get(k)) for r in records}) > 1]
     groups = {}
     for r in records:
-        groups.setdefault(tuple(r[k] for k in others), []).append(r)
+        groups.setdefault(tuple(r.get(k) for k in others), []).append(r)
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
     for i, (key, members) in enumerate(sorted(groups.items(), key=lambda kv: str(kv[0]))):
         lrs = sorted({r["lr"] for r in members})
