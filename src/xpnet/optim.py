@@ -113,13 +113,15 @@ class SGD:
         """Per network, the coefficients of the first layer's deferred updates over a chunk of up to
         ``size`` rows (host float64), none for plain SGD (whose deltas carry the rate): ``(W, v)`` after m rows is ``M^m (W, v)_0 + sum_k c_{m-1-k} x_k^T d_k``
         with the 2 x 2 matrix ``M`` and vector ``c_0`` of one row's update (docs/math.md). Returns arrays of
-        shape (K, size + 1, 1): ``Mij[m]`` the entries of ``M^m``, and (K, size, 1): ``cW[j]``, ``cV[j]`` the
-        entries of ``c_{size-1-j}`` (a chunk of m rows takes the last m)."""
+        shape (K, size + 1, 1): ``Mij[m]`` the entries of ``M^m``; (K, size, 1): ``cW[j]``, ``cV[j]`` the
+        entries of ``c_{size-1-j}`` (a chunk of m rows takes the last m); (K, size, size): ``T[i, j]`` the
+        weights' coefficient ``(c_{i-1-j})_W`` below the diagonal (a chunk of m rows takes ``T[:m, :m]``)."""
         if self.plain:
             return {}
         K = len(optimizers)
         out = {k: np.zeros((K, size + 1, 1)) for k in ("M11", "M12", "M21", "M22")}
         out.update({k: np.zeros((K, size, 1)) for k in ("cW", "cV")})
+        out["T"] = np.zeros((K, size, size))
         for n, o in enumerate(optimizers):
             lr, mu, wd = o["lr"], o["momentum"] or 0.0, o["weight_decay"] or 0.0
             if self.nesterov:
@@ -134,43 +136,42 @@ class SGD:
                     out["cW"][n, size - 1 - m, 0], out["cV"][n, size - 1 - m, 0] = c
                     c = M @ c
                 power = M @ power
+            rows, cols = np.tril_indices(size, -1)  # T[i, j] = (c_{i-1-j})_W: row j's update as row i sees it
+            out["T"][n, rows, cols] = out["cW"][n, size - rows + cols, 0]
         return out
 
 
 class _DeferredMomentum:
     """The first layer's per-sample updates with momentum and/or coupled weight decay over a chunk of
     rows, applied at its end. After k rows the weights are ``M^k`` applied to the starting weights and
-    velocity plus ``sum_j c_{k-1-j} x_j^T d_j`` (:meth:`SGD.chunk_coefficients`), so row k's
-    pre-activation is read from the rows' products with the starting weights and velocity (computed
-    once), plus its row products with the earlier rows times their coefficients and first-layer deltas:
-    one small product per row, no recurrence through the rows. The bias and its velocity are small and
-    step as usual; at the end ``W`` and ``v`` follow in closed form from two products with ``X^T``."""
+    velocity plus ``sum_j c_{k-1-j} x_j^T d_j`` (:meth:`SGD.chunk_coefficients`), so the rows'
+    pre-activations start from their products with the starting weights and velocity (computed once),
+    and after row k those still to come gain the rank-one term ``(x_i . x_k) (c_{i-1-k})_W d_k`` -- as for
+    plain SGD, with the row products weighted by the coefficients (``R``). The bias and its velocity are
+    small and step as usual; at the end ``W`` and ``v`` follow in closed form from two products with
+    ``X^T``."""
 
     def __init__(self, rule, xp, X, param0, state0, hyper):
         W, b = param0
-        self.rule, self.xp, self.X, self.hyper, self.W, self.k = rule, xp, X, hyper, W, 0
+        m = X.shape[-2]
+        self.rule, self.xp, self.X, self.hyper, self.W = rule, xp, X, hyper, W
         self.vW, self.vb = state0 if rule.momentum else (None, None)
-        self.P = X @ W
-        self.Q = X @ self.vW if rule.momentum else None
-        self.b, self.gram, self.ds = b, X @ transpose(xp, X), []
-        self.size = hyper["cW"].shape[-2]
+        self.first = hyper["M11"][..., :m, :] * (X @ W)  # row k: (M^k)_11 x_k W
+        if rule.momentum:
+            self.first = self.first + hyper["M12"][..., :m, :] * (X @ self.vW)
+        self.R = (X @ transpose(xp, X)) * hyper["T"][..., :m, :m]
+        self.b, self.ds, self.size = b, [], hyper["cW"].shape[-2]
 
     def _at(self, key, k):  # the entry of M^k
         return self.hyper[key][..., k : k + 1, :]
 
     def row(self):
-        k = self.k
-        z = self._at("M11", k) * self.P[..., k : k + 1, :] + self.b
-        if self.rule.momentum:
-            z = z + self._at("M12", k) * self.Q[..., k : k + 1, :]
-        if k:  # the earlier rows' updates: coefficient c_{k-1-j} for row j
-            c = transpose(self.xp, self.hyper["cW"][..., self.size - k :, :])
-            z = z + (self.gram[..., k : k + 1, :k] * c) @ self.xp.concat(self.ds, axis=-2)
-        return z
+        return self.first[..., :1, :] + self.b
 
     def after(self, k, d):
         self.ds.append(d)  # x_k^T d_k: the data part of row k's gradient of W
-        self.k = k + 1
+        if k + 1 < self.X.shape[-2]:  # the later rows see this row's first-layer update
+            self.first = self.first[..., 1:, :] + self.R[..., k + 1 :, k : k + 1] * d
         if self.rule.momentum:  # the bias and its velocity
             mu = self.hyper["momentum"]
             self.vb = mu * self.vb + d
