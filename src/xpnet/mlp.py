@@ -146,7 +146,7 @@ class BaseNetwork:
 
     def fit(self, X, y, *, epochs: int = 1, lr=None, batch_size: int = 1, shuffle: bool | None = None, seed=None,
             X_test=None, y_test=None, validation=None, compile: bool | None = None, progress: bool | None = None,
-            on_epoch=None, initial_epoch: int = 0, sample_chunk: int = train.SAMPLE_CHUNK, unroll: int = 1,
+            on_epoch=None, initial_epoch: int = 0, sample_chunk: int | None = None, unroll: int = 1,
             order=None, optimizer: str = "sgd", **options):
         """Train in place and return the history.
 
@@ -182,9 +182,10 @@ class BaseNetwork:
         initial_epoch : int
             Continue an interrupted run: epochs ``initial_epoch + 1 .. epochs`` are trained, each shuffled
             as in an uninterrupted run, so resuming from a checkpoint ends with the same weights.
-        sample_chunk : int
+        sample_chunk : int, optional
             Samples per call of the per-sample kernel (:func:`xpnet.kernels.sample_steps`) at batch size
-            1; 1 runs plain steps.
+            1; 1 runs plain steps. Default: 32, or 8 for SGD with momentum or weight decay in a compiled
+            epoch (JAX).
         unroll : int
             Calls per iteration of a compiled epoch's loop (JAX's ``lax.scan`` unroll).
         order : callable, optional

@@ -182,7 +182,7 @@ class Training(_Group):
     compile: bool | None = _option(None, "--compile", check=_maybe(checks.flag), boolean=True,
                                    help="run each epoch as one compiled call (default: where the backend has a "
                                         "compiler: jax)")
-    sample_chunk: int = _option(32, check=lambda n, v: checks.integer(n, v, 1))
+    sample_chunk: int | None = _option(None, check=_maybe(lambda n, v: checks.integer(n, v, 1)))
     unroll: int = _option(1, check=lambda n, v: checks.integer(n, v, 1))
 
 

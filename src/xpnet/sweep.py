@@ -49,7 +49,7 @@ def network_bytes(run: spec.Run, n_samples: int, own_order: bool = True) -> int:
     item = np.dtype(run.placement.dtype).itemsize
     sizes, batch = run.model.sizes, run.training.batch_size
     params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
-    rows = min(run.training.sample_chunk, n_samples) if batch == 1 else batch
+    rows = min(run.training.sample_chunk or train.SAMPLE_CHUNK, n_samples) if batch == 1 else batch
     per_step = 4 * rows * sum(sizes[1:])
     if batch == 1:
         per_step += rows * sizes[1]  # the chunk's first-layer pre-activations and their corrections

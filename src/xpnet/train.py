@@ -39,6 +39,10 @@ CHECK_SAMPLES = 4096
 #: two matrix products before its rows and one after, and its rows' first-layer corrections grow with it
 #: (docs/benchmarks.md has the measurements behind the choice, compiled and not).
 SAMPLE_CHUNK = 32
+#: The same for SGD with momentum or weight decay in a compiled epoch: each row's correction reads the
+#: coefficient tables too, and XLA runs those chunks fastest short (docs/benchmarks.md: 8 rows 1.4-1.7x
+#: the optax loop per sample, 32 rows 0.65x).
+COMPILED_DEFERRED_CHUNK = 8
 #: Host bytes of activations one evaluation pass may hold (the rows per pass follow from it).
 EVAL_BYTES = 32 * 2**20
 
@@ -369,12 +373,17 @@ class ChunkedStepper(Stepper):
         return params, state, sum(p[0] for p in parts)
 
 
+def compiles(backend, compile=None) -> bool:
+    """Whether epochs on ``backend`` run as one compiled call (``compile``: the run's choice)."""
+    return backend.can_compile and compile is not False and not backend.trains_by_chunks
+
+
 def stepper_for(backend, net, rule, per_sample, size, compile=None, unroll=1) -> Stepper:
     """The stepper this backend trains with, chosen once: by chunks where it trains by chunks, compiled
     epochs where it can compile (unless ``compile`` is false), plain steps otherwise."""
     if backend.trains_by_chunks:
         return ChunkedStepper(backend, net, rule, per_sample, size, unroll)
-    if backend.can_compile and compile is not False:
+    if compiles(backend, compile):
         return CompiledStepper(backend, net, rule, per_sample, size, unroll)
     return Stepper(backend, net, rule, per_sample, size, unroll)
 
@@ -559,8 +568,10 @@ class Trainer:
         shuffle = (training.batch_size > 1 if training.shuffle is None else training.shuffle) and training.batch_size < n
         self.order = order or (shuffled(list(seeds), n) if shuffle else None)
         # Chunks of samples where the rule defers the first layer's updates, else one plain step per sample.
-        per_sample = training.batch_size == 1 and training.sample_chunk > 1 and self.rule.defers_first_layer
-        size = min(training.sample_chunk, n) if per_sample else training.batch_size
+        chunk = training.sample_chunk or (COMPILED_DEFERRED_CHUNK if compiles(self.backend, training.compile)
+                                          and self.rule.defers_first_layer and not self.rule.plain else SAMPLE_CHUNK)
+        per_sample = training.batch_size == 1 and chunk > 1 and self.rule.defers_first_layer
+        size = min(chunk, n) if per_sample else training.batch_size
         self.stepper = stepper_for(self.backend, model.network, self.rule, per_sample, size, training.compile,
                                    training.unroll)
         self.compiled = isinstance(self.stepper, CompiledStepper)
