@@ -11,7 +11,8 @@ in :data:`BACKENDS`.
 Everything else in xpnet is written once against ``xp``. Where NumPy has a faster spelling of something
 the kernels do at every step, a named helper at the end of this module (:func:`column_sum`,
 :func:`row_max`, :func:`row_sum`, :func:`model_sum`, :func:`transpose`, :func:`weight_gradient`) takes
-the fast path when ``xp`` is NumPy and the standard spelling otherwise.
+the fast path when ``xp`` is NumPy and the standard spelling otherwise; :func:`positive_part` keeps a
+Python number from becoming a device array on every call (PyTorch).
 
 >>> be = get_backend("numpy")
 >>> x = be.asarray([[1.0, 2.0]], dtype="float32")
@@ -25,6 +26,7 @@ import contextlib
 import functools
 import importlib
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -132,9 +134,17 @@ class Backend:
     def synchronize(self, *arrays) -> None:
         """Wait until the device has finished the work queued so far (for honest timing)."""
 
-    def quiet_overflow(self):
-        """A context in which overflow to inf/NaN raises no warning (xpnet checks for it itself)."""
+    def context(self):
+        """The context all of xpnet's work on this backend runs in (training epochs, evaluation,
+        prediction, copies to the device): overflow to inf/NaN raises no warning where the library warns
+        (xpnet checks for it itself), the device is the current one where the library has a current
+        device (CuPy), the matmul precision is full float32 (JAX)."""
         return contextlib.nullcontext()
+
+    @property
+    def device_name(self) -> str:
+        """The device as xpnet names it in reports, benchmark names and errors (``cpu``, ``cuda:0``)."""
+        return str(self.device)
 
     # -- compiling ----------------------------------------------------------------------------------
     def traced_rows(self, A, start, size: int, axis: int = 0):
@@ -154,10 +164,10 @@ class Backend:
 
     def describe(self) -> dict:
         """What a report should say about this backend's device (name, driver and CUDA versions on a GPU)."""
-        return {"backend": self.name, "device": str(self.device)}
+        return {"backend": self.name, "device": self.device_name}
 
     def __str__(self) -> str:
-        return f"{self.name}:{self.device}"
+        return f"{self.name}:{self.device_name}"
 
 
 class NumpyBackend(Backend):
@@ -184,7 +194,7 @@ class NumpyBackend(Backend):
     def to_host(self, x):
         return np.asarray(x)
 
-    def quiet_overflow(self):
+    def context(self):
         return np.errstate(over="ignore", invalid="ignore")
 
 
@@ -218,6 +228,19 @@ class CupyBackend(Backend):
     def device_of(cls, x):
         return f"cuda:{x.device.id}"
 
+    @property
+    def device_name(self):
+        return f"cuda:{self.device.id}"  # a cupy Device prints as <CUDA Device 0>
+
+    def context(self):
+        # CuPy works on the current device, and array-api-compat's CuPy creation functions ignore
+        # device= (array-api-compat issue 337): on cuda:N, N > 0, everything runs with N made current.
+        return self.device
+
+    def asarray(self, host, dtype=None):
+        with self.device:
+            return super().asarray(host, dtype)
+
     def to_host(self, x):
         return x.get()
 
@@ -230,7 +253,7 @@ class CupyBackend(Backend):
         runtime = cupy.cuda.runtime
         props = runtime.getDeviceProperties(self.device.id)
         name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
-        return {"backend": self.name, "device": f"cuda:{self.device.id}", "name": name,
+        return {"backend": self.name, "device": self.device_name, "name": name,
                 "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
                 "cuda_runtime": _cuda_version(runtime.runtimeGetVersion()),
                 "cuda_driver": _cuda_version(runtime.driverGetVersion())}
@@ -323,23 +346,38 @@ class JaxBackend(Backend):
 
     @classmethod
     def device_of(cls, x):
-        device = next(iter(x.devices()))
-        return f"{device.platform}:{device.id}"
+        return _jax_device_name(next(iter(x.devices())))
+
+    @property
+    def device_name(self):
+        return _jax_device_name(self.device)
+
+    def context(self):
+        return _jax_precision()
 
     def dtype(self, name):
         if name == "float64":
             _enable_jax_x64()
         return super().dtype(name)
 
+    def asarray(self, host, dtype=None):
+        import jax  # an explicit transfer, which jax.transfer_guard("disallow") lets through
+
+        host = np.asarray(host) if dtype is None else np.asarray(host, dtype=np.dtype(self.dtype(dtype)))
+        return jax.device_put(host, self.device)
+
     def to_host(self, x):
-        return np.asarray(x)
+        import jax
+
+        return np.asarray(jax.device_get(x))
 
     def synchronize(self, *arrays):
         for a in arrays:
             a.block_until_ready()
 
     def describe(self):
-        return {"backend": self.name, "device": str(self.device), "name": getattr(self.device, "device_kind", "")}
+        return {"backend": self.name, "device": self.device_name, "name": getattr(self.device, "device_kind", ""),
+                "matmul_precision": JAX_MATMUL_PRECISION}
 
     def traced_rows(self, A, start, size, axis=0):
         import jax
@@ -356,7 +394,40 @@ class JaxBackend(Backend):
             carry, _ = jax.lax.scan(scan_body, carry, self.xp.arange(steps), unroll=unroll)
             return carry
 
-        return jax.jit(epoch)
+        compiled = jax.jit(epoch)
+
+        def run(carry, data):  # traced and run at the precision of all of xpnet's JAX work
+            with _jax_precision():
+                return compiled(carry, data)
+
+        run.lower = lambda carry, data: _lowered(compiled, carry, data)
+        return run
+
+
+#: The precision of JAX's float32 matrix products in xpnet (``jax.default_matmul_precision``): full
+#: float32 (``"highest"``) unless the environment variable ``XPNET_JAX_MATMUL_PRECISION`` says otherwise.
+#: JAX's own default on NVIDIA GPUs is TF32 (about 10 mantissa bits): ``XPNET_JAX_MATMUL_PRECISION=default``
+#: chooses it, and benchmark records say which was used (:meth:`JaxBackend.describe`).
+JAX_MATMUL_PRECISION = os.environ.get("XPNET_JAX_MATMUL_PRECISION", "highest")
+
+
+def _jax_precision():
+    if JAX_MATMUL_PRECISION == "default":
+        return contextlib.nullcontext()
+    import jax
+
+    return jax.default_matmul_precision(JAX_MATMUL_PRECISION)
+
+
+def _lowered(compiled, carry, data):
+    """The program ``compiled`` runs for these arguments, as xpnet traces it (for tests and reports)."""
+    with _jax_precision():
+        return compiled.lower(carry, data)
+
+
+def _jax_device_name(device) -> str:
+    """``cuda:N`` for JAX's NVIDIA GPUs (platform ``gpu``), ``PLATFORM:N`` otherwise."""
+    return f"{'cuda' if device.platform == 'gpu' else device.platform}:{device.id}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -385,7 +456,7 @@ class StrictBackend(Backend):
             wanted = None
         if wanted in names:
             return cls(strict, wanted)
-        available = ", ".join(repr(d).split("'")[1] for d in names)  # repr: array_api_strict.Device('NAME')
+        available = ", ".join(map(_strict_name, names))
         raise BackendError(f"backend 'array_api_strict' has no device {device!r}; available: {available}")
 
     @classmethod
@@ -396,8 +467,16 @@ class StrictBackend(Backend):
     def device_of(cls, x):
         return x.device
 
-    def quiet_overflow(self):
+    @property
+    def device_name(self):
+        return _strict_name(self.device)
+
+    def context(self):
         return np.errstate(over="ignore", invalid="ignore")
+
+
+def _strict_name(device) -> str:
+    return repr(device).split("'")[1]  # repr: array_api_strict.Device('NAME')
 
 
 class NdonnxBackend(Backend):
@@ -488,7 +567,7 @@ class DaskBackend(Backend):
 
         return list(dask.compute(*[dask.delayed(fn)(*parts) for parts in zip(*map(blocks, arrays))]))
 
-    def quiet_overflow(self):
+    def context(self):
         return np.errstate(over="ignore", invalid="ignore")
 
 
@@ -518,7 +597,7 @@ def backend_of(x) -> Backend:
 
 def host_copy(x) -> np.ndarray:
     """A NumPy copy of ``x`` whatever library and device it lives on (NumPy arrays and lists as they are)."""
-    if isinstance(x, (np.ndarray, np.generic, list, tuple)):
+    if isinstance(x, (np.ndarray, np.generic, list, tuple, int, float)):
         return np.asarray(x)
     return backend_of(x).to_host(x)
 
@@ -661,6 +740,16 @@ def model_sum(xp, x):
     if xp is not np:
         return xp.sum(x, axis=(-2, -1))
     return np.add.reduce(x, axis=(-2, -1))
+
+
+def positive_part(xp, x):
+    """``max(x, 0)`` elementwise. PyTorch gets ``clip``: array-api-compat's ``maximum(x, 0.0)`` makes a
+    tensor of the 0 on every call (a host-to-device copy on a GPU), its ``clamp`` takes the number as it is.
+    Every other library gets ``maximum`` (array-api-compat's generic ``clip`` indexes by masks, which on
+    CuPy synchronises)."""
+    if xp is not np and array_api_compat.is_torch_namespace(xp):
+        return xp.clip(x, min=0.0)
+    return xp.maximum(x, 0.0)
 
 
 def transpose(xp, x):

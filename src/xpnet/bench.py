@@ -175,8 +175,7 @@ class XpnetLearner:
 
     def accuracy(self):
         if self.test is None:  # moved to the device at the first reading
-            self.test = (*train.check_data(self.model, self.data.X_test, self.data.y_test, "test"),
-                         np.asarray(self.data.y_test))
+            self.test = train.check_data(self.model, self.data.X_test, self.data.y_test, "test")
         return train.scores(self.model, *self.test)[0]["accuracy"]
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import checks
-from .backends import model_sum, row_max, row_sum
+from .backends import model_sum, positive_part, row_max, row_sum
 from .errors import ValidationError
 
 
@@ -44,7 +44,7 @@ def tanh_derivative(xp, a):
 
 
 def relu(xp, z):
-    return xp.maximum(z, 0.0)
+    return positive_part(xp, z)
 
 
 def relu_derivative(xp, a):
@@ -104,7 +104,7 @@ def softmax_cross_entropy(xp, z, t):
 
 def softplus(xp, z):
     """log(1 + e^z) = max(z, 0) + log1p(e^-|z|), finite for every finite z."""
-    return xp.maximum(z, 0.0) + xp.log1p(xp.exp(-xp.abs(z)))
+    return positive_part(xp, z) + xp.log1p(xp.exp(-xp.abs(z)))
 
 
 def sigmoid_logistic(xp, z, t):

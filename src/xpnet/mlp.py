@@ -128,7 +128,8 @@ class BaseNetwork:
     def logits(self, X):
         """The last layer's pre-activations for ``X`` (host or device), as an array of the backend:
         (n, n_out), or (K, n, n_out) for a stack."""
-        z, _ = kernels.forward(self.xp, self.network, self.params, self.inputs(X))
+        with self.backend.context():
+            z, _ = kernels.forward(self.xp, self.network, self.params, self.inputs(X))
         return z
 
     def predict_proba(self, X) -> np.ndarray:

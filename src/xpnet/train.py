@@ -28,7 +28,7 @@ from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
 from . import checks, kernels, optim
-from .backends import model_sum
+from .backends import host_copy, model_sum
 from .errors import DivergenceError, ValidationError
 from .metrics import accuracy, confusion_matrix, predicted_classes
 from .progress import Progress
@@ -67,17 +67,21 @@ def shuffled(seeds, n: int):
 
 # -- data ----------------------------------------------------------------------------------------
 def check_data(model, X, y, what="training"):
-    """Device inputs and targets for host (or device) ``X`` and labels ``y``, validated."""
+    """``(X, T, labels)``: device inputs and targets and host labels for ``X`` and labels ``y`` (host
+    arrays, or arrays of any backend on any device: the labels are read to the host once, to be
+    checked and scored), validated."""
     Xd = model.inputs(X, name={"training": "X", "test": "X_test", "val": "X_val"}.get(what, "X"))
+    labels = host_copy(y)
     n = Xd.shape[0]
     if n == 0:
         raise ValidationError(f"the {what} data is empty (X has 0 rows)")
-    if len(y) != n:
-        raise ValidationError(f"X and y must have the same number of samples; got {n} and {len(y)} ({what} data)")
-    t = model.targets(y)
+    if labels.ndim == 0 or labels.shape[0] != n:
+        got = labels.shape[0] if labels.ndim else "a scalar"
+        raise ValidationError(f"X and y must have the same number of samples; got {n} and {got} ({what} data)")
+    t = model.targets(labels)
     if not np.all(np.isfinite(t)):
         raise ValidationError(f"the {what} targets y contain NaN or infinity")
-    return Xd, model.backend.asarray(t, model.dtype)
+    return Xd, model.backend.asarray(t, model.dtype), labels
 
 
 @dataclass
@@ -100,8 +104,8 @@ def prepare(model, X, y, test=None, validation=None) -> Sets:
     if test is not None and (test[0] is None) != (test[1] is None):
         raise ValidationError("X_test and y_test must be given together")
     sets = {name: pair for name, pair in (("test", test), ("val", validation)) if pair is not None and pair[0] is not None}
-    Xd, Td = check_data(model, X, y)
-    return Sets(Xd, Td, {k: (*check_data(model, Xs, ys, k), np.asarray(ys)) for k, (Xs, ys) in sets.items()})
+    Xd, Td, _ = check_data(model, X, y)
+    return Sets(Xd, Td, {k: check_data(model, Xs, ys, k) for k, (Xs, ys) in sets.items()})
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -124,8 +128,7 @@ def evaluate(model, X, y, batch_size: int = 10000):
         ``{"loss", "n"}`` and, for class labels, ``"accuracy"`` and ``"confusion"``; a stack gives one
         such dict per network.
     """
-    Xd, Td = check_data(model, X, y, "evaluation")
-    return model.unstack(scores(model, Xd, Td, np.asarray(y), batch_size))
+    return model.unstack(scores(model, *check_data(model, X, y, "evaluation"), batch_size))
 
 
 def scores(model, Xd, Td, y, batch_size=10000) -> list[dict]:
@@ -135,7 +138,7 @@ def scores(model, Xd, Td, y, batch_size=10000) -> list[dict]:
     width = max(model.sizes) * (model.n_models or 1) * np.dtype(model.dtype).itemsize
     rows_per_pass = max(1, min(batch_size, EVAL_BYTES // width))
     losses, preds = [], []
-    with model.backend.quiet_overflow():
+    with model.backend.context():
         for i in range(0, n, rows_per_pass):
             rows = slice(i, min(i + rows_per_pass, n))  # out-of-range slice ends are not in the standard
             z, _ = kernels.forward(xp, model.network, model.params, Xd[rows, :])
@@ -188,6 +191,11 @@ def train(model, data: Sets, training, optimizers, seeds, *, initial_epoch=0, pr
     if training.batch_size < smallest:
         raise ValidationError(f"backend {model.backend.name!r} builds a task graph per step; batch_size must be at "
                               f"least {smallest} there (the full batch is best); got {training.batch_size}")
+    with model.backend.context():
+        return _train(model, data, training, optimizers, seeds, initial_epoch, progress, on_epoch, order)
+
+
+def _train(model, data, training, optimizers, seeds, initial_epoch, progress, on_epoch, order):
     trainer = Trainer(model, data, training, optimizers, seeds, order, resume=initial_epoch > 0)
     histories: list[list[dict]] = [[] for _ in optimizers]
     for epoch in range(initial_epoch + 1, training.epochs + 1):
@@ -339,19 +347,23 @@ class Stepper:
 
 class CompiledStepper(Stepper):
     """The epoch's whole calls as one compiled call (JAX: ``jit`` + ``lax.scan`` of the very same
-    step); the remaining rows, fewer than one call, step in Python."""
+    step), and the remaining rows, fewer than one call, as one more compiled call: nothing of an epoch
+    runs eagerly, so nothing crosses to or from the host inside it."""
 
     def stops(self, n):
         whole = n // self.size * self.size
         return [p for p in (whole, n) if p] if whole != n else [n]
 
     def run(self, params, state, running, rows, start, stop, hyper):
-        steps = (stop - start) // self.size
-        if start != 0 or steps * self.size != stop:
-            return super().run(params, state, running, rows, start, stop, hyper)
-        epoch = _compiled_epoch(self.backend, self.net, self.rule, self.per_sample, steps, self.size,
-                                rows.order is not None, self.unroll)
-        return epoch((params, state, running), (rows.X, rows.T, rows.order, hyper))
+        steps, tail = divmod(stop - start, self.size)
+        carry = (params, state, running)
+        for calls, size in ((steps, self.size), (1 if tail else 0, tail)):
+            if calls:
+                epoch = _compiled_epoch(self.backend, self.net, self.rule, self.per_sample, calls, size, start,
+                                        rows.order is not None, self.unroll)
+                carry = epoch(carry, (rows.X, rows.T, rows.order, hyper))
+                start += calls * size
+        return carry
 
 
 class ChunkedStepper(Stepper):
@@ -389,19 +401,21 @@ def stepper_for(backend, net, rule, per_sample, size, compile=None, unroll=1) ->
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_epoch(backend, net, rule, per_sample, steps, size, shuffled, unroll):
-    """``steps`` calls as one compiled function ``(carry, data) -> carry``, with ``carry = (params,
-    state, summed losses)`` and ``data = (X, T, order, hyper)``; each call's rows start at a position
-    computed from the loop counter (:meth:`~xpnet.backends.Backend.traced_rows`)."""
+def _compiled_epoch(backend, net, rule, per_sample, steps, size, start, shuffled, unroll):
+    """``steps`` calls of ``size`` rows from row ``start`` as one compiled function ``(carry, data) ->
+    carry``, with ``carry = (params, state, summed losses)`` and ``data = (X, T, order, hyper)``; each
+    call's rows start at a position computed from the loop counter
+    (:meth:`~xpnet.backends.Backend.traced_rows`)."""
     xp = backend.xp
 
     def body(carry, data, k):
         params, state, total = carry
         X, T, order, hyper = data
+        first = start + k * size
         if shuffled:
-            batch = _gather(xp, X, T, backend.traced_rows(order, k * size, size, axis=-1))
+            batch = _gather(xp, X, T, backend.traced_rows(order, first, size, axis=-1))
         else:
-            batch = backend.traced_rows(X, k * size, size), backend.traced_rows(T, k * size, size)
+            batch = backend.traced_rows(X, first, size), backend.traced_rows(T, first, size)
         params, state, loss = advance(xp, net, rule, per_sample, params, state, *batch, hyper)
         return params, state, total + loss
 
@@ -601,7 +615,7 @@ class Trainer:
         """Train one epoch in place; returns ``train_loss`` (per network), ``weight_change`` (layers x
         networks), ``seconds`` and ``samples_per_second``."""
         self.lrs = [schedule.lr(epoch) for schedule in self.schedules]
-        with self.backend.quiet_overflow():
+        with self.backend.context():
             return self._epoch(epoch, progress, label)
 
     def _epoch(self, epoch, progress, label):
