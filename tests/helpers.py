@@ -1,5 +1,6 @@
 """Helpers the tests share: which backends exist here, and small random problems."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ ROOT = Path(__file__).parents[1]
 #: a forgotten ``device=``); the GPU ones where a CUDA GPU is.
 BACKENDS = {"numpy": ("numpy", None), "array_api_strict": ("array_api_strict", "device1"), "torch": ("torch", "cpu"),
             "jax": ("jax", "cpu"), "cupy@cuda": ("cupy", "cuda"), "torch@cuda": ("torch", "cuda"), "jax@gpu": ("jax", "gpu")}
+if os.environ.get("XPNET_GPU_STAND_IN"):  # benchmarks/gpu_check.py --stand-in: the GPU cases on the CPU
+    BACKENDS.update({"torch@cuda": ("torch", "cpu"), "jax@gpu": ("jax", "cpu")})
 CPU = ["numpy", "array_api_strict", "torch", "jax"]
 GPU = ["cupy@cuda", "torch@cuda", "jax@gpu"]
 #: Relative tolerance of "the same weights" across backends and between a stack and lone networks.

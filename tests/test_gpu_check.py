@@ -1,8 +1,10 @@
 """benchmarks/gpu_check.py, the one GPU command, on a machine without a GPU: it says what it lacks, skips
-with the reasons, and writes its reports."""
+with the reasons, and writes its reports; with ``--stand-in`` it runs everything on CPU stand-ins."""
 
 import importlib.util
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -68,3 +70,70 @@ def test_the_markdown_report_has_every_table(gpu_check, tmp_path):
         assert expected in text, expected
     json_path, md_path = gpu_check.write(report, tmp_path / "out")
     assert json.loads(json_path.read_text())["gpus"][0]["name"] == "NVIDIA H100" and md_path.read_text() == text
+
+
+def test_the_whole_check_runs_on_cpu_stand_ins_within_its_budget(gpu_check, tmp_path):
+    """``--stand-in --quick``: the package probe, the GPU tests, an MNIST training per backend, timed
+    cases and stacks, the reports -- the code that will run on a GPU, with PyTorch and JAX on the CPU."""
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--stand-in", "--quick",
+                           "--budget", "40", "--out", str(tmp_path)], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu-check.json").read_text())
+    assert report["stand_in"] and report["device"]["name"].startswith("CPU stand-in")
+    assert report["tests"]["failed"] == 0 and report["tests"]["passed"] >= 15 and report["tests"]["exit_status"] == 0
+    assert [r["backend"] for r in report["training"]] == ["torch:cpu", "jax:cpu:0"]
+    # 1 epoch of 12,000 rows at batch 64 and lr 0.5 from the same initial weights: the same 73.59 % on both
+    assert all(0.70 < r["test_accuracy"] < 0.78 for r in report["training"])
+    assert report["training"][0]["test_accuracy"] == pytest.approx(report["training"][1]["test_accuracy"], abs=2e-3)
+    timed = [r for r in report["benchmarks"] if "samples_per_second" in r]
+    assert {"xpnet-torch", "xpnet-jax", "torch-eager"} <= {r["implementation"] for r in timed}
+    assert any(r.get("models") for r in timed)  # a stack ran
+    for r in timed:
+        assert {"implementation", "batch_size", "samples_per_second"} <= set(r) and r["samples_per_second"] > 100
+    assert not [r for r in report["benchmarks"] if "error" in r]
+    assert report["seconds"] <= 40 + 10  # the budget holds (a case started in time may end a little after)
+    import xpnet
+
+    every = len(gpu_check.plan([xpnet.get_backend("torch"), xpnet.get_backend("jax")], quick=True, stand_in=True))
+    left = [n for n in report["not_run"] if f"of {every} timed cases" in n["what"]]  # what did not run is said
+    assert len(report["benchmarks"]) + (int(left[0]["what"].split()[0]) if left else 0) == every
+    text = (tmp_path / "gpu-check.md").read_text()
+    assert "# GPU check on CPU stand-ins" in text and "| xpnet-torch |" in text
+
+
+
+def test_a_failed_case_is_recorded_the_rest_run_and_the_budget_stops_the_cases(gpu_check, tmp_path, monkeypatch):
+    import types
+
+    from xpnet import bench
+
+    def measure(impl, net, dtype, batch, data, rounds, target, models):
+        if impl == "xpnet-torch" and batch == 64 and not models:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore lines")
+        return {"samples_per_second": 1000.0, "min": 1.0, "max": 1.0}
+
+    monkeypatch.setattr(bench, "measure_case", measure)
+    monkeypatch.setattr(bench, "load_training_set", lambda: None)
+    found = [types.SimpleNamespace(name="torch"), types.SimpleNamespace(name="jax")]
+    report = gpu_check.Report(tmp_path, budget=1000.0, stand_in=True)
+    assert gpu_check.run_benchmarks(report, found, quick=True, stand_in=True, rounds=1, target=0.1) is False
+    records = report.data["benchmarks"]
+    assert len(records) == len(gpu_check.plan(found, True, True)) and not report.data["not_run"]
+    assert records[0]["error"] == "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert all("samples_per_second" in r for r in records[1:])
+    saved = json.loads((tmp_path / "gpu-check.json").read_text())  # written as each case finished
+    assert len(saved["benchmarks"]) == len(records) and "- FAILED xpnet-torch small batch 64" in (tmp_path / "gpu-check.md").read_text()
+
+    late = gpu_check.Report(tmp_path / "late", budget=1.0, stand_in=True)  # less than any case needs
+    assert gpu_check.run_benchmarks(late, found, quick=True, stand_in=True, rounds=1, target=0.1)
+    assert late.data["benchmarks"] == [] and "the budget of 1 s" in late.data["not_run"][0]["why"]
+
+
+def test_a_subprocess_that_hangs_is_killed_at_its_timeout_with_its_output_kept(gpu_check):
+    import os
+
+    code, output = gpu_check.stream([sys.executable, "-c", "import time; print('started', flush=True); time.sleep(60)"],
+                                    dict(os.environ), timeout=2)
+    assert code is None and output == "started\n"

@@ -130,7 +130,7 @@ class XpnetLearner:
         except BackendError as exc:
             raise Unavailable(str(exc)) from None
         self.run, self.backend = run, self.model.backend
-        self.device = str(self.backend.device)
+        self.device = self.backend.device_name
         self.sets = train.prepare(self.model, data.X, data.y)
         self.data, self.test, self.models = data, None, models
         self.optimizers = [run.optimizer] * (models or 1)

@@ -373,7 +373,7 @@ class JaxVmap(_Ordered):
             raise Unavailable(str(exc)) from None
         jnp = jax.numpy
         self.jax, self.run, self.shuffle, self.backend = jax, run, _shuffles(run), backend
-        self.batch_size, self.K, self.device = run.training.batch_size, models or 1, str(backend.device)
+        self.batch_size, self.K, self.device = run.training.batch_size, models or 1, backend.device_name
         dtype = run.placement.dtype
         self.params = [(backend.asarray(W, dtype), backend.asarray(b, dtype)) for W, b in _stack_weights(run, self.K)]
         hidden = {"sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu, "tanh": jnp.tanh}[run.model.activations[0]]
@@ -411,10 +411,11 @@ class JaxVmap(_Ordered):
     def train(self, start, stop):
         B = self.batch_size
         whole = (stop - start) // B * B
-        for lo, hi, size in ((start, start + whole, B), (start + whole, stop, stop - start - whole)):
-            if hi > lo:
-                X = self.Xe[lo:hi].reshape(-1, size, self.Xe.shape[1])
-                self.params, self.state = self.epoch((self.params, self.state), X, self.ye[lo:hi].reshape(-1, size))
+        with self.backend.context():  # the matmul precision of xpnet's JAX steps (full float32)
+            for lo, hi, size in ((start, start + whole, B), (start + whole, stop, stop - start - whole)):
+                if hi > lo:
+                    X = self.Xe[lo:hi].reshape(-1, size, self.Xe.shape[1])
+                    self.params, self.state = self.epoch((self.params, self.state), X, self.ye[lo:hi].reshape(-1, size))
         self.jax.block_until_ready(self.params)
 
     def weights(self):
