@@ -10,7 +10,8 @@ one untimed epoch over the case's rows (allocations; JAX compiles), then three m
 median of their ``samples_per_second`` (the training loop only, as ``fit`` measures it). A round measures
 every case on every tree, the first tree twice (``OLD`` and ``OLD'``: the A/A pair), in an order that
 rotates from round to round. Reported per case: each tree's median over rounds, and the median over
-rounds of the same-round ratios to the first tree (with their range). The seeds' net, float32.
+rounds of the same-round ratios to the first tree (with their range). The seeds' net, float32 (sigmoid;
+the ``-relu`` cases relu).
 
 Where the machine's noise is larger than the difference to be seen, ``--instructions`` counts instead of
 timing: each tree's case runs under ``valgrind --tool=callgrind`` twice, training one and three epochs
@@ -45,6 +46,12 @@ CASES = {
     "torch-b1-K64": ("torch", 1, 64, 1024),
     "jax-b1-K64": ("jax", 1, 64, 2048),
 }
+#: Every case also runs with relu hidden layers: its name with ``-relu`` (``numpy-b1-relu``).
+CASES.update({f"{name}-relu": case for name, case in list(CASES.items()) if case[2] is None})
+
+
+def activation(case: str) -> str:
+    return "relu" if case.endswith("-relu") else "sigmoid"
 
 
 def measure(case: str, epochs: int = 3, mnist: bool = True) -> float:
@@ -65,7 +72,8 @@ def measure(case: str, epochs: int = 3, mnist: bool = True) -> float:
     else:
         rng = np.random.default_rng(0)
         X, y = rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n)
-    net_args = dict(layers="784-32-32-10", activation="sigmoid", init="normal-max", backend=backend, dtype="float32")
+    net_args = dict(layers="784-32-32-10", activation=activation(case), init="normal-max", backend=backend,
+                    dtype="float32")
     if models is None:
         net = xpnet.MLP(**net_args, seed=0)
     else:

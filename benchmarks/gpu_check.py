@@ -146,7 +146,21 @@ def probe(stand_in: bool = False) -> tuple[dict, list]:
         "no_gpu": reasons,
         "missing_gpu_libraries": missing(GPU_LIBRARIES),
         "missing_optional": missing(OPTIONAL),
+        "cupy_distributions": cupy_distributions(),
     }, found
+
+
+def cupy_distributions() -> list[str]:
+    """The CuPy packages installed (``cupy-cuda12x``, ``cupy-cuda13x``, ...): more than one share the
+    ``cupy`` module's files, and whichever was installed last wins."""
+    from importlib import metadata
+
+    names = sorted({d.metadata["Name"].lower() for d in metadata.distributions()
+                    if (d.metadata["Name"] or "").lower().startswith("cupy")})
+    if len(names) > 1:
+        say(f"warning: {len(names)} CuPy packages are installed ({', '.join(names)}); they share one 'cupy' module: "
+            "uninstall all but the one for this machine's CUDA")
+    return names
 
 
 def stream(command, env, timeout: float) -> tuple[int | None, str]:
