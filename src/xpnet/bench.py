@@ -138,12 +138,17 @@ class XpnetLearner:
         self.shuffle = run.training.batch_size > 1 if run.training.shuffle is None else run.training.shuffle
         self.epoch_rows, self.trainers = self.sets, {}
 
+    @property
+    def compiles(self) -> bool:
+        """Whether each segment size compiles anew (JAX)."""
+        return train.compiles(self.backend, self.run.training.compile)
+
     def warm_up(self, sizes):
         """Compile (where the backend compiles) the segment sizes time to accuracy trains, on a copy of
         the network, before any clock runs."""
         from .stack import Stack
 
-        if not (self.backend.can_compile and self.run.training.compile is not False):
+        if not self.compiles:
             return
         runs = [self.run.replace(seed=s) for s in self.seeds]
         warm = Stack.from_runs(runs) if self.models else type(self.model).from_spec(self.run)
@@ -205,7 +210,8 @@ def calibrate(learner, batch: int, n_total: int, target: float = 0.25, min_sampl
     than that start, so that what a pass costs besides its steps (an epoch's first copy of the
     parameters, its checks -- large for a large stack) weighs little. Each size runs once untimed first
     -- a first pass pays for allocations and, where the implementation compiles (JAX), for compiling
-    that size -- and so does the size returned: the learner is ready to time.
+    that size -- and so does the size returned: the learner is ready to time. A learner that compiles
+    every size anew (``compiles``) is sized from its first pass alone: two compilations, not four.
     """
     steps_total = max(1, n_total // batch)
     first = steps = min(steps_total, max(1, -(-min_samples // batch)))
@@ -217,8 +223,8 @@ def calibrate(learner, batch: int, n_total: int, target: float = 0.25, min_sampl
         t0 = time.perf_counter()
         learner.train(0, steps * batch)
         elapsed = time.perf_counter() - t0
-        if elapsed >= target / 10:
-            break
+        if elapsed >= target / 10 or getattr(learner, "compiles", False):
+            break  # where every size compiles anew (seconds each), the first one sizes the rounds
         steps = min(steps_total, steps * 4)
     rate = steps * batch / max(elapsed, 1e-9)
     n = max(first, min(steps_total, round(rate * target / batch))) * batch

@@ -363,6 +363,8 @@ class JaxVmap(_Ordered):
     """JAX's way of training many models: ``jax.vmap`` over the models of a ``lax.scan`` of ``jax.grad``
     steps, jitted once per segment shape; every network trains on the same rows."""
 
+    compiles = True  # every segment shape anew
+
     def __init__(self, impl, run, data, models=None):
         jax = _import("jax")
         _classification(run, "jax-vmap")
