@@ -1,7 +1,7 @@
 """Bad input and faults: fuzzed file readers, interrupted training, resumed runs, nothing unpickled.
 
 XPNET_FUZZ_EXAMPLES (default 200) and XPNET_KILLS (default 3) scale the fuzzing and the number of
-killed training runs; docs/reliability.md reports a larger run.
+interrupted training runs (three kills each); docs/reliability.md reports a larger run.
 """
 
 import io
@@ -127,13 +127,46 @@ def test_api_errors_name_the_argument(call, match):
 
 
 # -- interrupted training: checkpoints, resume, atomic saves -------------------------------------
+#: A run long enough to be interrupted: 40 epochs of 1-vs-5 (a few seconds), a checkpoint after each.
+EPOCHS = 40
 TRAIN = [sys.executable, "-m", "xpnet.cli", "train", "--digits", "1,5", "--layers", "784-8-1", "--loss",
-         "logistic", "--activation", "tanh", "--lr", "0.05", "--batch-size", "16", "--epochs", "5",
+         "logistic", "--activation", "tanh", "--lr", "0.05", "--batch-size", "16", "--epochs", str(EPOCHS),
          "--checkpoint-every", "1", "--no-progress", "--json"]
 
 
 def _train(path, *extra, timeout=300):
     return subprocess.run([*TRAIN, "--save", str(path), *extra], capture_output=True, text=True, timeout=timeout)
+
+
+def _epochs_done(path) -> int:
+    """The epochs the checkpoint at ``path`` holds (0 where there is none yet)."""
+    try:
+        return load_weights(path)[1]["epochs_done"]
+    except (FileNotFoundError, DataError):
+        return 0
+
+
+def _kill_after(proc, path, epoch, rng) -> int:
+    """Kill ``proc`` at a random moment of the epoch after its checkpoint of ``epoch`` appears; return the
+    epochs its checkpoint then holds, having asserted that the kill interrupted the run."""
+    while _epochs_done(path) < epoch:
+        assert proc.poll() is None, f"the run ended before epoch {epoch} was checkpointed: {proc.returncode}"
+        time.sleep(0.002)
+    time.sleep(rng.uniform(0.0, 0.03))  # inside the next epoch (each takes about 0.06 s here)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL  # killed, not finished
+    done = _epochs_done(path)
+    assert epoch <= done < EPOCHS
+    return done
+
+
+def _assert_same_weights(path, expected):
+    weights, meta = load_weights(path)
+    assert meta["epochs_done"] == EPOCHS and [r["epoch"] for r in meta["history"]] == list(range(1, EPOCHS + 1))
+    for (W, b), (eW, eb) in zip(weights, expected):
+        np.testing.assert_array_equal(W, eW)
+        np.testing.assert_array_equal(b, eb)
 
 
 @pytest.fixture(scope="module")
@@ -145,24 +178,55 @@ def uninterrupted(tmp_path_factory):
 
 
 def test_killed_runs_resume_to_the_same_weights(tmp_path, uninterrupted):
+    """Each trial kills the run three times, each at a random moment after a random epoch's checkpoint
+    (the first after its first checkpoint) and before it ends, resuming in between; the last resume
+    finishes with the uninterrupted run's weights, bit for bit."""
     rng = random.Random(0)
-    expected, expected_meta = uninterrupted
+    expected, _ = uninterrupted
     for trial in range(KILLS):
         path = tmp_path / f"run{trial}.npz"
         proc = subprocess.Popen([*TRAIN, "--save", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 4.0))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        if path.exists():  # whatever the kill left must be a whole, loadable checkpoint
-            _, meta = load_weights(path)
-            assert 1 <= meta["epochs_done"] <= 5
-        done = _train(path, "--resume")
-        assert done.returncode == 0, done.stderr
-        weights, meta = load_weights(path)
-        assert meta["epochs_done"] == 5 and [r["epoch"] for r in meta["history"]] == [1, 2, 3, 4, 5]
-        for (W, b), (eW, eb) in zip(weights, expected):
-            np.testing.assert_array_equal(W, eW)
-            np.testing.assert_array_equal(b, eb)
+        done = 0
+        for epoch in sorted(rng.sample(range(1, EPOCHS - 8), 3)):
+            done = _kill_after(proc, path, max(epoch, done + 1), rng)
+            proc = subprocess.Popen([*TRAIN, "--save", str(path), "--resume"], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+        assert proc.wait(timeout=300) == 0
+        _assert_same_weights(path, expected)
+
+
+#: The child of the next test: the training command, whose third checkpoint write stops between writing
+#: the temporary file and moving it into place (it says so in a marker file, then waits to be killed).
+HALTING_WRITE = """
+import os, sys, time, runpy
+marker, calls, fsync = sys.argv.pop(1), [], os.fsync
+def halting(fd):
+    fsync(fd)
+    calls.append(fd)
+    if len(calls) == 3:
+        open(marker, "w").close()
+        time.sleep(120)
+os.fsync = halting
+sys.argv[0] = "xpnet"
+runpy.run_module("xpnet.cli", run_name="__main__")
+"""
+
+
+def test_a_kill_during_a_checkpoint_write_leaves_the_previous_checkpoint(tmp_path, uninterrupted):
+    path, marker = tmp_path / "w.npz", tmp_path / "writing"
+    proc = subprocess.Popen([sys.executable, "-c", HALTING_WRITE, str(marker), *TRAIN[3:], "--save", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert _epochs_done(path) == 2  # the old checkpoint, whole: the third was written beside it, not over it
+    assert list(tmp_path.glob(".w.npz.*.tmp"))  # the half-done write the kill left behind
+    done = _train(path, "--resume")
+    assert done.returncode == 0, done.stderr
+    _assert_same_weights(path, uninterrupted[0])
 
 
 def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, uninterrupted):
