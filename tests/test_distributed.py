@@ -55,23 +55,41 @@ def test_a_local_cluster_gives_the_in_process_records(in_process, tmp_path, capf
 
 
 def test_a_killed_worker_costs_only_its_stacks(in_process):
+    """A worker is killed while it runs a stack (the stack said it had started and had not said it had
+    finished): Dask runs that stack again elsewhere, and the records equal the in-process ones."""
     grid = spec.grid(lr=[0.01, 0.05], seed=[0, 1], layers="784-8-1", activation="tanh", batch_size=[1, 32],
                      epochs=1, loss="logistic", dtype="float64", digits="1,5")
     stacks = sw.plan(spec.expand(grid), 12000, stack_size=1)  # eight tasks for two workers
     killed = []
     with connect(workers=2) as (client, _):
-        def kill_a_busy_worker(records):
+        started, finished = distributed.Queue("started"), distributed.Queue("finished")
+
+        def announced(index, members, data):  # sent by value: the workers need not import this file
+            distributed.Queue("started").put((index, os.getpid()))
+            records = sw.run_stack_task(members, data)
+            distributed.Queue("finished").put(index)
+            return records
+
+        def drain(queue):
+            return queue.get(batch=True)
+
+        running, done = {}, set()
+
+        def kill_a_running_stack(records):
             if killed:
                 return
-            busy = [w for w, keys in client.processing().items() if keys]
-            pids = client.run(os.getpid, workers=busy[:1])
-            for pid in pids.values():
-                os.kill(pid, signal.SIGKILL)
-                killed.append(pid)
+            running.update(dict(drain(started)))
+            done.update(drain(finished))
+            busy = {i: pid for i, pid in running.items() if i not in done}
+            assert busy, "no stack was running when the first one finished"
+            index, pid = next(iter(busy.items()))
+            os.kill(pid, signal.SIGKILL)
+            killed.append(index)
 
-        results = run(client, sw.run_stack_task, [(members, grid.data) for members in stacks], kill_a_busy_worker,
-                      progress=False)
-    assert killed, "no worker was busy when the first stack finished"
+        results = run(client, announced, [(i, members, grid.data) for i, members in enumerate(stacks)],
+                      kill_a_running_stack, progress=False)
+        restarted = [i for i, _ in drain(started) if i in killed]
+    assert killed and restarted == killed  # the killed stack started again, elsewhere
     records = [r for stack in results for r in stack]
     assert len(records) == 8 and _same(records) == _same(in_process)
 
@@ -80,11 +98,12 @@ def test_a_killed_client_resumes_where_its_records_end(in_process, tmp_path):
     out = tmp_path / "r.jsonl"
     command = [sys.executable, "-m", "xpnet.cli", *SWEEP, "--workers", "2", "--out", str(out)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out.exists() and out.read_text().count("\n") >= 2):
-        time.sleep(0.05)
+    while not (out.exists() and out.read_text().count("\n") >= 2):  # the event: the first stack's records
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        time.sleep(0.01)
     os.killpg(proc.pid, signal.SIGKILL)  # the client and the cluster it started
     proc.wait()
+    assert proc.returncode == -signal.SIGKILL
     first = sw.load_records(out)
     assert 2 <= len(first) < 8  # one or more stacks of two, not all four
     assert main([*SWEEP, "--out", str(out), "--resume"]) == 0
