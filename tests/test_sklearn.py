@@ -214,7 +214,7 @@ def test_string_labels_pipeline_and_numpy_out(pair):
     clf.fit(X, names[y])
     pred = clf.predict(X_test)
     assert pred.dtype.kind == "U" and set(pred) <= {"three", "nine"}
-    assert clf.score(X_test, names[y_test]) > 0.95
+    assert clf.score(X_test, names[y_test]) > 0.967  # 97.67 % measured (2026-12-02)
     proba = clf.predict_proba(X_test[:3])
     assert isinstance(proba, np.ndarray) and proba.shape == (3, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
@@ -226,7 +226,7 @@ def test_grid_search_on_a_digit_pair(pair):
                         {"learning_rate_init": [0.001, 0.01], "hidden_layer_sizes": [(8,), (32,)]}, cv=2)
     grid.fit(X[:1000], y[:1000])
     assert set(grid.best_params_) == {"learning_rate_init", "hidden_layer_sizes"}
-    assert grid.score(X_test, y_test) > 0.9
+    assert grid.score(X_test, y_test) > 0.966  # 97.57 % measured (2026-12-02)
 
 
 def test_partial_fit_and_loss_curve(pair):
@@ -326,4 +326,4 @@ def test_logistic_is_the_sigmoid(pair):
     X, y, X_test, y_test = pair
     clf = MLPClassifier(hidden_layer_sizes=(8,), activation="logistic", max_iter=2, learning_rate_init=0.01,
                         random_state=0).fit(X[:500], y[:500])
-    assert clf.net_.activation_names == ["sigmoid"] and clf.score(X_test, y_test) > 0.9
+    assert clf.net_.activation_names == ["sigmoid"] and clf.score(X_test, y_test) > 0.959  # 96.88 % measured

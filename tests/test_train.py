@@ -20,7 +20,7 @@ def test_minibatch_sgd_learns_mnist(mnist):
     X, y, X_test, y_test = mnist
     net = xpnet.MLP("784-32-32-10", activation="sigmoid", init="normal-max", seed=0)
     history = net.fit(X, y, epochs=2, lr=0.5, batch_size=32, X_test=X_test, y_test=y_test, progress=False)
-    assert history[-1]["test_accuracy"] >= 0.92
+    assert history[-1]["test_accuracy"] >= 0.935  # 94.33 % measured (2026-12-02)
     assert history[1]["train_loss"] < history[0]["train_loss"]
     assert set(history[0]) >= {"epoch", "train_loss", "test_loss", "test_accuracy", "samples_per_second", "weight_change"}
     assert len(history[0]["weight_change"]) == 3 and all(c > 0 for c in history[0]["weight_change"])
@@ -34,7 +34,7 @@ def test_per_sample_sgd_learns_mnist(mnist):
     net = xpnet.MLP("784-32-10", activation="tanh", init="xavier", seed=1)
     assert net.evaluate(X_test, y_test)["accuracy"] < 0.2
     net.fit(X[:6000], y[:6000], epochs=1, lr=0.05, batch_size=1, progress=False)
-    assert net.evaluate(X_test, y_test)["accuracy"] >= 0.85
+    assert net.evaluate(X_test, y_test)["accuracy"] >= 0.88  # 88.95 % measured (2026-12-02)
 
 
 def test_shuffling_is_seeded_and_per_epoch():
@@ -64,6 +64,7 @@ def test_divergence_stops_and_keeps_the_last_finite_weights(first_big, lr):
     again.fit(X[: info.value.step - 1], y[: info.value.step - 1], epochs=1, lr=lr, batch_size=1, progress=False)
     for (W, b), (W2, b2) in zip(kept, again.get_weights()):
         np.testing.assert_array_equal(W, W2)
+        np.testing.assert_array_equal(b, b2)
 
 
 @pytest.mark.parametrize(
