@@ -235,3 +235,13 @@ def test_the_progress_bar_draws_fraction_count_and_rate():
     with Progress(10, "x", stream=quiet) as bar:  # not a terminal: nothing drawn
         bar.update(10)
     assert quiet.getvalue() == ""
+
+
+def test_a_rising_test_loss_is_warned_of_once(capsys):
+    """docs/reliability.md and experiments.md: a test loss over 1.5x the untrained one is said, once."""
+    assert main(["train", *PAIR, "--lr", "20", "--batch-size", "32", "--epochs", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and "xpnet train: warning: the test loss rose from 0.803 before training to " \
+        in err and "the learning rate 20 is probably too high" in err
+    assert main(["train", *PAIR, "--lr", "0.05", "--batch-size", "32"]) == 0
+    assert "warning" not in capsys.readouterr().err
