@@ -268,10 +268,11 @@ class _BaseMLP(BaseEstimator):
                              f"{layer_units}")
         net = self.net_
         data = (net.inputs(X), backend.asarray(Y, net.dtype), sample_weight)
-        if self.solver in _STOCHASTIC_SOLVERS:
-            self._fit_stochastic(data, Y, incremental)
-        else:
-            self._fit_lbfgs(data)
+        with backend.context():  # CuPy's device current, JAX's full float32 products, as xpnet's own fit
+            if self.solver in _STOCHASTIC_SOLVERS:
+                self._fit_stochastic(data, Y, incremental)
+            else:
+                self._fit_lbfgs(data)
         if not all(bool(net.xp.all(net.xp.isfinite(a))) for pair in net.params for a in pair):
             raise ValueError("Solver produced non-finite parameter weights. The input data may contain large "
                              "values and need to be preprocessed.")
