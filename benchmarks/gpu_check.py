@@ -391,7 +391,7 @@ def main(argv=None, required=REQUIRED) -> int:
     else:
         # On stand-ins --quick runs test_gpu.py only: the other files' GPU cases are the suite's own CPU ones there.
         files = GPU_TESTS[:1] if args.stand_in and args.quick else GPU_TESTS
-        report.data["tests"] = tests = run_tests(report.out, max(10.0, 0.6 * report.left()), args.stand_in, files)
+        report.data["tests"] = tests = run_tests(report.out, max(10.0, 0.75 * report.left()), args.stand_in, files)
         status = 1 if tests["failed"] or tests["exit_status"] not in (0, 5) else 0
         say(f"tests: {tests['passed']} passed, {tests['failed']} failed, {tests['skipped']} skipped"
             + (f", {tests['timed_out']}" if tests.get("timed_out") else ""))

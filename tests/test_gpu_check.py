@@ -78,7 +78,7 @@ def test_the_whole_check_runs_on_cpu_stand_ins_within_its_budget(gpu_check, tmp_
     pytest.importorskip("torch")
     pytest.importorskip("jax")
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--stand-in", "--quick",
-                           "--budget", "40", "--out", str(tmp_path)], capture_output=True, text=True, timeout=180)
+                           "--budget", "55", "--out", str(tmp_path)], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "gpu-check.json").read_text())
     assert report["stand_in"] and report["device"]["name"].startswith("CPU stand-in")
@@ -93,7 +93,7 @@ def test_the_whole_check_runs_on_cpu_stand_ins_within_its_budget(gpu_check, tmp_
     for r in timed:
         assert {"implementation", "batch_size", "samples_per_second"} <= set(r) and r["samples_per_second"] > 100
     assert not [r for r in report["benchmarks"] if "error" in r]
-    assert report["seconds"] <= 40 + 10  # the budget holds (a case started in time may end a little after)
+    assert report["seconds"] <= 55 + 5  # the budget holds (a case started in time may end a little after)
     import xpnet
 
     every = len(gpu_check.plan([xpnet.get_backend("torch"), xpnet.get_backend("jax")], quick=True, stand_in=True))
