@@ -17,7 +17,8 @@ Where the machine's noise is larger than the difference to be seen, ``--instruct
 timing: each tree's case runs under ``valgrind --tool=callgrind`` twice, training one and three epochs
 after the same warm-up, and the difference of the two counts over the rows of two epochs is the
 instructions per sample the training loop executes -- the same count on every run of the same code
-(one BLAS thread, so that the count does not depend on which thread ran what).
+(one BLAS and one OpenMP thread, so that the count does not depend on which thread ran what or on
+threads spinning while they wait).
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def instructions(case: str, src: str) -> float:
     for epochs in (1, 3):
         proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
                                __file__, "--count", case, str(epochs)], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1"}, check=True)
+                              env={**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+                              check=True)
         counts.append(int(re.search(r"Collected : (\d+)", proc.stderr).group(1)))
     models = CASES[case][2]
     return (counts[1] - counts[0]) / (2 * counted_rows(case) * (models or 1))
