@@ -125,15 +125,9 @@ def probe(stand_in: bool = False) -> tuple[dict, list]:
     _xpnet()
     from xpnet import backends
 
+    found, reasons = backends.gpu_backends({"torch": "cpu", "jax": "cpu"} if stand_in else None)
     if stand_in:
-        found, reasons = [], {"cupy": "no CPU stand-in for CuPy"}
-        for name in ("torch", "jax"):
-            try:
-                found.append(backends.get_backend(name, "cpu"))
-            except backends.BackendError as exc:
-                reasons[name] = str(exc)
-    else:
-        found, reasons = backends.gpu_backends()
+        reasons["cupy"] = "no CPU stand-in for CuPy"
     gpus = [b.describe() for b in found]
     device = {k: v for k, v in gpus[0].items() if k != "backend"} if gpus else None
     if stand_in and device is not None:
@@ -250,13 +244,13 @@ def plan(found, quick: bool, stand_in: bool) -> list[tuple]:
     return cases
 
 
-def run_benchmarks(report: Report, found, quick: bool, stand_in: bool, rounds: int, target: float) -> bool:
+def run_benchmarks(report: Report, found, quick: bool, stand_in: bool, rounds: int, target: float, data=None) -> bool:
     """Every planned case that the budget leaves time for; each record goes into the report as it comes.
     Returns whether every case that ran succeeded."""
     _xpnet()
     from xpnet import bench
 
-    data = bench.load_training_set()
+    data = bench.load_training_set() if data is None else data
     results = report.data.setdefault("benchmarks", [])
     cases, ok, left_out = plan(found, quick, stand_in), True, []
     per_case = CASE_SECONDS["quick" if quick else "full"]
@@ -416,7 +410,7 @@ def main(argv=None, required=REQUIRED) -> int:
     if args.skip_bench:
         report.not_run("the timed cases", "--skip-bench")
     elif not run_benchmarks(report, found, args.quick, args.stand_in, args.rounds or (3 if args.quick else 5),
-                            args.target or (0.1 if args.quick else 0.25)):
+                            args.target or (0.1 if args.quick else 0.25), data):
         status = 1
     print("\n".join(map(str, report.write())))
     return status

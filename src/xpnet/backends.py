@@ -606,10 +606,11 @@ def host_copy(x) -> np.ndarray:
 GPU_DEVICES = {"cupy": "cuda", "torch": "cuda", "jax": "gpu"}
 
 
-def gpu_backends() -> tuple[list[Backend], dict[str, str]]:
-    """The backends that have a CUDA GPU here, and for the others the one-line reason they have none."""
+def gpu_backends(devices=None) -> tuple[list[Backend], dict[str, str]]:
+    """The backends that have a CUDA GPU here, and for the others the one-line reason they have none
+    (``devices``: backend name -> device to ask for, :data:`GPU_DEVICES` by default)."""
     found, reasons = [], {}
-    for name, device in GPU_DEVICES.items():
+    for name, device in (GPU_DEVICES if devices is None else devices).items():
         try:
             found.append(get_backend(name, device))
         except BackendError as exc:
