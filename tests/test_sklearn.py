@@ -171,6 +171,18 @@ def test_what_xpnet_leaves_out_is_refused_in_one_line():
         MLPClassifier(early_stopping=True).partial_fit(X, ys["binary"], classes=[0, 1])
 
 
+def test_one_class_predicts_that_class_as_scikit_learn_does():
+    """check_estimator's one-label check draws its weights from the global RNG: found failing in one run of
+    the suite in three (an output above 0.5 picked a second class that does not exist)."""
+    rng = np.random.default_rng(0)
+    X, X_test, y = rng.uniform(size=(10, 3)), rng.uniform(size=(40, 3)), np.full(10, 7.0)
+    for seed in range(20):  # 12 of these 20 initial weights put some outputs above 0.5
+        ours, theirs = (cls(hidden_layer_sizes=(4,), max_iter=3, random_state=seed).fit(X, y)
+                        for cls in (MLPClassifier, neural_network.MLPClassifier))
+        np.testing.assert_array_equal(ours.predict(X_test), theirs.predict(X_test))
+        np.testing.assert_allclose(ours.predict_proba(X_test), theirs.predict_proba(X_test), rtol=1e-12)
+
+
 @pytest.mark.parametrize("estimator", [MLPClassifier(max_iter=20), MLPRegressor(max_iter=20)],
                          ids=["classifier", "regressor"])
 def test_sklearn_estimator_checks(estimator, monkeypatch):
@@ -180,7 +192,7 @@ def test_sklearn_estimator_checks(estimator, monkeypatch):
     check_array_api_same_namespace."""
     monkeypatch.setenv("SCIPY_ARRAY_API", "1")
     results = check_estimator(estimator, expected_failed_checks=EXPECTED_FAILURES, on_fail=None)
-    assert not [r["check_name"] for r in results if r["status"] == "failed"]
+    assert not [(r["check_name"], repr(r["exception"])) for r in results if r["status"] == "failed"]
     ran = [r["check_name"] for r in results if "array_api" in r["check_name"] and r["status"] == "passed"]
     assert ran.count("check_array_api_input") >= 5 and "check_array_api_same_namespace" in ran
     if sklearn.__version__ == "1.9.1":  # docs/sklearn.md's counts, for the version they were read from

@@ -599,6 +599,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict(self, X):
         proba = self._proba(X, "predict")  # checks that the estimator is fitted
         index = self.net_.xp.argmax(proba, axis=1)
+        if len(self.classes_) == 1:  # trained on one class: scikit-learn predicts it, whatever the output
+            index = self.net_.xp.zeros_like(index)
         if self._to_host or self.classes_.dtype.kind not in "biuf":
             return self.classes_[host_copy(index)]  # labels that are not numbers stay NumPy
         return self.net_.xp.take(self.net_.backend.asarray(self.classes_), index, axis=0)
