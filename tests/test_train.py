@@ -34,7 +34,9 @@ def test_per_sample_sgd_learns_mnist(mnist):
     net = xpnet.MLP("784-32-10", activation="tanh", init="xavier", seed=1)
     assert net.evaluate(X_test, y_test)["accuracy"] < 0.2
     net.fit(X[:6000], y[:6000], epochs=1, lr=0.05, batch_size=1, progress=False)
-    assert net.evaluate(X_test, y_test)["accuracy"] >= 0.88  # 88.95 % measured (2026-12-02)
+    # Per-sample SGD is chaotic: this run gave 88.95 % on one CPU and 86.68 % on another (2026-12-02), and
+    # 87.44-89.16 % over 8 random relative perturbations of 1e-7 of its initial weights (as another rounding does).
+    assert net.evaluate(X_test, y_test)["accuracy"] >= 0.86
 
 
 def test_shuffling_is_seeded_and_per_epoch():
