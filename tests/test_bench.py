@@ -5,6 +5,7 @@ import dataclasses
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -125,6 +126,8 @@ def test_calibrate_returns_whole_batches_within_the_data(data):
     learner = bench.make_learner("xpnet-numpy", bench.case("small", "float32", 16), data)
     n = bench.calibrate(learner, 16, 500, target=0.01)
     assert n % 16 == 0 and 16 <= n <= 496
+    assert len(bench.time_rounds(learner, n, 3)) == 3
+    assert len(bench.time_rounds(learner, n, 3, deadline=time.monotonic())) == 1  # none starts past it but the first
 
 
 def test_markdown_tables_show_ratios():

@@ -109,7 +109,8 @@ def test_a_failed_case_is_recorded_the_rest_run_and_the_budget_stops_the_cases(g
 
     from xpnet import bench
 
-    def measure(impl, net, dtype, batch, data, rounds, target, models):
+    def measure(impl, net, dtype, batch, data, rounds, target, models, min_samples, deadline):
+        assert min_samples == gpu_check.QUICK_MIN_SAMPLES and deadline <= report.t0 + report.budget  # no round past it
         if impl == "xpnet-torch" and batch == 64 and not models:
             raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore lines")
         return {"samples_per_second": 1000.0, "min": 1.0, "max": 1.0}

@@ -233,10 +233,13 @@ def calibrate(learner, batch: int, n_total: int, target: float = 0.25, min_sampl
     return n
 
 
-def time_rounds(learner, n: int, rounds: int) -> list[float]:
-    """Samples per second of ``rounds`` timed passes over ``n`` samples (after :func:`calibrate`)."""
+def time_rounds(learner, n: int, rounds: int, deadline: float | None = None) -> list[float]:
+    """Samples per second of ``rounds`` timed passes over ``n`` samples (after :func:`calibrate`); past
+    ``deadline`` (a :func:`time.monotonic` instant) no further round starts, so fewer may come back."""
     rates = []
     for _ in range(rounds):
+        if rates and deadline is not None and time.monotonic() >= deadline:
+            break
         t0 = time.perf_counter()
         learner.train(0, n)
         rates.append(n / (time.perf_counter() - t0))
@@ -262,10 +265,10 @@ def load_training_set() -> spec.Arrays:
 
 
 def measure_case(implementation, net, dtype, batch_size, data, rounds=5, target=0.25, models=None,
-                 optimizer=None) -> dict:
+                 optimizer=None, min_samples=1024, deadline=None) -> dict:
     """One throughput case: the record of :func:`record`, or ``skipped`` with the reason. ``optimizer``
     (a :class:`xpnet.spec.Optimizer`; default plain SGD at :data:`LR`) is what every implementation
-    trains with."""
+    trains with; ``min_samples`` is :func:`calibrate`'s shortest pass and ``deadline`` :func:`time_rounds`'."""
     base = {"implementation": implementation, "net": net, "dtype": dtype, "batch_size": batch_size}
     if models is not None:
         base["models"] = models
@@ -278,8 +281,8 @@ def measure_case(implementation, net, dtype, batch_size, data, rounds=5, target=
         learner = make_learner(implementation, run, data, models)
     except Unavailable as exc:
         return {**base, "skipped": str(exc)}
-    n = calibrate(learner, batch, len(data.y), target)
-    return record(base, learner, n, summary(time_rounds(learner, n, rounds)))
+    n = calibrate(learner, batch, len(data.y), target, min_samples)
+    return record(base, learner, n, summary(time_rounds(learner, n, rounds, deadline)))
 
 
 def run_suite(implementations_, cases, data=None, rounds=5, target=0.25, on_result=None, optimizer=None) -> list[dict]:
