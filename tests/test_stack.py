@@ -12,7 +12,7 @@ from xpnet import sweep as sw
 from xpnet.cli import main
 from xpnet.errors import DivergenceError, ValidationError
 
-from helpers import CPU, GPU, TOLERANCE, assert_same_weights, random_problem
+from helpers import CPU, GPU, TOLERANCE, assert_same_weights, random_problem, sample_chunk
 
 #: Per network: learning rate, seed (initial weights and shuffling), initialisation, initial scale.
 NETWORKS = [(0.5, 7, "normal-max", 1.0), (0.2, 3, "xavier", 0.5), (0.8, 7, "he", 2.0)]
@@ -26,7 +26,7 @@ def problem():
 def _alone(backend, dtype, batch_size, X, y, lr, seed, init, scale):
     net = xpnet.MLP([30, 16, 16, 4], activation="sigmoid", init=init, seed=seed, init_scale=scale,
                     backend=backend, dtype=dtype)
-    net.fit(X, y, epochs=2, lr=lr, batch_size=batch_size, progress=False)
+    net.fit(X, y, epochs=2, lr=lr, batch_size=batch_size, progress=False, sample_chunk=sample_chunk(backend))
     return net.get_weights()
 
 
@@ -41,7 +41,8 @@ def test_every_network_of_a_stack_ends_as_it_ends_alone(backend, dtype, batch_si
     X, y = X[:n], y[:n]
     stack = xpnet.Stack([30, 16, 16, 4], seeds=[s for _, s, _, _ in NETWORKS], init=[i for _, _, i, _ in NETWORKS],
                         init_scale=[c for _, _, _, c in NETWORKS], backend=backend, dtype=dtype)
-    histories = stack.fit(X, y, epochs=2, lr=[lr for lr, _, _, _ in NETWORKS], batch_size=batch_size, progress=False)
+    histories = stack.fit(X, y, epochs=2, lr=[lr for lr, _, _, _ in NETWORKS], batch_size=batch_size, progress=False,
+                          sample_chunk=sample_chunk(backend))
     assert len(histories) == 3 and all(len(h) == 2 for h in histories)
     for k, (lr, seed, init, scale) in enumerate(NETWORKS):
         got = stack.model(k).get_weights()
@@ -74,7 +75,7 @@ def test_a_stack_reports_what_each_network_reports_alone(problem):
 
 def _diverging_problem():
     X, y = random_problem(8, 3, n=300)
-    X[70:] *= 100  # the large lr diverges in the third chunk of 32 samples
+    X[70:] *= 100  # the large lr diverges in the third chunk of 32 samples (the ninth of 8 on JAX)
     return X, y
 
 
@@ -82,24 +83,25 @@ def _diverging_problem():
 def test_a_diverging_network_is_frozen_and_the_others_train_on(backend):
     X, y = _diverging_problem()
     kwargs = dict(activation="identity", loss="squared", dtype="float32", backend=backend)
+    chunk = sample_chunk(backend)
     stack = xpnet.Stack("8-16-16-3", seeds=[0, 1, 0], **kwargs)
-    histories = stack.fit(X, y, epochs=3, lr=[1e-5, 0.1, 1e-6], batch_size=1, progress=False)
+    histories = stack.fit(X, y, epochs=3, lr=[1e-5, 0.1, 1e-6], batch_size=1, progress=False, sample_chunk=chunk)
     assert stack.diverged[0] is None and stack.diverged[2] is None
     where = stack.diverged[1]
     with pytest.raises(DivergenceError) as alone:  # the same network alone: where and what it keeps
         lone = xpnet.MLP("8-16-16-3", seed=1, **kwargs)
-        lone.fit(X, y, epochs=3, lr=0.1, batch_size=1, progress=False)
+        lone.fit(X, y, epochs=3, lr=0.1, batch_size=1, progress=False, sample_chunk=chunk)
     assert (where["epoch"], where["step"]) == (alone.value.epoch, alone.value.step) and where["step"] > 70
     assert where["at"] in str(alone.value)
     assert histories[1] == [] and len(histories[0]) == len(histories[2]) == 3
     assert_same_weights(stack.model(1).get_weights(), lone.get_weights(), "float32")
     # the others end as if the diverging network had never been in their stack
     rest = xpnet.Stack("8-16-16-3", seeds=[0, 0], **kwargs)
-    rest.fit(X, y, epochs=3, lr=[1e-5, 1e-6], batch_size=1, progress=False)
+    rest.fit(X, y, epochs=3, lr=[1e-5, 1e-6], batch_size=1, progress=False, sample_chunk=chunk)
     for k, j in ((0, 0), (2, 1)):
         assert_same_weights(stack.model(k).get_weights(), rest.model(j).get_weights(), "float32")
     # a frozen network stays frozen in a later fit
-    stack.fit(X[:70], y[:70], epochs=1, lr=0.1, batch_size=1, progress=False)
+    stack.fit(X[:70], y[:70], epochs=1, lr=0.1, batch_size=1, progress=False, sample_chunk=chunk)
     assert_same_weights(stack.model(1).get_weights(), lone.get_weights(), "float32")
 
 

@@ -482,7 +482,8 @@ class Guard:
         that went bad: its weights from before that step, and where (``at``, ``step``, ``lr``,
         ``problem``, ``epoch``). The batches are deterministic, so the replay retraces the computation;
         inside the first bad call, ever longer prefixes of it (one step of ``batch_size`` more each)
-        locate the step."""
+        locate the step, found by bisection (a step that went bad leaves the loss or the weights
+        non-finite for every longer prefix)."""
         t = self.trainer
         position, saved, saved_state = self.saved
         kept, state = self.copy(self.nets.one(saved, k)), self.copy(self.nets.one(saved_state, k))
@@ -495,13 +496,16 @@ class Guard:
             if bad is None:
                 kept, state, position = new, new_state, position + available
                 continue
-            before, count, problem = kept, available, bad
-            for prefix in range(batch, available, batch):  # the steps inside the call
-                new, _, bad = self._attempt(before, state, *t.rows.get(position, position + prefix, k), hyper)
-                if bad is not None:
-                    count, problem = prefix, bad
-                    break
-                kept = new
+            before, problem = kept, bad
+            good, worse = 0, -(-available // batch)  # steps of the call: the first `good` are, step `worse` is not
+            while worse - good > 1:
+                middle = (good + worse) // 2
+                new, _, bad = self._attempt(before, state, *t.rows.get(position, position + middle * batch, k), hyper)
+                if bad is None:
+                    good, kept = middle, new
+                else:
+                    worse, problem = middle, bad
+            count = min(worse * batch, available)
             break
         lr = t.lrs[k]
         step, steps = position // batch + -(-count // batch), -(-n // batch)
