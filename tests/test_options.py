@@ -107,6 +107,9 @@ def test_train_compile_and_no_compile_on_jax(capsys, tmp_path, monkeypatch):
     assert not calls  # stepped in Python
     for (W, b), (W2, b2) in zip(compiled, eager):  # the same steps, up to float32 rounding
         np.testing.assert_allclose(W, W2, rtol=1e-4, atol=1e-5)
+    assert main(["train", *PAIR, "--compile"]) == 2  # numpy has no compiler: said, not ignored
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--compile needs a backend with a compiler (jax); 'numpy' has none" in err
 
 
 def test_train_init_scale_multiplies_the_initial_weights(capsys, tmp_path):
@@ -154,17 +157,24 @@ def test_sweep_validation_init_scale_scale_on_torch(capsys, tmp_path):
 
 # -- xpnet evaluate -------------------------------------------------------------------------------
 def test_evaluate_backend_device_dtype_dataset_digits_scale(capsys, tmp_path):
+    """Each option set to something else than what the weights file says (1 vs 5, scaled by the maximum,
+    float32, numpy): the result is the Python API's on that data, there."""
     pytest.importorskip("torch")
-    _, weights = _trained(capsys, tmp_path, "--scale", "max")
-    result = _json(capsys, "evaluate", "--weights", str(tmp_path / "w.npz"), "--backend", "torch", "--device", "cpu",
-                   "--dtype", "float64", "--dataset", "mnist", "--digits", "1,5", "--scale", "max", "--json")
-    _, _, X_test, y_test = datasets.prepare(datasets.load_mnist(), scaling="max", digits="1,5")
-    net = xpnet.MLP.load(tmp_path / "w.npz", backend="torch", dtype="float64")
-    expected = net.evaluate(X_test, y_test)
-    assert result["n"] == len(y_test) == 2027 and result["test_accuracy"] == expected["accuracy"]
+    _trained(capsys, tmp_path, "--scale", "max")
+    weights = str(tmp_path / "w.npz")
+    result = _json(capsys, "evaluate", "--weights", weights, "--backend", "torch", "--device", "cpu", "--dtype",
+                   "float64", "--dataset", "mnist", "--digits", "1,7", "--scale", "standardize", "--json")
+    _, _, X_test, y_test = datasets.prepare(datasets.load_mnist(), scaling="standardize", digits="1,7")
+    expected = xpnet.MLP.load(weights, backend="torch", dtype="float64").evaluate(X_test, y_test)
+    assert result["n"] == len(y_test) == 2163 and result["test_accuracy"] == expected["accuracy"]
     assert result["test_loss"] == pytest.approx(expected["loss"], rel=1e-12)
-    other = _json(capsys, "evaluate", "--weights", str(tmp_path / "w.npz"), "--digits", "1,5", "--scale", "255", "--json")
-    assert other["test_loss"] != result["test_loss"]  # --scale is what the test set is scaled by
+    said = (result["backend"], result["dtype"], result["dataset"], result["digits"], result["scaling"])
+    assert said == ("torch:cpu", "float64", "mnist", "1,7", "standardize")
+    for option, message in ((["--device", "cuda:0"], "has no CUDA device 0"),
+                            (["--dataset", "fashion-mnist", "--data-dir", str(tmp_path)], "fashion-mnist files not found")):
+        assert main(["evaluate", "--weights", weights, "--backend", "torch", *option]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
 
 
 # -- xpnet gradcheck ------------------------------------------------------------------------------
@@ -202,6 +212,8 @@ def test_each_initialiser_has_its_variance(name, variance):
     (W, b), = init.initial_weights([784, 512], name, seed=0)
     assert W.var() == pytest.approx(variance(784, 512), rel=0.02) and abs(W.mean()) < 0.02 * W.std()
     assert not b.any()
+    # and its shape: a uniform draw stays inside ±sqrt(3 var); a normal one leaves it (8 % of its draws)
+    assert (np.abs(W).max() <= np.sqrt(3 * variance(784, 512))) == name.endswith("uniform")
 
 
 def test_fit_calls_on_epoch_with_each_epochs_record(pair):
@@ -223,7 +235,13 @@ def test_ctrl_c_exits_130_in_one_line(tmp_path):
     assert proc.returncode == 130 and err == "xpnet train: interrupted\n"
 
 
-def test_the_progress_bar_draws_fraction_count_and_rate():
+def test_the_progress_bar_draws_fraction_count_and_rate(capsys, pair):
+    X, y, _, _ = pair
+    xpnet.MLP("784-8-1", loss="logistic").fit(X[:512], y[:512], epochs=2, batch_size=8, progress=True)
+    drawn = capsys.readouterr().err  # fit's bar, on stderr, though not a terminal: asked for
+    assert "\repoch 2/2 [" in drawn and "100% 512/512" in drawn
+    xpnet.MLP("784-8-1", loss="logistic").fit(X[:512], y[:512], epochs=2, batch_size=8, progress=False)
+    assert capsys.readouterr().err == ""
     stream = io.StringIO()
     with Progress(200, "epoch 1/3", enabled=True, stream=stream) as bar:
         bar.update(50)

@@ -73,12 +73,13 @@ def described(optimizer: spec.Optimizer) -> dict:
 @dataclass(frozen=True)
 class Implementation:
     """A parsed implementation name: ``kind`` is ``"xpnet"`` or a peer's name; xpnet's have a
-    ``backend`` and ``compile``; ``device`` is what follows ``@`` (``None``: the default)."""
+    ``backend`` and ``compile`` (``False`` for ``-eager``, ``None``: where the backend can);
+    ``device`` is what follows ``@`` (``None``: the default)."""
 
     name: str
     kind: str
     backend: str | None = None
-    compile: bool = True
+    compile: bool | None = None
     device: str | None = None
 
 
@@ -89,7 +90,7 @@ def parse(name: str) -> Implementation:
     if base.startswith("xpnet-"):
         backend, _, eager = base[len("xpnet-"):].partition("-")
         if backend in BACKENDS and BACKENDS[backend].can_train and eager in ("", "eager"):
-            return Implementation(name, "xpnet", backend, eager != "eager", device or None)
+            return Implementation(name, "xpnet", backend, False if eager else None, device or None)
     elif base in PEERS:
         return Implementation(name, base, device=device or None)
     raise ValidationError(f"unknown implementation {name!r}; known: {', '.join(implementations(('cpu', 'cuda')))}")

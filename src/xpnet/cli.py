@@ -212,7 +212,8 @@ def cmd_evaluate(args) -> int:
     result = net.evaluate(X_test, y_test)
     if args.json:
         print(json.dumps({"test_accuracy": result["accuracy"], "test_loss": result["loss"], "n": result["n"],
-                          "confusion": result["confusion"].tolist(), "dataset": data.dataset}))
+                          "confusion": result["confusion"].tolist(), "dataset": data.dataset, "digits": data.digits,
+                          "scaling": data.scaling, "backend": str(net.backend), "dtype": net.dtype}))
         return 0
     print(f"{net!r}\n{data.dataset} test set ({result['n']} samples): accuracy {100 * result['accuracy']:.2f}%  "
           f"loss {result['loss']:.4f}")

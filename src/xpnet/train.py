@@ -386,7 +386,11 @@ class ChunkedStepper(Stepper):
 
 
 def compiles(backend, compile=None) -> bool:
-    """Whether epochs on ``backend`` run as one compiled call (``compile``: the run's choice)."""
+    """Whether epochs on ``backend`` run as one compiled call (``compile``: the run's choice, ``None``
+    where it can); asking for it where the backend has no compiler is a one-line error."""
+    if compile and not backend.can_compile:
+        raise ValidationError(f"--compile needs a backend with a compiler (jax); {backend.name!r} has none and "
+                              "steps in Python")
     return backend.can_compile and compile is not False and not backend.trains_by_chunks
 
 
