@@ -248,7 +248,9 @@ def _optimizers(K, optimizer, lr, options) -> list:
     values = {"optimizer": optimizer, "lr": lr, **options}
     per = {name: checks.per_network(name, value, K) if spec.OPTIONS[name].network else [value] * K
            for name, value in values.items()}
-    return [spec.Optimizer(**{name: per[name][k] for name in per}) for k in range(K)]
+    rows = [tuple(per[name][k] for name in per) for k in range(K)]
+    made = {row: spec.Optimizer(**dict(zip(per, row))) for row in set(rows)}  # one per distinct setting
+    return [made[row] for row in rows]
 
 
 class MLP(BaseNetwork):

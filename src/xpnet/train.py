@@ -583,7 +583,9 @@ class Trainer:
     def __init__(self, model, data: Sets, training, optimizers, seeds, order=None, resume=False):
         self.model, self.backend, self.data = model, model.backend, data
         self.nets = Networks(model.n_models)
-        self.optimizers = [o.resolved() for o in checks.per_network("optimizers", list(optimizers), self.nets.count)]
+        optimizers = checks.per_network("optimizers", list(optimizers), self.nets.count)
+        resolved = {o: o.resolved() for o in set(optimizers)}  # once per distinct setting, not per network
+        self.optimizers = [resolved[o] for o in optimizers]
         self.rule = optim.rule_for(self.optimizers)
         self.batch_size, n = training.batch_size, data.n
         # A full batch is the same gradient in any order: shuffling it would only copy the data every step.
