@@ -485,9 +485,9 @@ class Guard:
         """Replay network ``k`` alone from the last checkpoint up to row ``stop`` and find the first step
         that went bad: its weights from before that step, and where (``at``, ``step``, ``lr``,
         ``problem``, ``epoch``). The batches are deterministic, so the replay retraces the computation;
-        inside the first bad call, ever longer prefixes of it (one step of ``batch_size`` more each)
-        locate the step, found by bisection (a step that went bad leaves the loss or the weights
-        non-finite for every longer prefix)."""
+        inside the first bad call, a bisection over its prefixes (whole steps of ``batch_size``) finds
+        the first bad step: a step that went bad leaves the loss or the weights non-finite for every
+        longer prefix."""
         t = self.trainer
         position, saved, saved_state = self.saved
         kept, state = self.copy(self.nets.one(saved, k)), self.copy(self.nets.one(saved_state, k))
