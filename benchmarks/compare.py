@@ -2,7 +2,7 @@
 processes, in alternating rounds, with an A/A pair to show the noise.
 
     python benchmarks/compare.py OLD=/path/to/old/src NEW=src [--rounds 5] [--cases numpy-b1,...] [--json out.json]
-    python benchmarks/compare.py OLD=/path/to/old/src NEW=src --instructions [--cases numpy-b1,numpy-b64]
+    python benchmarks/compare.py OLD=/path/to/old/src NEW=src --instructions [--cases numpy-b1,numpy-b64] [--count-rows N]
 
 Each measurement is one fresh Python process with ``PYTHONPATH`` set to one tree's ``src``: it loads MNIST,
 builds the case's network with the public API both trees share (``MLP``/``Stack`` and ``fit``), trains
@@ -18,7 +18,10 @@ timing: each tree's case runs under ``valgrind --tool=callgrind`` twice, trainin
 after the same warm-up, and the difference of the two counts over the rows of two epochs is the
 instructions per sample the training loop executes -- the same count on every run of the same code
 (one BLAS and one OpenMP thread, so that the count does not depend on which thread ran what or on
-threads spinning while they wait).
+threads spinning while they wait). What a ``fit`` call costs besides its rows (building the run's
+specification, moving data, the epoch's checks) is spread over the counted rows: ``--count-rows`` (default
+an eighth of the timed rows, at least 256) says how many, and a difference that shrinks as they grow is
+one of those per-call costs, not of the steps.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ def activation(case: str) -> str:
     return "relu" if case.endswith("-relu") else "sigmoid"
 
 
-def measure(case: str, epochs: int = 3, mnist: bool = True) -> float:
+def measure(case: str, epochs: int = 3, mnist: bool = True, rows: int | None = None) -> float:
     """Median samples/s (model-samples/s for a stack) of ``epochs`` epochs of ``case``, in this process
     (on MNIST, or on as many uniform random images when not ``mnist``: loading MNIST costs minutes under
     callgrind, and the count of a step does not depend on the pixels)."""
@@ -66,7 +69,7 @@ def measure(case: str, epochs: int = 3, mnist: bool = True) -> float:
 
     backend, batch, models, n = CASES[case]
     if not mnist:
-        n = counted_rows(case)
+        n = rows or counted_rows(case)
     if mnist:
         X, y, _, _ = datasets.prepare(datasets.load_mnist(), dtype="float32")
         X, y = X[:n], y[:n]
@@ -95,21 +98,23 @@ def counted_rows(case: str) -> int:
     return min(n, max(256, 2 * batch, n // 8))
 
 
-def instructions(case: str, src: str) -> float:
+def instructions(case: str, src: str, rows: int | None = None) -> float:
     """Instructions per sample (per model-sample for a stack) of ``case``'s training loop under
-    callgrind: the count of three epochs less that of one, over two epochs' rows."""
+    callgrind: the count of three epochs less that of one, over two epochs' rows (``rows`` per epoch,
+    default :func:`counted_rows`; what an epoch costs besides its rows is spread over them)."""
+    rows = rows or counted_rows(case)
     import re
     import subprocess
 
     counts = []
     for epochs in (1, 3):
         proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-                               __file__, "--count", case, str(epochs)], capture_output=True, text=True,
+                               __file__, "--count", case, str(epochs), str(rows)], capture_output=True, text=True,
                               env={**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
                               check=True)
         counts.append(int(re.search(r"Collected : (\d+)", proc.stderr).group(1)))
     models = CASES[case][2]
-    return (counts[1] - counts[0]) / (2 * counted_rows(case) * (models or 1))
+    return (counts[1] - counts[0]) / (2 * rows * (models or 1))
 
 
 def main(argv=None) -> int:
@@ -121,13 +126,15 @@ def main(argv=None) -> int:
     parser.add_argument("--instructions", action="store_true", help="count instructions per sample (callgrind) "
                         "instead of timing")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # what each fresh process measures
-    parser.add_argument("--count", nargs=2, help=argparse.SUPPRESS)  # what runs under callgrind
+    parser.add_argument("--count-rows", type=int, help="rows per counted epoch (default: an eighth of the timed "
+                        "rows, at least 256)")
+    parser.add_argument("--count", nargs=3, help=argparse.SUPPRESS)  # what runs under callgrind
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(args.one)))
         return 0
     if args.count:
-        measure(args.count[0], int(args.count[1]), mnist=False)
+        measure(args.count[0], int(args.count[1]), mnist=False, rows=int(args.count[2]))
         return 0
     trees = dict(t.split("=", 1) for t in args.trees)
     if len(trees) < 2:
@@ -142,7 +149,7 @@ def main(argv=None) -> int:
         print("| case | " + " | ".join(trees) + " | " + " | ".join(f"{t} / {first}" for t in list(trees)[1:]) + " |")
         print("|---" * (2 * len(trees)) + "|")
         for case in cases:
-            counts = {t: instructions(case, str(Path(src).resolve())) for t, src in trees.items()}
+            counts = {t: instructions(case, str(Path(src).resolve()), args.count_rows) for t, src in trees.items()}
             print(f"| {case} | " + " | ".join(f"{c:,.0f}" for c in counts.values()) + " | "
                   + " | ".join(f"{counts[t] / counts[first]:.3f}" for t in list(trees)[1:]) + " |", flush=True)
         return 0
