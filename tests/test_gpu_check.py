@@ -78,11 +78,12 @@ def test_the_whole_check_runs_on_cpu_stand_ins_within_its_budget(gpu_check, tmp_
     pytest.importorskip("torch")
     pytest.importorskip("jax")
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--stand-in", "--quick",
-                           "--budget", "55", "--out", str(tmp_path)], capture_output=True, text=True, timeout=180)
+                           "--budget", "40", "--out", str(tmp_path)], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "gpu-check.json").read_text())
     assert report["stand_in"] and report["device"]["name"].startswith("CPU stand-in")
-    assert report["tests"]["failed"] == 0 and report["tests"]["passed"] >= 15 and report["tests"]["exit_status"] == 0
+    tests = report["tests"]  # test_gpu.py's cases on the two stand-ins, but the per-sample ones (STAND_IN_QUICK)
+    assert tests["failed"] == 0 and tests["passed"] >= 12 and tests["exit_status"] == 0 and "not b1" in tests["selection"]
     assert [r["backend"] for r in report["training"]] == ["torch:cpu", "jax:cpu:0"]
     # 1 epoch of 12,000 rows at batch 64 and lr 0.5 from the same initial weights: the same 73.59 % on both
     assert all(0.70 < r["test_accuracy"] < 0.78 for r in report["training"])
@@ -93,7 +94,7 @@ def test_the_whole_check_runs_on_cpu_stand_ins_within_its_budget(gpu_check, tmp_
     for r in timed:
         assert {"implementation", "batch_size", "samples_per_second"} <= set(r) and r["samples_per_second"] > 100
     assert not [r for r in report["benchmarks"] if "error" in r]
-    assert report["seconds"] <= 55 + 5  # the budget holds (a case started in time may end a little after)
+    assert report["seconds"] <= 40 + 5  # the budget holds (a case started in time may end a little after)
     import xpnet
 
     every = len(gpu_check.plan([xpnet.get_backend("torch"), xpnet.get_backend("jax")], quick=True, stand_in=True))
