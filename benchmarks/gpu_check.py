@@ -198,7 +198,8 @@ def run_tests(out: Path, timeout: float, stand_in: bool = False, files=GPU_TESTS
     t0 = time.perf_counter()
     code, output = stream([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs",
                            *(str(ROOT / t) for t in files), "-k", selection, f"--junitxml={xml}"], env, timeout)
-    result = {"files": list(files), "selection": selection, "exit_status": code, "seconds": round(time.perf_counter() - t0, 1), "tail": output[-3000:]}
+    result = {"files": list(files), "selection": selection, "exit_status": code,
+              "seconds": round(time.perf_counter() - t0, 1), "tail": output[-3000:]}
     if code is None:
         result["timed_out"] = f"killed after {timeout:.0f} s"
     result.update(parse_junit(xml) if xml.exists() else {"passed": 0, "failed": 0, "skipped": 0, "failures": []})
@@ -309,7 +310,8 @@ def markdown(report: dict) -> str:
         lines.append(f"- no GPU for {name}: {why}")
     tests = report.get("tests")
     if tests:
-        lines += ["", "## GPU tests (" + ", ".join(tests.get("files", GPU_TESTS)) + f", -k '{tests.get('selection', GPU_SELECTION)}')", "",
+        selection = tests.get("selection", GPU_SELECTION)
+        lines += ["", "## GPU tests (" + ", ".join(tests.get("files", GPU_TESTS)) + f", -k '{selection}')", "",
                   f"{tests['passed']} passed, {tests['failed']} failed, {tests['skipped']} skipped in {tests['seconds']} s"
                   + (f" ({tests['timed_out']})" if tests.get("timed_out") else "") + "."]
         lines += [f"- FAILED {name}" for name in tests["failures"]]

@@ -2,8 +2,6 @@
 scores) over a grid of solvers, schedules, early stopping, activations, batches and targets, on every backend;
 sklearn's own estimator checks, pipelines, grid search, labels."""
 
-import contextlib
-import io
 import warnings
 
 import numpy as np
