@@ -78,8 +78,8 @@ MODELS, QUICK_MODELS = (1, 4, 16, 64, 256, 1024, 4096), (1, 16, 256)
 CASE_SECONDS = {"quick": 4.0, "full": 8.0}
 #: ... or this many for xpnet's compiled JAX per sample, whose chunk compiles at each calibration size.
 COMPILED_SAMPLE_SECONDS = 15.0
-#: --quick's shortest calibration pass (samples): a slow case (torch-func per sample, 500 samples/s on a
-#: CPU) fits its few seconds; and no timed round starts once the budget is spent (fewer rounds come back).
+#: --quick's shortest calibration pass (samples; ``bench.MIN_SAMPLES`` otherwise): a slow case (torch-func
+#: per sample, 500 samples/s on a CPU) fits its few seconds.
 QUICK_MIN_SAMPLES = 256
 
 
@@ -271,7 +271,7 @@ def run_benchmarks(report: Report, found, quick: bool, stand_in: bool, rounds: i
         t0 = time.perf_counter()
         try:
             result = bench.measure_case(impl, net, "float32", batch, data, rounds, target, models,
-                                        min_samples=QUICK_MIN_SAMPLES if quick else 1024,
+                                        min_samples=QUICK_MIN_SAMPLES if quick else bench.MIN_SAMPLES,
                                         deadline=time.monotonic() + report.left())
         except Exception as exc:  # a failed case is recorded, and the next one runs
             result, ok = {**base, "error": f"{type(exc).__name__}: {exc}".splitlines()[0],

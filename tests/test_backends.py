@@ -10,7 +10,7 @@ import xpnet
 from xpnet.backends import get_backend
 from xpnet.errors import BackendError
 
-from helpers import BACKENDS, CPU, GPU, TOLERANCE, assert_same_weights, random_problem
+from helpers import BACKENDS, CPU, GPU, TOLERANCE, assert_same_weights, random_problem, sample_chunk
 
 
 def _train(backend, dtype, batch_size, X, y):
@@ -114,7 +114,8 @@ def test_jax_compiled_epoch_still_names_the_diverging_step():
     X, y = random_problem(8, 3, n=300)
     net = xpnet.MLP("8-16-16-3", activation="identity", loss="squared", backend="jax", dtype="float32")
     with pytest.raises(xpnet.DivergenceError, match=r"epoch 1, step \d+ of 300") as info:
-        net.fit(X * 100, y, epochs=1, lr=10.0, batch_size=1, compile=True, progress=False, sample_chunk=8)
+        net.fit(X * 100, y, epochs=1, lr=10.0, batch_size=1, compile=True, progress=False,
+                sample_chunk=sample_chunk(net.backend))
     assert info.value.step < 300
     assert all(np.isfinite(W).all() for W, _ in net.get_weights())
 

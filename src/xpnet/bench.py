@@ -203,7 +203,11 @@ def resolve_batch(batch_size, n_total: int) -> int:
     return n_total if batch_size == "full" else int(batch_size)
 
 
-def calibrate(learner, batch: int, n_total: int, target: float = 0.25, min_samples: int = 1024) -> int:
+#: :func:`calibrate`'s shortest pass (samples), unless a caller asks for another.
+MIN_SAMPLES = 1024
+
+
+def calibrate(learner, batch: int, n_total: int, target: float = 0.25, min_samples: int = MIN_SAMPLES) -> int:
     """Warm the learner up and return the sample count (a multiple of ``batch``) for ~``target`` s rounds.
 
     Passes start at ``min_samples`` samples (or one batch, or the whole training set) and grow fourfold
@@ -266,7 +270,7 @@ def load_training_set() -> spec.Arrays:
 
 
 def measure_case(implementation, net, dtype, batch_size, data, rounds=5, target=0.25, models=None,
-                 optimizer=None, min_samples=1024, deadline=None) -> dict:
+                 optimizer=None, min_samples=MIN_SAMPLES, deadline=None) -> dict:
     """One throughput case: the record of :func:`record`, or ``skipped`` with the reason. ``optimizer``
     (a :class:`xpnet.spec.Optimizer`; default plain SGD at :data:`LR`) is what every implementation
     trains with; ``min_samples`` is :func:`calibrate`'s shortest pass and ``deadline`` :func:`time_rounds`'."""
