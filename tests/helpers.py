@@ -49,3 +49,36 @@ def assert_same_weights(got, expected, dtype):
         scale = max(np.abs(eW).max(), 1e-300)
         np.testing.assert_allclose(W, eW, rtol=tol, atol=tol * scale)
         np.testing.assert_allclose(b, eb, rtol=tol, atol=tol * scale)
+
+
+#: History fields that measure the clock, not the run: a resumed run's differ from an uninterrupted one's.
+TIMINGS = ("seconds", "samples_per_second")
+
+
+def checkpoint_contents(path):
+    """Every array of a weights file or checkpoint and its ``meta`` (JSON), the timings taken out of the
+    history (``(arrays, meta)``)."""
+    import json
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files if k != "meta"}
+        meta = json.loads(str(data["meta"]))
+    histories = meta.get("history") or []
+    for history in histories if meta.get("models") else [histories]:
+        for record in history:
+            for key in TIMINGS:
+                record.pop(key, None)
+    return arrays, meta
+
+
+def assert_same_checkpoint(got, expected):
+    """Two checkpoint files hold the same run bit for bit: every array (weights, the optimizer's state,
+    early stopping's best weights) of the same dtype and values, and the same meta (the schedules' and
+    early stopping's counters, the frozen networks, the epochs done, the history), timings aside."""
+    arrays, meta = checkpoint_contents(got)
+    want_arrays, want_meta = checkpoint_contents(expected)
+    assert sorted(arrays) == sorted(want_arrays)
+    for name, value in want_arrays.items():
+        assert arrays[name].dtype == value.dtype, name
+        np.testing.assert_array_equal(arrays[name], value, err_msg=name)
+    assert meta == want_meta

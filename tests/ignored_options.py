@@ -72,8 +72,14 @@ EDITS = {
     "gradcheck exits 0 on a failed check": ("src/xpnet/cli.py", 'return 0 if result["passed"] else 1', "return 0",
                                             "gradcheck_exits_1"),
     "--resume loads the weights scaled by 1 + 1e-7": (
-        "src/xpnet/cli.py", "    net.set_weights(weights)", "    net.set_weights([(W * (1 + 1e-7), b) for W, b in weights])",
-        "killed_runs_resume"),
+        "src/xpnet/session.py", "            self.model.set_weights(weights)",
+        "            self.model.set_weights([(W * (1 + 1e-7), b) for W, b in weights])", "killed_runs_resume"),
+    "the run's state kept on the model only when training ends (schedules, early stopping)": (
+        "src/xpnet/train.py", "        s.schedules = [schedule.state for schedule in self.schedules]\n",
+        "        return\n", "killed_runs_resume or interrupted_fit_resumes"),
+    "checkpoints without the optimizer's state": (
+        "src/xpnet/state.py", '    if state.opt is not None:\n        out["optimizer_state"]',
+        '    if False:\n        out["optimizer_state"]', "killed_runs_resume or interrupted_fit_resumes"),
     "the kill sent after the run has ended": (
         "tests/test_reliability.py", "epoch (each takes about 0.06 s here)\n    proc.send_signal(signal.SIGKILL)",
         "epoch (each takes about 0.06 s here)\n    proc.wait()\n    proc.send_signal(signal.SIGKILL)",

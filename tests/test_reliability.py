@@ -24,6 +24,8 @@ from xpnet.datasets.idx import encode_idx, parse_idx
 from xpnet.errors import DataError, ValidationError
 from xpnet.io import load_weights
 
+from helpers import assert_same_checkpoint
+
 FUZZ = settings(max_examples=int(os.environ.get("XPNET_FUZZ_EXAMPLES", 200)), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 KILLS = int(os.environ.get("XPNET_KILLS", 3))
@@ -146,9 +148,10 @@ def _epochs_done(path) -> int:
         return 0
 
 
-def _kill_after(proc, path, epoch, rng) -> int:
+def _kill_after(proc, path, epoch, rng, end=EPOCHS) -> int:
     """Kill ``proc`` at a random moment of the epoch after its checkpoint of ``epoch`` appears; return the
-    epochs its checkpoint then holds, having asserted that the kill interrupted the run."""
+    epochs its checkpoint then holds, having asserted that the kill interrupted the run (which would end
+    after epoch ``end``)."""
     while _epochs_done(path) < epoch:
         assert proc.poll() is None, f"the run ended before epoch {epoch} was checkpointed: {proc.returncode}"
         time.sleep(0.002)
@@ -157,7 +160,7 @@ def _kill_after(proc, path, epoch, rng) -> int:
     proc.wait()
     assert proc.returncode == -signal.SIGKILL  # killed, not finished
     done = _epochs_done(path)
-    assert epoch <= done < EPOCHS
+    assert epoch <= done < end
     return done
 
 
@@ -169,30 +172,63 @@ def _assert_same_weights(path, expected):
         np.testing.assert_array_equal(b, eb)
 
 
+#: The kill test's runs: plain SGD (KILLS trials), and one trial of each kind of state besides the weights.
+KILL_CASES = {
+    "sgd": [],
+    "adam-cosine": ["--optimizer", "adam", "--lr", "0.01", "--schedule", "cosine"],
+    "momentum-plateau": ["--momentum", "0.9", "--schedule", "plateau", "--patience", "2", "--gamma", "0.5"],
+    "early-stopping": ["--validation", "0.2", "--early-stopping", "3"],  # stops after epoch 19 of 40
+}
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ref") / "w.npz"
-    proc = _train(path)
-    assert proc.returncode == 0, proc.stderr
-    return load_weights(path)
+def references(tmp_path_factory):
+    """The uninterrupted run of each of KILL_CASES, trained once: its checkpoint file."""
+    made = {}
+
+    def reference(case):
+        if case not in made:
+            path = tmp_path_factory.mktemp("ref") / f"{case}.npz"
+            proc = _train(path, *KILL_CASES[case])
+            assert proc.returncode == 0, proc.stderr
+            made[case] = path
+        return made[case]
+
+    return reference
 
 
-def test_killed_runs_resume_to_the_same_weights(tmp_path, uninterrupted):
+@pytest.fixture(scope="module")
+def uninterrupted(references):
+    return load_weights(references("sgd"))
+
+
+@pytest.mark.parametrize("case", KILL_CASES)
+def test_killed_runs_resume_to_the_same_run(tmp_path, references, case):
     """Each trial kills the run three times, each at a random moment after a random epoch's checkpoint
     (the first after its first checkpoint) and before it ends, resuming in between; the last resume
-    finishes with the uninterrupted run's weights, bit for bit."""
+    finishes with the uninterrupted run's file, bit for bit: its weights, the optimizer's moments and
+    step counts, the schedule's and early stopping's counters and best weights, the history (timings
+    aside) and where it stopped."""
     rng = random.Random(0)
-    expected, _ = uninterrupted
-    for trial in range(KILLS):
+    expected = references(case)
+    end = load_weights(expected)[1]["epochs_done"]
+    for trial in range(KILLS if case == "sgd" else 1):
         path = tmp_path / f"run{trial}.npz"
-        proc = subprocess.Popen([*TRAIN, "--save", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen([*TRAIN, "--save", str(path), *KILL_CASES[case]], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
         done = 0
-        for epoch in sorted(rng.sample(range(1, EPOCHS - 8), 3)):
-            done = _kill_after(proc, path, max(epoch, done + 1), rng)
-            proc = subprocess.Popen([*TRAIN, "--save", str(path), "--resume"], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+        for epoch in sorted(rng.sample(range(1, end - 8), 3)):
+            done = _kill_after(proc, path, max(epoch, done + 1), rng, end)
+            proc = subprocess.Popen([*TRAIN, "--save", str(path), *KILL_CASES[case], "--resume"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         assert proc.wait(timeout=300) == 0
-        _assert_same_weights(path, expected)
+        assert_same_checkpoint(path, expected)
+    if case == "early-stopping":  # a finished run resumed: said in one line, exit 0, nothing written
+        before = path.read_bytes()
+        again = _train(path, *KILL_CASES[case], "--resume")
+        assert again.returncode == 0 and again.stderr == (f"xpnet train: {path} holds a run that stopped early after "
+                                                          f"epoch {end}; nothing to train\n")
+        assert path.read_bytes() == before
 
 
 #: The child of the next test: the training command, whose third checkpoint write stops between writing

@@ -117,23 +117,20 @@ class XpnetLearner:
     networks (seeds ``run.seed .. run.seed + K - 1``) on the same rows."""
 
     def __init__(self, impl: Implementation, run: spec.Run, data: spec.Arrays, models=None):
-        from .mlp import MLP
-        from .stack import Stack
+        from .runs import start
 
         if impl.backend not in installed_backends():
             raise Unavailable(f"{BACKENDS[impl.backend].library} is not installed")
         run = run.replace(backend=impl.backend, device=impl.device, compile=impl.compile)
+        runs = [run] if models is None else [run.replace(seed=run.seed + k) for k in range(models)]
         try:
-            if models is None:
-                self.model = MLP.from_spec(run)
-            else:
-                self.model = Stack.from_runs([run.replace(seed=run.seed + k) for k in range(models)])
+            session = start(runs, data, stack=models is not None)
         except BackendError as exc:
             raise Unavailable(str(exc)) from None
+        self.model, self.sets = session.model, session.data
         self.run, self.backend = run, self.model.backend
         self.device = self.backend.device_name
-        self.sets = train.prepare(self.model, data.X, data.y)
-        self.data, self.test, self.models = data, None, models
+        self.data, self.models = data, models
         self.optimizers = [run.optimizer] * (models or 1)
         self.seeds = [run.seed + k for k in range(models or 1)]
         self.shuffle = run.training.batch_size > 1 if run.training.shuffle is None else run.training.shuffle
@@ -147,12 +144,12 @@ class XpnetLearner:
     def warm_up(self, sizes):
         """Compile (where the backend compiles) the segment sizes time to accuracy trains, on a copy of
         the network, before any clock runs."""
-        from .stack import Stack
+        from .runs import build
 
         if not self.compiles:
             return
         runs = [self.run.replace(seed=s) for s in self.seeds]
-        warm = Stack.from_runs(runs) if self.models else type(self.model).from_spec(self.run)
+        warm = build(runs, stack=bool(self.models))
         for size in sizes:
             rows = train.Sets(self.sets.X[:size, :], self.sets.T[:size, :])
             train.Trainer(warm, rows, self._training(size), self.optimizers, self.seeds).epoch(1)
@@ -180,9 +177,7 @@ class XpnetLearner:
         self.trainers[key].epoch(1)
 
     def accuracy(self):
-        if self.test is None:  # moved to the device at the first reading
-            self.test = train.check_data(self.model, self.data.X_test, self.data.y_test, "test")
-        return train.scores(self.model, *self.test)[0]["accuracy"]
+        return train.scores(self.model, *self.sets.scored["test"])[0]["accuracy"]
 
 
 def make_learner(implementation: str, run: spec.Run, data: spec.Arrays, models=None):

@@ -29,40 +29,10 @@ def _epoch_line(r) -> str:
     return line + f"  {r['samples_per_second']:,.0f} samples/s"
 
 
-def _resume(net, run: spec.Run, path) -> tuple[int, list]:
-    """``(epochs done, history)`` from the checkpoint at ``path``, loaded into ``net``; (0, []) if none.
-    A checkpoint resumes the same run: every field equal but what :data:`xpnet.spec.RESUMABLE` names."""
-    from .io import load_weights
-
-    if not Path(path).exists():
-        print(f"xpnet train: no checkpoint at {path} yet; starting from the beginning", file=sys.stderr)
-        return 0, []
-    weights, meta, arrays = load_weights(path, extra=True)
-    if meta.get("diverged"):
-        raise ValidationError(f"{path} holds a run that diverged ({meta['diverged'].split(':')[0]}); "
-                              "start afresh, with a smaller --lr")
-    saved = spec.from_meta(meta)
-    if "run" not in meta and saved.data.validation and saved.data.split_seed != run.data.split_seed:
-        raise ValidationError(f"{path} was written before --split-seed existed: its --validation rows were chosen "
-                              f"with --seed {saved.seed}; resume it with --split-seed {saved.data.split_seed}")
-    differ = saved.differences(run, ignore=spec.RESUMABLE)
-    if differ or "epochs_done" not in meta:
-        what = ", ".join(f"{k} {there!r} there, {here!r} here" for k, there, here in differ)
-        raise ValidationError(f"{path} is not a checkpoint of this run ({what or 'no epochs_done entry'})")
-    if run.optimizer.schedule == "cosine" and saved.training.epochs != run.training.epochs:
-        raise ValidationError(f"{path} anneals its learning rate over --epochs {saved.training.epochs} (--schedule "
-                              f"cosine); a resume cannot change that (asked for {run.training.epochs})")
-    net.set_weights(weights)
-    net.set_training_state(meta, arrays)
-    done = int(meta["epochs_done"])
-    print(f"xpnet train: resuming from {path} after epoch {done}", file=sys.stderr)
-    return done, list(meta.get("history", []))
-
-
 def cmd_train(args) -> int:
-    from . import train
     from .io import check_writable
-    from .mlp import MLP
+    from .runs import start
+    from .session import Checkpoint
 
     run = spec.from_args(args)
     if (args.resume or args.checkpoint_every) and not args.save:
@@ -72,16 +42,19 @@ def cmd_train(args) -> int:
     progress = False if args.no_progress else None
     data = spec.load_data(run.data, run.placement.dtype, progress=progress)
     spec.check_fits(run.model.sizes, data.X.shape[1], spec.n_classes(run.data))
-    net = MLP.from_spec(run)
-    sets = train.prepare(net, data.X, data.y, test=(data.X_test, data.y_test), validation=data.validation)
-    done, history = _resume(net, run, args.save) if args.resume else (0, [])
-    initial = train.scores(net, *sets.scored["test"])[0]
-    meta = {"run": run.to_dict()}
+    checkpoint = Checkpoint(args.save, args.checkpoint_every) if args.save else None
+    session = start([run], data, checkpoint=checkpoint, resume=args.resume)
+    if session.note:
+        print(f"xpnet train: {session.note}", file=sys.stderr)
+    if session.finished:
+        print(f"xpnet train: {session.finished}", file=sys.stderr)
+        return 0
+    net = session.model
+    initial = session.scores()["test"][0]
     warned = []
 
     def report(records):
         record = records[0]
-        history.append(record)
         if not args.json:
             print(_epoch_line(record), flush=True)
         if record["test_loss"] > 1.5 * initial["loss"] and not warned:
@@ -90,27 +63,22 @@ def cmd_train(args) -> int:
                   f"{record['test_loss']:.3g}; the learning rate {record['lr']:g} is probably too high", file=sys.stderr)
         if record.get("stopped") and not args.json:
             print(f"xpnet train: early stopping after epoch {record['epoch']}", file=sys.stderr)
-        if args.checkpoint_every and record["epoch"] % args.checkpoint_every == 0:
-            net.save(args.save, **meta, history=history, epochs_done=record["epoch"])
 
     if not args.json:
         print(f"{net!r}\ntraining on {len(data.y)} {run.data.dataset} samples, testing on {len(data.y_test)}; "
-              f"before {'this run' if done else 'training'}: test accuracy {100 * initial['accuracy']:.2f}%", flush=True)
+              f"before {'this run' if session.initial_epoch else 'training'}: test accuracy "
+              f"{100 * initial['accuracy']:.2f}%", flush=True)
     status = 0
     try:
-        train.train(net, sets, run.training, [run.optimizer], [run.seed], initial_epoch=min(done, run.training.epochs),
-                    progress=progress, on_epoch=report)
+        session.train(progress=progress, on_epoch=report)
+        final = session.final["test"][0]
     except DivergenceError as exc:
         print(f"xpnet train: {exc}", file=sys.stderr)
-        status, meta["diverged"] = 3, str(exc)
-    final = train.scores(net, *sets.scored["test"])[0]
-    if args.save:
-        net.save(args.save, **meta, history=history, epochs_done=history[-1]["epoch"] if history else done,
-                 test_accuracy=final["accuracy"])
-        if not args.json:
-            print(f"saved {'the last finite ' if status else ''}weights to {args.save}", file=sys.stderr if status else sys.stdout)
+        status, final = 3, session.scores()["test"][0]
+    if args.save and not args.json:
+        print(f"saved {'the last finite ' if status else ''}weights to {args.save}", file=sys.stderr if status else sys.stdout)
     if args.json:
-        print(json.dumps({"history": history, "test_accuracy": final["accuracy"], "test_loss": final["loss"],
+        print(json.dumps({"history": net.state.history[0], "test_accuracy": final["accuracy"], "test_loss": final["loss"],
                           "initial_test_accuracy": initial["accuracy"], "initial_test_loss": initial["loss"],
                           **run.record(), "run": run.to_dict(), "model": net.config()}))
     elif status == 0:

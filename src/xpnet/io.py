@@ -92,11 +92,14 @@ def save_weights(path, weights, meta: dict, extra: dict | None = None) -> None:
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def load_weights(path, extra: bool = False):
+def load_weights(path, extra: bool = False, models: int | bool | None = None):
     """Return ``([(W, b), ...], meta)`` from a file written by :func:`save_weights` (and, with ``extra``,
-    the dict of its other float arrays as a third element).
+    the dict of its other float arrays as a third element). ``models``: the file holds a stack of that
+    many networks (``meta["models"]``; every weight with that leading axis), ``True``: a stack of any
+    size, ``None``: one network.
 
-    Raises :class:`~xpnet.errors.DataError` naming the file for anything missing, damaged or inconsistent.
+    Raises :class:`~xpnet.errors.DataError` naming the file for anything missing, damaged or inconsistent:
+    whatever the bytes are, reading them either gives arrays that are what the file says or one line.
     """
     path = Path(path)
     try:
@@ -104,32 +107,51 @@ def load_weights(path, extra: bool = False):
             contents = {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise DataError(f"{path}: no such weights file") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, not a weights file") from None
+    except Exception as exc:  # noqa: BLE001 -- any failure to read these bytes (a bad zip directory, a
+        # compression method or an encryption flag flipped, a CRC mismatch, a header that lies) is a damaged file
         raise DataError(f"{path}: not a readable xpnet weights file ({type(exc).__name__}: {exc})") from None
     if "meta" not in contents:
         raise DataError(f"{path}: no 'meta' entry; not an xpnet weights file")
     try:
+        if contents["meta"].dtype.kind != "U" or contents["meta"].ndim != 0:
+            raise TypeError(f"meta is {contents['meta'].dtype} of shape {contents['meta'].shape}, not one string")
         meta = json.loads(str(contents["meta"]))
         if not isinstance(meta, dict):
             raise TypeError("meta is not a JSON object")
         sizes = [int(n) for n in meta["sizes"]]
+        if len(sizes) < 2 or min(sizes) < 1 or meta["sizes"] != sizes:
+            raise ValueError(f"sizes {meta['sizes']!r} are not layer sizes")
+        held = meta.get("models")
+        if held is not None and (isinstance(held, bool) or not isinstance(held, int) or held < 1):
+            raise ValueError(f"models {held!r} is not a number of networks")
     except (ValueError, TypeError, KeyError) as exc:
         raise DataError(f"{path}: damaged 'meta' entry ({type(exc).__name__}: {exc})") from None
+    if models is True and held is not None:
+        models = held
+    if held != models:
+        what = "one network" if held is None else f"a stack of {held!r} networks"
+        wanted = "one network" if models is None else "a stack" if models is True else f"a stack of {models}"
+        raise DataError(f"{path}: holds {what}, not {wanted}")
+    lead = () if models is None else (models,)
     weights = []
     for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         W, b = contents.get(f"W{l}"), contents.get(f"b{l}")
         if W is None or b is None:
             raise DataError(f"{path}: missing W{l} or b{l} for layers {sizes}")
-        if W.shape != (n_in, n_out) or b.shape != (n_out,) or W.dtype.kind != "f" or b.dtype.kind != "f":
+        if W.shape != (*lead, n_in, n_out) or b.shape != (*lead, n_out) or W.dtype.kind != "f" or b.dtype.kind != "f":
             raise DataError(
-                f"{path}: layer {l} should be float W({n_in}, {n_out}) and b({n_out},); "
+                f"{path}: layer {l} should be float W{(*lead, n_in, n_out)} and b{(*lead, n_out)}; "
                 f"found {W.dtype} W{W.shape} and {b.dtype} b{b.shape}"
             )
+        if not (np.isfinite(W).all() and np.isfinite(b).all()):
+            raise DataError(f"{path}: layer {l} holds NaN or infinity (a damaged file: xpnet saves finite weights only)")
         weights.append((W, b))
-    if not extra:
-        return weights, meta
     named = {f"{k}{l}" for l in range(len(weights)) for k in "Wb"} | {"meta"}
     others = {k: v for k, v in contents.items() if k not in named}
+    if not extra:
+        return weights, meta
     bad = [k for k, v in others.items() if v.dtype.kind != "f"]
     if bad:
         raise DataError(f"{path}: entries {', '.join(sorted(bad))} should hold floats")

@@ -13,12 +13,14 @@ from typing import Sequence
 
 import numpy as np
 
-from . import checks, export, functions, kernels, optim, spec, train
+from . import checks, export, functions, kernels, spec, train
+from . import state as state_module
 from .backends import Backend, backend_of, get_backend, host_copy
 from .errors import DataError, ValidationError
 from .init import initial_weights
 from .io import load_weights, save_weights
 from .metrics import predicted_classes
+from .session import Checkpoint, Session
 
 
 #: Layer sizes from ``"784-32-10"`` or ``[784, 32, 10]``, with a one-line error otherwise.
@@ -34,6 +36,21 @@ class BaseNetwork:
     """
 
     n_models: int | None = None
+    #: The run's state (:class:`xpnet.state.TrainState`): what training carries from one epoch to the next
+    #: besides the weights -- the update rule's state, schedules, early stopping, frozen networks, history.
+    #: ``None`` until the first fit (or a load).
+    state = None
+
+    @property
+    def diverged(self) -> list:
+        """For each network ``None``, or where it diverged (``epoch``, ``step``, ``lr``, ``problem``,
+        ``at``); a diverged network of a stack keeps its last finite weights and is not trained further."""
+        return self.state.report("problem") if self.state is not None else [None] * (self.n_models or 1)
+
+    @property
+    def stopped(self) -> list:
+        """For each network ``None``, or ``{"stopped": epoch}`` where early stopping stopped it."""
+        return self.state.report("stopped") if self.state is not None else [None] * (self.n_models or 1)
 
     def _configure(self, layers, activation, loss, output, backend, device, dtype) -> None:
         self.sizes = parse_layers(layers)
@@ -75,6 +92,15 @@ class BaseNetwork:
             params.append((self.backend.asarray(W, self.dtype),
                            self.backend.asarray(b.reshape(*lead, 1, shape[-1]), self.dtype)))
         return params
+
+    @classmethod
+    def _from_file(cls, path, meta, backend, device, dtype):
+        """``cls.from_config`` of a file's ``meta``, a value there that no network takes being a damaged
+        file (a missing backend or device stays what it is)."""
+        try:
+            return cls.from_config(meta, backend=backend, device=device, dtype=dtype)
+        except (DataError, ValidationError) as exc:
+            raise DataError(f"{path}: {exc} in its 'meta' entry; not an xpnet weights file") from None
 
     # -- data ---------------------------------------------------------------------------------------
     def inputs(self, X, name: str = "X"):
@@ -148,7 +174,8 @@ class BaseNetwork:
     def fit(self, X, y, *, epochs: int = 1, lr=None, batch_size: int = 1, shuffle: bool | None = None, seed=None,
             X_test=None, y_test=None, validation=None, compile: bool | None = None, progress: bool | None = None,
             on_epoch=None, initial_epoch: int = 0, sample_chunk: int | None = None, unroll: int = 1,
-            order=None, optimizer: str = "sgd", **options):
+            order=None, optimizer: str = "sgd", checkpoint=None, checkpoint_every: int | None = None,
+            resume: bool = False, **options):
         """Train in place and return the history.
 
         Parameters
@@ -181,8 +208,9 @@ class BaseNetwork:
             Called with each epoch's record (a stack: the list of its networks' records, ``None`` for a
             network that has diverged).
         initial_epoch : int
-            Continue an interrupted run: epochs ``initial_epoch + 1 .. epochs`` are trained, each shuffled
-            as in an uninterrupted run, so resuming from a checkpoint ends with the same weights.
+            Continue an interrupted run from the state on the network (``state``, as :meth:`load` left it):
+            epochs ``initial_epoch + 1 .. epochs`` are trained, each shuffled as in an uninterrupted run, so
+            resuming from a saved file ends with the same weights. (``resume=True`` does this by itself.)
         sample_chunk : int, optional
             Samples per call of the per-sample kernel (:func:`xpnet.kernels.sample_steps`) at batch size
             1; 1 runs plain steps. Default: 32, or 8 for SGD with momentum or weight decay in a compiled
@@ -201,6 +229,15 @@ class BaseNetwork:
             ``exponential``, ``cosine``, ``invscaling``, ``plateau``) with ``step_size``, ``gamma``,
             ``power_t``, ``patience``, ``min_delta``; ``early_stopping`` (a patience) with ``min_delta``
             and ``restore_best``. An option the optimizer or schedule does not use is refused.
+        checkpoint : path, optional
+            Write the weights and the run's state there (atomically) when training ends -- also on
+            divergence, with the last finite weights -- and after every ``checkpoint_every`` epochs.
+        checkpoint_every : int, optional
+            Epochs between two checkpoint writes (default: only when training ends).
+        resume : bool
+            Continue from ``checkpoint`` if it exists (the same run: the same network, data size, seeds,
+            batching and optimizer, else a one-line error): its weights and state are loaded and the epochs
+            it lacks are trained, ending as an uninterrupted run would; a finished run trains nothing.
 
         Returns
         -------
@@ -228,8 +265,12 @@ class BaseNetwork:
         seeds = self.seeds if seed is None else checks.per_network("seed", seed, K, checks.seed)
         data = train.prepare(self, X, y, test=(X_test, y_test), validation=validation)
         callback = None if on_epoch is None else (lambda records: on_epoch(self.unstack(records)))
-        histories = train.train(self, data, training, optimizers, seeds, initial_epoch=initial_epoch,
-                                progress=progress, on_epoch=callback, order=order)
+        saving = None if checkpoint is None else Checkpoint(checkpoint, checkpoint_every)
+        if checkpoint is None and (checkpoint_every is not None or resume):
+            raise ValidationError("checkpoint_every and resume need checkpoint=PATH")
+        session = Session(self, data, training, optimizers, seeds, checkpoint=saving, resume=resume)
+        session.initial_epoch = max(session.initial_epoch, checks.integer("initial_epoch", initial_epoch, 0))
+        histories = session.train(progress=progress, on_epoch=callback, order=order)
         return self.unstack(histories)
 
     def evaluate(self, X, y, **kwargs):
@@ -360,16 +401,20 @@ class MLP(BaseNetwork):
         )
 
     def __getstate__(self) -> dict:
-        """Pickle host copies of the weights and the configuration, never device arrays or modules."""
-        state = {"config": self.config(), "weights": self.get_weights(), "backend": self.backend.name,
+        """Pickle host copies of the weights, the configuration and the run's state, never device arrays
+        or modules."""
+        meta, arrays = state_module.to_host(self)
+        state = {"config": meta, "arrays": arrays, "weights": self.get_weights(), "backend": self.backend.name,
                  "device": self.device_name}
         if hasattr(self, "meta"):
             state["meta"] = self.meta
         return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(MLP.from_config(state["config"], state["backend"], state["device"]).__dict__)
+        self.__dict__.update(type(self).from_config(state["config"], state["backend"], state["device"]).__dict__)
         self.set_weights(state["weights"])
+        if "arrays" in state:
+            self.state = state_module.restore("a pickled network", self, state["config"], state["arrays"])
         if "meta" in state:
             self.meta = state["meta"]
 
@@ -386,44 +431,12 @@ class MLP(BaseNetwork):
         return kernels.loss_and_gradients(self.xp, self.network, self.params, X, t)
 
     # -- saving -------------------------------------------------------------------------------------
-    def save(self, path, **extra_meta) -> None:
-        """Write ``W0, b0, W1, b1, ...``, the training state (the optimizer's moments and step counts
-        ``state{l}_{i}``, early stopping's best weights ``best_W{l}``/``best_b{l}``) and a JSON ``meta``
-        entry (the configuration, the schedules' and early stopping's counters, ``extra_meta``) to an
-        ``.npz`` atomically: a resumed run continues exactly where this one stopped."""
-        meta, arrays = self.training_state()
-        save_weights(path, self.get_weights(), {**self.config(), **meta, **extra_meta}, arrays)
-
-    def training_state(self) -> tuple[dict, dict]:
-        """``(meta, arrays)``: host copies of what training keeps besides the weights."""
-        meta, arrays, to_host = {}, {}, self.backend.to_host
-        rule, state = getattr(self, "opt_rule", None), getattr(self, "opt_state", None)
-        if rule is not None and state is not None:
-            meta["optimizer_state"] = {"rule": rule.name, **dataclasses.asdict(rule), "layers": [len(s) for s in state]}
-            arrays.update({f"state{l}_{i}": to_host(a) for l, s in enumerate(state) for i, a in enumerate(s)})
-        kept = getattr(self, "train_state", None)
-        if kept:
-            meta["train_state"] = {"schedules": kept["schedules"], "early": kept["early"]}
-            best = kept["best"][0]
-            if best is not None:
-                for l, (W, b) in enumerate(best):
-                    arrays[f"best_W{l}"], arrays[f"best_b{l}"] = to_host(W), to_host(b)
-        return meta, arrays
-
-    def set_training_state(self, meta: dict, arrays: dict) -> None:
-        """Restore what :meth:`training_state` wrote (host arrays moved to this network's device)."""
-        record = meta.get("optimizer_state")
-        if record:
-            self.opt_rule = optim.rule_from(record)
-            self.opt_state = [tuple(self.backend.asarray(arrays[f"state{l}_{i}"], self.dtype) for i in range(count))
-                              for l, count in enumerate(record["layers"])]
-        kept = meta.get("train_state")
-        if kept:
-            best = None
-            if "best_W0" in arrays:
-                best = [(self.backend.asarray(arrays[f"best_W{l}"], self.dtype),
-                         self.backend.asarray(arrays[f"best_b{l}"], self.dtype)) for l in range(len(self.sizes) - 1)]
-            self.train_state = {**kept, "best": [best]}
+    def save(self, path, **meta) -> None:
+        """Write ``W0, b0, W1, b1, ...``, the run's state (:attr:`state`: the optimizer's moments and
+        step counts, the schedules' and early stopping's counters and best weights, the history) and a
+        JSON ``meta`` entry (the configuration, ``meta``) to an ``.npz`` atomically: a resumed run
+        continues exactly where this one stopped."""
+        state_module.save(path, self, meta)
 
     def to_onnx(self, path=None, *, label: bool = True, metadata: dict | None = None):
         """Export the forward pass to ONNX (see :mod:`xpnet.export`): input ``"input"`` (N, n_inputs),
@@ -433,17 +446,12 @@ class MLP(BaseNetwork):
 
     @classmethod
     def load(cls, path, backend="numpy", device=None, dtype=None) -> "MLP":
-        """Rebuild a network saved by :meth:`save` (nothing is unpickled)."""
+        """Rebuild a network saved by :meth:`save`, its run state included (nothing is unpickled); a
+        damaged or foreign file is a one-line :class:`~xpnet.errors.DataError`."""
         weights, meta, arrays = load_weights(path, extra=True)
-        try:
-            net = cls.from_config(meta, backend=backend, device=device, dtype=dtype)
-        except DataError as exc:
-            raise DataError(f"{path}: {exc} in its 'meta' entry; not an xpnet weights file") from None
+        net = cls._from_file(path, meta, backend, device, dtype)
         net.set_weights(weights)
-        try:
-            net.set_training_state(meta, arrays)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{path}: damaged training state ({type(exc).__name__}: {exc})") from None
+        net.state = state_module.restore(path, net, meta, arrays)
         net.meta = meta
         return net
 

@@ -17,13 +17,12 @@ and a stack):
 ``hyper`` maps each hyperparameter to a Python float (one network, stepped eagerly), a 0-d array (one
 network inside a compiled epoch: traced, not baked in) or a (K, 1, 1) array (a stack: one per network).
 The rules follow ``torch.optim`` (``SGD`` with dampening 0, ``Adam``, ``AdamW``) except that weight decay
-applies to the weights, not the biases. A :class:`Schedule` gives each network's learning rate per epoch
-on the host (docs/math.md has the update rules and the schedules).
+applies to the weights, not the biases (docs/math.md has the update rules; the learning-rate schedules are
+:mod:`xpnet.schedules`).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -321,9 +320,19 @@ class _DeferredSGD:
 
 
 def rule_from(record: dict):
-    """The rule a checkpoint recorded (``{"rule": name, **its fields}``)."""
+    """The rule a checkpoint recorded (``{"rule": name, **its fields}``); ``ValueError`` or ``TypeError``
+    for a record that names no rule of this module or fields it lacks."""
+    kinds = {"sgd": SGD, "adam": Adam, "adamw": Adam}
+    name = record.get("rule")
+    if name not in kinds:
+        raise ValueError(f"unknown update rule {name!r}")
     fields = {k: v for k, v in record.items() if k not in ("rule", "layers")}
-    return SGD(**fields) if record["rule"] == "sgd" else Adam(**fields)
+    if not all(isinstance(v, bool) for v in fields.values()):
+        raise TypeError(f"the fields of update rule {name!r} must be true or false; got {fields}")
+    rule = kinds[name](**fields)
+    if rule.name != name:
+        raise ValueError(f"update rule {name!r} recorded with the fields of {rule.name!r}")
+    return rule
 
 
 def rule_for(optimizers):
@@ -357,46 +366,3 @@ def hyper(rule, optimizers, backend, dtype, lead=(), lrs=None, frozen=(), traced
         for name, table in rule.chunk_coefficients(current, chunk).items():
             out[name] = backend.asarray(table if lead else table[0], dtype)
     return out
-
-
-class Schedule:
-    """One network's learning rate per epoch, stepped at each epoch's end (``torch.optim.lr_scheduler``'s
-    semantics, in closed form): ``constant``; ``step`` (``StepLR``: times ``gamma`` every ``step_size``
-    epochs); ``exponential`` (``ExponentialLR``); ``cosine`` (``CosineAnnealingLR`` with ``T_max`` the run's
-    epochs, ``eta_min`` 0); ``invscaling`` (``lr0 / (t + 1)^power_t``, t the samples seen before the epoch);
-    ``plateau`` (``ReduceLROnPlateau(mode="min", factor=gamma, patience, threshold=min_delta,
-    threshold_mode="abs", cooldown=0)``: the rate drops when the epochs without improvement exceed
-    ``patience``). ``state`` holds what a checkpoint keeps (the plateau's count, best and rate)."""
-
-    def __init__(self, optimizer: dict, epochs: int, samples: int):
-        self.o, self.epochs, self.samples = optimizer, epochs, samples
-        self.state = {"lr": optimizer["lr"], "best": math.inf, "bad": 0}
-
-    def lr(self, epoch: int) -> float:
-        """The learning rate of epoch ``epoch`` (1-based)."""
-        o, e = self.o, epoch - 1
-        kind = o["schedule"]
-        if kind == "step":
-            return o["lr"] * o["gamma"] ** (e // o["step_size"])
-        if kind == "exponential":
-            return o["lr"] * o["gamma"] ** e
-        if kind == "cosine":
-            return o["lr"] * (1.0 + math.cos(math.pi * e / self.epochs)) / 2.0
-        if kind == "invscaling":
-            return o["lr"] / (e * self.samples + 1) ** o["power_t"]
-        return self.state["lr"]  # constant, and the plateau's current rate
-
-    def end(self, monitor: float) -> None:
-        """After an epoch whose monitored loss was ``monitor``: the plateau's bookkeeping."""
-        if self.o["schedule"] != "plateau":
-            return
-        state = self.state
-        if monitor < state["best"] - self.o["min_delta"]:
-            state["best"], state["bad"] = monitor, 0
-        else:
-            state["bad"] += 1
-        if state["bad"] > self.o["patience"]:
-            new = state["lr"] * self.o["gamma"]
-            if state["lr"] - new > 1e-8:  # ReduceLROnPlateau's eps
-                state["lr"] = new
-            state["bad"] = 0

@@ -197,7 +197,11 @@ class _BaseMLP(BaseEstimator):
         """The backend to train on for ``X``, and whether results go back to the host (NumPy)."""
         source = None if _is_host(X) or not _dispatch() else backend_of(X)
         if source is None or source.name == "numpy":
-            return get_backend(self.backend or "numpy", self.device), True
+            backend = get_backend(self.backend or "numpy", self.device)
+            if not backend.can_train:
+                raise ValueError(f"backend={backend.name!r} cannot train (its arrays record a graph and hold no "
+                                 "values); it runs the forward pass only (xpnet export)")
+            return backend, True
         if self.backend not in (None, source.name):
             raise ValueError(f"backend={self.backend!r} contradicts X, a {source.name} array on {source.device}; "
                              f"leave backend=None to train where X lives, or pass NumPy arrays")

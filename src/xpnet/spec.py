@@ -453,20 +453,24 @@ def expand(run: Run, notes: list | None = None) -> list[Run]:
     if not axes:
         return [run]
     names = [k for k, _ in axes]
+    # An optimizer's option given once (not a list) applies to the runs whose optimizer has it.
+    given = [k for k, o in OPTIONS.items() if o.optimizers and k not in names and flat.get(k) is not None
+             and flat.get(k) is not False]
     runs, dropped = [], {}
     for combo in itertools.product(*(v for _, v in axes)):
         values = dict(zip(names, combo))
         kind = values.get("optimizer", flat["optimizer"])
-        for name in names:
+        for name in (*names, *given):
             if OPTIONS[name].optimizers and kind not in OPTIONS[name].optimizers:
-                dropped.setdefault((kind, name), len(flat[name]))
-                values[name] = None
+                dropped.setdefault((kind, name), len(_values(flat[name])))
+                values[name] = _default(name)
         runs.append(run.replace(**values))
     distinct = list(dict.fromkeys(runs))
     if notes is not None:
         for (kind, name), count in dropped.items():
             notes.append(f"--optimizer {kind} has no {OPTIONS[name].flag}: it trains once, not once per each of its "
-                         f"{count} values")
+                         f"{count} values" if count > 1 else f"--optimizer {kind} has no {OPTIONS[name].flag}: its runs "
+                         "train without it")
     return distinct
 
 

@@ -20,9 +20,11 @@ from typing import Sequence
 import numpy as np
 
 from . import checks
+from . import state as state_module
 from .backends import Backend
-from .errors import ValidationError
+from .errors import DataError, ValidationError
 from .init import initial_weights
+from .io import load_weights
 from .mlp import MLP, BaseNetwork
 
 
@@ -81,7 +83,6 @@ class Stack(BaseNetwork):
         weights = [initial_weights(self.sizes, i, s, c) for i, s, c in zip(self.inits, self.seeds, self.init_scales)]
         self.set_weights([(np.stack([w[l][0] for w in weights]), np.stack([w[l][1] for w in weights]))
                           for l in range(len(self.sizes) - 1)])
-        self.diverged: list[dict | None] = [None] * K
 
     @classmethod
     def from_runs(cls, runs) -> "Stack":
@@ -105,14 +106,49 @@ class Stack(BaseNetwork):
         self.params = self._device_params(weights, lead=(self.n_models,))
 
     def model(self, k: int) -> MLP:
-        """Network ``k`` as an :class:`~xpnet.mlp.MLP` of its own (a copy, on the same backend)."""
+        """Network ``k`` as an :class:`~xpnet.mlp.MLP` of its own (a copy, on the same backend), with its
+        part of the run's state (the optimizer's, the schedule's, early stopping's, its history): saved,
+        it resumes as the run of that network alone would."""
         if not 0 <= k < self.n_models:
             raise ValidationError(f"network index must lie in 0..{self.n_models - 1}; got {k}")
         net = MLP(self.sizes, self.activation_names, loss=self.head.loss, output=self.head.output,
                   init=self.inits[k], seed=self.seeds[k], backend=self.backend, dtype=self.dtype,
                   init_scale=self.init_scales[k])
         net.set_weights([(W[k], b[k]) for W, b in self.get_weights()])
+        if self.state is not None:
+            net.state = self.state.one(k)
         return net
+
+    def config(self) -> dict:
+        """Everything needed to rebuild this stack (weights aside), as JSON-ready values."""
+        return {"sizes": self.sizes, "activations": self.activation_names, "output": self.head.output,
+                "loss": self.head.loss, "inits": self.inits, "init_scales": self.init_scales, "seeds": self.seeds,
+                "dtype": self.dtype, "models": self.n_models}
+
+    @classmethod
+    def from_config(cls, config: dict, backend="numpy", device=None, dtype=None) -> "Stack":
+        """The stack :meth:`config` describes (with its initial weights) on ``backend``/``device``."""
+        missing = [k for k in ("sizes", "activations", "loss", "output", "seeds", "inits", "init_scales") if k not in config]
+        if missing:
+            raise DataError(f"the configuration lacks {', '.join(missing)}")
+        return cls(config["sizes"], config["activations"], loss=config["loss"], output=config["output"],
+                   seeds=config["seeds"], init=config["inits"], init_scale=config["init_scales"], backend=backend,
+                   device=device, dtype=dtype or config.get("dtype", "float32"))
+
+    def save(self, path, **meta) -> None:
+        """Write every network's weights (with the model axis), the run's state and ``meta`` to an ``.npz``
+        atomically (as :meth:`xpnet.mlp.MLP.save` for one network)."""
+        state_module.save(path, self, meta)
+
+    @classmethod
+    def load(cls, path, backend="numpy", device=None, dtype=None) -> "Stack":
+        """Rebuild a stack saved by :meth:`save`, its run state included."""
+        weights, meta, arrays = load_weights(path, extra=True, models=True)
+        stack = cls._from_file(path, meta, backend, device, dtype)
+        stack.set_weights(weights)
+        stack.state = state_module.restore(path, stack, meta, arrays)
+        stack.meta = meta
+        return stack
 
     def __repr__(self) -> str:
         return (

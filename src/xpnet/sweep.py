@@ -18,6 +18,7 @@ wall time of the stack it trained in) and ``stack_size``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
@@ -28,6 +29,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import checks, spec, train
+from .runs import start
+from .session import run_meta
 from .errors import DataError, ValidationError
 from .io import atomic_write, check_directory, check_writable
 from .progress import Progress
@@ -99,13 +102,11 @@ def train_stack(runs: Sequence[spec.Run], data: spec.Arrays, on_epoch: Callable 
                 keep_models: bool = False) -> list[dict]:
     """Train one stack of ``runs`` (one stack key) on ``data`` and return one record per run, in order.
     With ``keep_models`` each record also holds ``"model"``, the trained network (an
-    :class:`~xpnet.mlp.MLP`)."""
-    stack = Stack.from_runs(runs)
+    :class:`~xpnet.mlp.MLP`, with its part of the run's state)."""
     t0 = time.perf_counter()
-    sets = train.prepare(stack, data.X, data.y, test=(data.X_test, data.y_test), validation=data.validation)
-    histories = train.train(stack, sets, runs[0].training, [r.optimizer for r in runs], [r.seed for r in runs],
-                            progress=False, on_epoch=on_epoch)
-    final = {name: train.scores(stack, *scored) for name, scored in sets.scored.items()}
+    session = start(runs, data, stack=True)
+    histories = session.train(progress=False, on_epoch=on_epoch)
+    stack, final = session.model, session.final
     seconds = time.perf_counter() - t0
     records = []
     for k, run in enumerate(runs):
@@ -131,7 +132,8 @@ def run_stack_task(runs, source, keep_models: bool = False) -> list[dict]:
 
 def weights_name(record) -> str:
     """A file name that says a configuration's grid settings (plain SGD's as before optimizers existed;
-    any other optimizer, schedule or early stopping adds its settings)."""
+    any other optimizer, schedule or early stopping adds its settings) and ends with 10 hex digits of the
+    SHA-256 of its whole record: unique per configuration, whatever values print alike (``%g`` rounds)."""
     act = record["activation"].replace("/", "+")
     name = (f"lr{record['lr']:g}_seed{record['seed']}_{record['init']}_scale{record['init_scale']:g}_"
             f"{record['layers']}_{act}_batch{record['batch_size']}")
@@ -140,7 +142,16 @@ def weights_name(record) -> str:
     if not plain:
         name += f"_{record['optimizer']}_{record['schedule']}" + "".join(
             f"_{k.replace('_', '')}{record[k]:g}" for k in VARIED[8:] if record.get(k) is not None)
-    return name + ".npz"
+    return f"{name}_{_digest(record)}.npz"
+
+
+def _key(record: dict) -> str:
+    """A configuration's identity: its whole resolved record (:meth:`xpnet.spec.Run.record`) as JSON."""
+    return json.dumps(spec.Run.from_flat(record).record(), sort_keys=True)
+
+
+def _digest(record: dict) -> str:
+    return hashlib.sha256(_key(record).encode()).hexdigest()[:10]
 
 
 class Sweep:
@@ -187,10 +198,32 @@ class Sweep:
         self.notes: list[str] = []  # options some optimizers of the grid do not use, said in one line each
         self.runs = spec.expand(grid, self.notes)
         check(self.runs)
-        self.done = load_records(out) if resume and Path(out).exists() else []
-        finished = {json.dumps(spec.Run.from_flat(r).record(), sort_keys=True) for r in self.done}
+        self.done = self._done(out) if resume and Path(out).exists() else []
+        finished = {_key(r) for r in self.done}
         self.todo = [r for r in self.runs if json.dumps(r.record(), sort_keys=True) not in finished]
+        if self.save_dir:
+            for run in self.todo:
+                _check_weights_file(Path(self.save_dir) / weights_name(run.record()), run)
         self.stacks = plan(self.todo, n, stack_size, memory) if self.todo else []
+
+    def _done(self, out) -> list[dict]:
+        """The records ``out`` holds, each of a configuration of this grid (else a one-line refusal
+        naming the file, the line and what differs)."""
+        ours = [r.record() for r in self.runs]
+        keys = {json.dumps(r, sort_keys=True) for r in ours}
+        done = []
+        for line, record in _numbered_records(out):
+            if _key(record) not in keys:
+                theirs = spec.Run.from_flat(record).record()
+                differ = [f"{k} {theirs[k]!r} there, {ours[0][k]!r} here" for k in ours[0]
+                          if k not in VARIED and theirs.get(k) != ours[0][k]]
+                differ = differ or [f"{k} {theirs[k]!r} is not among this sweep's values" for k in VARIED
+                                    if theirs.get(k) not in [r[k] for r in ours]]
+                raise ValidationError(f"{out}, line {line}: a configuration of another sweep "
+                                      f"({'; '.join(differ[:3]) or 'another grid'}); resume with the options that "
+                                      "wrote it, or write to another --out")
+            done.append(record)
+        return done
 
     def run(self, client=None, progress: bool | None = None, on_stack: Callable | None = None) -> list[dict]:
         """Train the planned stacks -- here, or as Dask tasks on ``client`` -- and return every record
@@ -203,9 +236,9 @@ class Sweep:
                 model = r.pop("model", None)
                 if self.save_dir:
                     r["weights"] = str(Path(self.save_dir) / weights_name(r))
-                    model.save(r["weights"], run=spec.Run.from_flat(r).to_dict(), history=r["history"],
-                               epochs_done=len(r["history"]), test_accuracy=r["test_accuracy"],
-                               diverged=r["diverged"] and r["diverged"]["at"])
+                    extra = {"diverged": r["diverged"]["at"]} if r["diverged"] else {}
+                    model.save(r["weights"], **run_meta(spec.Run.from_flat(r)), test_accuracy=r["test_accuracy"],
+                               **extra)
             records.extend(new)
             if self.out:
                 text = "".join(json.dumps(r) + "\n" for r in records)
@@ -239,6 +272,24 @@ class Sweep:
                 finished(new)
 
 
+def _check_weights_file(path: Path, run: spec.Run) -> None:
+    """Refuse, before any training, to overwrite a file at ``path`` unless it holds this very
+    configuration's weights (a file of another configuration, or a damaged one, is left alone)."""
+    if not path.exists():
+        return
+    from .io import load_weights
+
+    try:
+        _, meta = load_weights(path)
+        theirs = meta.get("identity") or spec.from_meta(meta).record()
+    except (DataError, ValidationError) as exc:
+        raise ValidationError(f"--save-dir: {path} exists and is not a weights file of this sweep ({exc}); "
+                              "move it away or use another --save-dir") from None
+    if json.dumps(theirs, sort_keys=True) != json.dumps(run.record(), sort_keys=True):
+        raise ValidationError(f"--save-dir: {path} holds the weights of another configuration; move it away or use "
+                              "another --save-dir")
+
+
 def _values(field) -> list:
     """A grid field's values (a list, or one value)."""
     return field if isinstance(field, list) else [field]
@@ -270,8 +321,12 @@ def _on_device(data: spec.Arrays, placement: spec.Placement) -> spec.Arrays:
 
 # -- reading the results -------------------------------------------------------------------------
 def load_records(path) -> list[dict]:
-    """The records a sweep wrote (one JSON object per line), with a one-line
-    :class:`~xpnet.errors.DataError` for a missing or damaged file."""
+    """The records a sweep wrote (one JSON object per line), each checked, with a one-line
+    :class:`~xpnet.errors.DataError` naming the file (and the line) for a missing or damaged one."""
+    return [record for _, record in _numbered_records(path)]
+
+
+def _numbered_records(path) -> list[tuple[int, dict]]:
     try:
         lines = Path(path).read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -288,10 +343,42 @@ def load_records(path) -> list[dict]:
                    if not isinstance(record, dict) or k not in record]
         if missing:
             raise DataError(f"{path}, line {number}: not an xpnet sweep record (no {', '.join(missing)})")
-        records.append(record)
+        problem = _damage(record)
+        if problem:
+            raise DataError(f"{path}, line {number}: a damaged sweep record ({problem})")
+        records.append((number, record))
     if not records:
         raise DataError(f"{path}: holds no sweep records")
     return records
+
+
+def _damage(record: dict) -> str | None:
+    """What is wrong with a record that has every key (``None``: nothing): a setting no run takes, or a
+    result of the wrong type."""
+    try:
+        spec.Run.from_flat(record)
+    except ValidationError as exc:
+        return str(exc)
+
+    def number(v, low=-math.inf, high=math.inf, none=False, infinite=False):
+        return (v is None and none) or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                        and (math.isfinite(v) or infinite and v == math.inf) and low <= v <= high)
+
+    checks_ = [("test_accuracy", number(record["test_accuracy"], 0, 1, none=True)),
+               ("test_loss", number(record["test_loss"], 0, infinite=True)),
+               ("seconds", number(record.get("seconds", 0.0), 0)),
+               ("val_accuracy", number(record.get("val_accuracy"), 0, 1, none=True)),
+               ("val_loss", number(record.get("val_loss"), 0, none=True, infinite=True)),
+               ("stack_size", record.get("stack_size", 1) is None or number(record.get("stack_size", 1), 1)),
+               ("diverged", record["diverged"] is None or (isinstance(record["diverged"], dict) and all(
+                   number(record["diverged"].get(k), 0) for k in ("epoch", "step"))
+                   and isinstance(record["diverged"].get("at"), str))),
+               ("history", isinstance(record["history"], list) and all(
+                   isinstance(h, dict) and number(h.get("epoch"), 1) and number(h.get("train_loss"), 0, infinite=True)
+                   and number(h.get("test_accuracy"), 0, 1, none=True) and number(h.get("lr"), 0, none=True)
+                   for h in record["history"]))]
+    bad = [name for name, ok in checks_ if not ok]
+    return None if not bad else f"{', '.join(bad)}: " + "; ".join(f"{k} {record.get(k)!r:.60}" for k in bad)
 
 
 def selection_metric(records: Sequence[dict]) -> str:

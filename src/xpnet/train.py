@@ -32,6 +32,8 @@ from .backends import host_copy, model_sum
 from .errors import DivergenceError, ValidationError
 from .metrics import accuracy, confusion_matrix, predicted_classes
 from .progress import Progress
+from .schedules import EarlyStop, Schedule
+from .state import TrainState
 
 #: Samples between two host reads of the running losses (divergence check and progress bar).
 CHECK_SAMPLES = 4096
@@ -164,19 +166,24 @@ def fit(model, X, y, **options):
 
 
 def train(model, data: Sets, training, optimizers, seeds, *, initial_epoch=0, progress=None, on_epoch=None,
-          order=None) -> list[list[dict]]:
+          order=None, checkpoint=None) -> list[list[dict]]:
     """Train ``model`` in place on ``data`` (:func:`prepare`) as the specification's ``training`` group
-    says, network ``k`` with ``optimizers[k]`` and shuffling ``seeds[k]``; return one history per network.
+    says, network ``k`` with ``optimizers[k]`` and shuffling ``seeds[k]``; return one history per network
+    (this call's epochs).
 
     ``order(epoch)``, when given, supplies each epoch's row order ((n,) or (K, n) host integers, or
     ``None`` for the data's own order) instead of :func:`shuffled`. ``initial_epoch`` continues an
-    interrupted run: epochs ``initial_epoch + 1 .. training.epochs`` are trained, each ordered as in an
-    uninterrupted run. ``on_epoch(records)`` is called after every epoch with one record per network
-    (``None`` for a frozen one). A single network raises :class:`DivergenceError` (with ``history``);
-    a stack freezes the network instead and sets ``model.diverged``. With early stopping a network stops
-    (a stack: freezes, listed in ``model.stopped``) and ends with its best epoch's weights (unless
-    ``restore_best`` is off); ``model.opt_state`` and ``model.train_state`` keep the optimizer's state and
-    the schedules' and early stopping's, for the next fit and for checkpoints.
+    interrupted run from the state on the model (``model.state``, as :meth:`~xpnet.mlp.MLP.load` or a
+    checkpoint left it): epochs ``initial_epoch + 1 .. training.epochs`` are trained, each ordered as in
+    an uninterrupted run. ``on_epoch(records)`` is called after every epoch with one record per network
+    (``None`` for a frozen one). ``checkpoint`` (a :class:`~xpnet.session.Checkpoint`) is written at the
+    end of every ``checkpoint.every`` epochs before the last, and by a single network that diverges (with
+    its last finite weights, before the error is raised); the last write, with the final scores, is the
+    caller's (:meth:`xpnet.session.Session.train`). A single network raises
+    :class:`DivergenceError` (with ``history``); a stack freezes the network instead (``model.diverged``).
+    With early stopping a network stops (a stack: freezes, listed in ``model.stopped``) and ends with its
+    best epoch's weights (unless ``restore_best`` is off). ``model.state`` holds the run's state
+    (:class:`~xpnet.state.TrainState`) after every epoch.
     """
     if not model.backend.can_train:
         raise ValidationError(f"backend {model.backend.name!r} cannot train (its arrays hold no values to read back); "
@@ -192,17 +199,21 @@ def train(model, data: Sets, training, optimizers, seeds, *, initial_epoch=0, pr
         raise ValidationError(f"backend {model.backend.name!r} builds a task graph per step; batch_size must be at "
                               f"least {smallest} there (the full batch is best); got {training.batch_size}")
     with model.backend.context():
-        return _train(model, data, training, optimizers, seeds, initial_epoch, progress, on_epoch, order)
+        trainer = Trainer(model, data, training, optimizers, seeds, order, resume=initial_epoch > 0)
+        trainer.check_schedules(initial_epoch + 1)
+        return _train(trainer, training, initial_epoch, progress, on_epoch, checkpoint)
 
 
-def _train(model, data, training, optimizers, seeds, initial_epoch, progress, on_epoch, order):
-    trainer = Trainer(model, data, training, optimizers, seeds, order, resume=initial_epoch > 0)
-    histories: list[list[dict]] = [[] for _ in optimizers]
+def _train(trainer, training, initial_epoch, progress, on_epoch, checkpoint):
+    model, data = trainer.model, trainer.data
+    histories: list[list[dict]] = [[] for _ in trainer.optimizers]
     for epoch in range(initial_epoch + 1, training.epochs + 1):
         try:
             result = trainer.epoch(epoch, progress=progress, label=f"epoch {epoch}/{training.epochs}")
         except DivergenceError as exc:
-            exc.history = histories[0]
+            exc.history = trainer.state.history[0]
+            if checkpoint is not None:
+                checkpoint.write(model, diverged=str(exc))
             raise
         evaluations = {name: scores(model, *scored) for name, scored in data.scored.items()}
         records = [None if k in trainer.guard.frozen else _record(epoch, result, evaluations, k, trainer.lrs[k])
@@ -212,10 +223,13 @@ def _train(model, data, training, optimizers, seeds, initial_epoch, progress, on
         for history, record in zip(histories, records):
             if record is not None:
                 history.append(record)
+        trainer.keep(epoch, records)
         if on_epoch is not None:
             on_epoch(records)
         if trainer.done:
             break
+        if checkpoint is not None and checkpoint.due(epoch) and epoch < training.epochs:
+            checkpoint.write(model)
     trainer.finish()
     return histories
 
@@ -430,18 +444,19 @@ def _compiled_epoch(backend, net, rule, per_sample, steps, size, start, shuffled
 class Guard:
     """Divergence: reads every network's running loss and weights at the stepper's stops, keeps the last
     finite checkpoint, and replays a network that went non-finite alone from there to find the step that
-    went bad. A single network then raises :class:`DivergenceError` with the weights from before that
-    step; in a stack that network is frozen with those weights (learning rate 0, weights restored at
-    every check) and listed in ``frozen``, while the others train on untouched: nothing a kernel computes
-    mixes networks."""
+    went bad. A single network then raises :class:`DivergenceError` with the weights (and the rule's
+    state) from before that step; in a stack that network is frozen with those (learning rate 0, weights
+    and rule state restored at every check) and listed in ``frozen``, while the others train on
+    untouched: nothing a kernel computes mixes networks."""
 
     def __init__(self, trainer, previous=None):
         self.trainer = trainer
         self.nets = trainer.nets
-        self.frozen: dict[int, dict] = {}  # network index -> where it diverged, and its kept weights
+        self.frozen: dict[int, dict] = {}  # network index -> where it diverged or stopped, and what it keeps
         for k, where in enumerate(previous or []):
             if where:  # diverged (or stopped) in an earlier fit: stays frozen
-                self.frozen[k] = {**where, "kept": self.copy(self.nets.one(trainer.model.params, k))}
+                self.frozen[k] = {**where, "kept": self.copy(self.nets.one(trainer.model.params, k)),
+                                  "kept_state": self.copy(self.nets.one(trainer.state.opt, k))}
 
     def copy(self, tree):
         """A copy of every array of ``tree`` that later in-place updates leave alone."""
@@ -462,32 +477,41 @@ class Guard:
     def check(self, params, state, running, position, epoch, last=False):
         """At row ``position``: freeze the networks that went non-finite since the last checkpoint (a
         single network raises) and make this the new checkpoint (unless it is the epoch's ``last``).
-        Returns the parameters to go on with and whether a network was newly frozen."""
+        Returns the parameters and rule state to go on with and whether a network was newly frozen."""
         finite = self.finite(params, running)
         bad = [k for k in range(len(finite)) if not finite[k] and k not in self.frozen]
         for k in bad:
-            kept, where = self.locate(k, position, epoch)
+            kept, kept_state, where = self.locate(k, position, epoch)
             if self.nets.single:  # one network raises; a stack freezes it and trains on
-                self.trainer.model.params = kept
+                t = self.trainer
+                t.model.params, t.state.opt = kept, kept_state
+                t.state.frozen = [{k: v for k, v in where.items()}]
                 raise DivergenceError(
                     f"training diverged at {where['at']}: {where['problem']}; kept the last finite weights "
                     "(from before that step); try a smaller learning rate",
                     epoch=epoch, step=where["step"], lr=where["lr"],
                 )
-            self.frozen[k] = {**where, "kept": kept}
-        for k, info in self.frozen.items():
-            params = self.nets.restore(self.trainer.backend, params, k, info["kept"])
+            self.frozen[k] = {**where, "kept": kept, "kept_state": kept_state}
+        params, state = self.hold(params, state)
         if not last:
             self.saved = (position, self.copy(params), self.copy(state))
-        return params, bool(bad)
+        return params, state, bool(bad)
+
+    def hold(self, params, state):
+        """``params`` and ``state`` with every frozen network's set back to what it keeps."""
+        backend = self.trainer.backend
+        for k, info in self.frozen.items():
+            params = self.nets.restore(backend, params, k, info["kept"])
+            state = self.nets.restore(backend, state, k, info["kept_state"])
+        return params, state
 
     def locate(self, k, stop, epoch):
         """Replay network ``k`` alone from the last checkpoint up to row ``stop`` and find the first step
-        that went bad: its weights from before that step, and where (``at``, ``step``, ``lr``,
-        ``problem``, ``epoch``). The batches are deterministic, so the replay retraces the computation;
-        inside the first bad call, a bisection over its prefixes (whole steps of ``batch_size``) finds
-        the first bad step: a step that went bad leaves the loss or the weights non-finite for every
-        longer prefix."""
+        that went bad: its weights and rule state from before that step, and where (``at``, ``step``,
+        ``lr``, ``problem``, ``epoch``). The batches are deterministic, so the replay retraces the
+        computation; inside the first bad call, a bisection over its prefixes (whole steps of
+        ``batch_size``) finds the first bad step: a step that went bad leaves the loss or the weights
+        non-finite for every longer prefix."""
         t = self.trainer
         position, saved, saved_state = self.saved
         kept, state = self.copy(self.nets.one(saved, k)), self.copy(self.nets.one(saved_state, k))
@@ -500,13 +524,14 @@ class Guard:
             if bad is None:
                 kept, state, position = new, new_state, position + available
                 continue
-            before, problem = kept, bad
+            before, before_state, problem = kept, state, bad
             good, worse = 0, -(-available // batch)  # steps of the call: the first `good` are, step `worse` is not
             while worse - good > 1:
                 middle = (good + worse) // 2
-                new, _, bad = self._attempt(before, state, *t.rows.get(position, position + middle * batch, k), hyper)
+                new, new_state, bad = self._attempt(before, before_state,
+                                                    *t.rows.get(position, position + middle * batch, k), hyper)
                 if bad is None:
-                    good, kept = middle, new
+                    good, kept, state = middle, new, new_state
                 else:
                     worse, problem = middle, bad
             count = min(worse * batch, available)
@@ -514,7 +539,7 @@ class Guard:
         lr = t.lrs[k]
         step, steps = position // batch + -(-count // batch), -(-n // batch)
         at = f"epoch {epoch}, step {step} of {steps} (lr={lr:g})"
-        return kept, {"epoch": epoch, "step": step, "lr": lr, "problem": problem, "at": at}
+        return kept, state, {"epoch": epoch, "step": step, "lr": lr, "problem": problem, "at": at}
 
     def _attempt(self, params, state, X, T, hyper):
         """One call on copies of one network's arrays: the new ones and what went wrong (``None`` if
@@ -527,57 +552,30 @@ class Guard:
             return new, new_state, "a weight became non-finite"
         return new, new_state, None
 
-    def freeze(self, k, kept, **where):
-        """Freeze network ``k`` with the weights ``kept`` (its own, no model axis), noting ``where``."""
-        self.frozen[k] = {**where, "kept": kept}
-        self.trainer.model.params = self.nets.restore(self.trainer.backend, self.trainer.model.params, k, kept)
+    def freeze(self, k, **where):
+        """Freeze network ``k`` with the weights and rule state it has now, noting ``where``."""
+        t = self.trainer
+        self.frozen[k] = {**where, "kept": self.copy(self.nets.one(t.model.params, k)),
+                          "kept_state": self.copy(self.nets.one(t.state.opt, k))}
 
-    def report(self, key="problem") -> list:
-        """For each network, ``None`` or where it was frozen for ``key`` -- diverged (``"problem"``, what
-        :attr:`Stack.diverged` holds) or stopped early (``"stopped"``)."""
-        return [{k: v for k, v in self.frozen[i].items() if k != "kept"} if key in self.frozen.get(i, {}) else None
-                for i in range(self.nets.count)]
-
-
-class EarlyStop:
-    """Keras' ``EarlyStopping(monitor, min_delta, patience, restore_best_weights)`` for one network: an
-    epoch improves when its monitored loss is below the best by more than ``min_delta``; training stops
-    when ``patience`` epochs in a row have not improved (never after the first epoch); the best epoch's
-    weights are restored at the end of training when ``restore`` (whether it stopped or not)."""
-
-    def __init__(self, patience: int, min_delta: float, restore: bool, state: dict | None = None, best=None):
-        self.patience, self.min_delta, self.restore = patience, min_delta, restore
-        self.state = dict(state or {"wait": 0, "best": None, "best_epoch": 0, "stopped": 0})
-        self.best_weights = best
-
-    def end(self, epoch0: int, current: float, weights) -> bool:
-        """After epoch ``epoch0`` (0-based, as Keras counts) with monitored loss ``current``; ``weights()``
-        copies the network's weights. Whether to stop."""
-        s = self.state
-        if self.restore and self.best_weights is None:  # the first epoch's weights are the best so far
-            self.best_weights, s["best_epoch"] = weights(), epoch0
-        s["wait"] += 1
-        if s["best"] is None or current + self.min_delta < s["best"]:
-            s["best"], s["best_epoch"], s["wait"] = current, epoch0, 0
-            if self.restore:
-                self.best_weights = weights()
-            return False
-        if s["wait"] >= self.patience and epoch0 > 0:
-            s["stopped"] = epoch0
-            return True
-        return False
+    def report(self) -> list:
+        """For each network ``None`` or where it was frozen (without what it keeps)."""
+        return [{k: v for k, v in self.frozen[i].items() if k not in ("kept", "kept_state")} if i in self.frozen
+                else None for i in range(self.nets.count)]
 
 
 # -- the trainer ---------------------------------------------------------------------------------
 class Trainer:
     """Epochs over device data for one network or a stack: the order, the stepper and the guard; the
-    update rule with its state, each network's learning-rate schedule and early stopping.
+    update rule, each network's learning-rate schedule and early stopping -- and the run's state
+    (:class:`~xpnet.state.TrainState`), which the trainer keeps on the model (``model.state``) and brings
+    up to date at every epoch's end, so that a checkpoint written then holds all of it.
 
     Per-sample training (batch size 1) runs :func:`~xpnet.kernels.sample_steps` over ``sample_chunk``
     samples per call where the rule can defer the first layer's updates, one step per sample otherwise;
-    larger batches run one step per call. ``resume`` continues the schedules and early stopping that
-    ``model.train_state`` holds (an interrupted run); the optimizer's state (``model.opt_state``) carries
-    over whenever the rule is the same.
+    larger batches run one step per call. ``resume`` continues the model's state where it stands (an
+    interrupted run: schedules, early stopping, history); otherwise a new run of epochs begins, and only
+    the rule's state carries over (when the rule is the same) and a stack's frozen networks stay frozen.
     """
 
     def __init__(self, model, data: Sets, training, optimizers, seeds, order=None, resume=False):
@@ -599,23 +597,22 @@ class Trainer:
         self.stepper = stepper_for(self.backend, model.network, self.rule, per_sample, size, training.compile,
                                    training.unroll)
         self.compiled = isinstance(self.stepper, CompiledStepper)
-        same = getattr(model, "opt_rule", None) == self.rule and getattr(model, "opt_state", None) is not None
-        self.state = model.opt_state if same else self.rule.init_state(self.backend.xp, model.params)
-        self.guard = Guard(self, [a or b for a, b in zip(getattr(model, "diverged", None) or [None] * self.nets.count,
-                                                         getattr(model, "stopped", None) or [None] * self.nets.count)])
-        saved = getattr(model, "train_state", None) if resume else None
-        saved = saved if saved and len(saved["schedules"]) == self.nets.count else None
-        self.schedules = [optim.Schedule(o, training.epochs, n) for o in self.optimizers]
-        self.early = [EarlyStop(o["early_stopping"], o["min_delta"], o["restore_best"]) if o["early_stopping"] else None
-                      for o in self.optimizers]
-        if saved:
-            for k, schedule in enumerate(self.schedules):
-                schedule.state = dict(saved["schedules"][k])
-            for k, early in enumerate(self.early):
-                if early is not None and saved["early"][k] is not None:
-                    early.state = dict(saved["early"][k])
-                    early.best_weights = saved["best"][k]
+        state = model.state if model.state is not None and model.state.count == self.nets.count else TrainState(self.nets.count)
+        if not resume:
+            state = state.restart(keep_frozen=not self.nets.single)
+        if state.rule != self.rule or state.opt is None:
+            state.rule, state.opt = self.rule, self.rule.init_state(self.backend.xp, model.params)
+        self.state = model.state = state
+        self.guard = Guard(self, state.frozen)
+        self.schedules = [Schedule(o, training.epochs, n, state.schedules[k]) for k, o in enumerate(self.optimizers)]
+        self.early = [EarlyStop(o["early_stopping"], o["min_delta"], o["restore_best"], state.early[k], state.best[k])
+                      if o["early_stopping"] else None for k, o in enumerate(self.optimizers)]
         self.lrs, self.done = [o["lr"] for o in self.optimizers], False
+
+    def check_schedules(self, first_epoch: int) -> None:
+        """Refuse, before any work, a schedule whose rate would overflow or vanish (one line)."""
+        for schedule in self.schedules:
+            schedule.check(first_epoch, self.model.dtype)
 
     def hyper(self):
         return optim.hyper(self.rule, self.optimizers, self.backend, self.model.dtype, self.nets.lead, self.lrs,
@@ -633,7 +630,7 @@ class Trainer:
         order = None if self.order is None else self.order(epoch)
         self.rows = Rows(backend.xp, self.data.X, self.data.T,
                          None if order is None else backend.asarray(np.asarray(order, dtype=np.int32)))
-        params, state = self.model.params, self.state
+        params, state = self.model.params, self.state.opt
         start = guard.copy(params)
         guard.begin(params, state)
         running = _zeros(params, self.nets.lead, self.model.dtype)
@@ -643,14 +640,14 @@ class Trainer:
             position = 0
             for stop in self.stepper.stops(n):
                 params, state, running = self.stepper.run(params, state, running, self.rows, position, stop, hyper)
-                params, frozen = guard.check(params, state, running, stop, epoch, last=stop == n)
+                params, state, frozen = guard.check(params, state, running, stop, epoch, last=stop == n)
                 if frozen:
                     hyper = self.hyper()
                 bar.update(stop - position)
                 position = stop
             backend.synchronize(*params[-1])
         seconds = time.perf_counter() - t0
-        self.model.params, self.state = params, state
+        self.model.params, self.state.opt = params, state
         change = [backend.to_host(_norm(W - W0)) for (W, _), (W0, _) in zip(params, start)]
         return {
             "train_loss": np.atleast_1d(backend.to_host(running)) / n,
@@ -673,24 +670,37 @@ class Trainer:
                     self.nets.one(self.model.params, k))):
                 stopped.append(k)
                 if not self.nets.single:
-                    kept = early.best_weights if early.restore else self.guard.copy(self.nets.one(self.model.params, k))
-                    self.guard.freeze(k, kept, stopped=epoch)
+                    if early.restore:
+                        self.model.params = self.nets.restore(self.backend, self.model.params, k, early.best_weights)
+                        self.state.restored[k] = True
+                    self.guard.freeze(k, stopped=epoch)
         self.done = (self.nets.single and bool(stopped)) or len(self.guard.frozen) == self.nets.count
         return stopped
 
+    def keep(self, epoch, records) -> None:
+        """The epoch's end in the run's state: its records, the epochs done, the schedules' and early
+        stopping's counters and best weights, the frozen networks (what a checkpoint then writes)."""
+        s = self.state
+        for history, record in zip(s.history, records):
+            if record is not None:
+                history.append(record)
+        s.epochs_done = epoch
+        s.schedules = [schedule.state for schedule in self.schedules]
+        s.early = [None if e is None else e.state for e in self.early]
+        s.best = [None if e is None else e.best_weights for e in self.early]
+        if self.nets.single and self.done:
+            s.frozen = [{"stopped": epoch}]
+        elif not self.nets.single:
+            s.frozen = self.guard.report()
+
     def finish(self) -> None:
-        """Training ends: early stopping restores each network's best weights (where asked), and the
-        model keeps what the next fit and a checkpoint need."""
-        model, backend = self.model, self.backend
+        """Training ends: early stopping restores each network's best weights (where asked; the state
+        says so, ``restored``)."""
         for k, early in enumerate(self.early):
             diverged = "problem" in self.guard.frozen.get(k, {})
             if early is not None and early.restore and early.best_weights is not None and not diverged:
-                model.params = self.nets.restore(backend, model.params, k, early.best_weights)
-        model.diverged, model.stopped = self.guard.report("problem"), self.guard.report("stopped")
-        model.opt_rule, model.opt_state = self.rule, self.state
-        model.train_state = {"schedules": [s.state for s in self.schedules],
-                             "early": [None if e is None else e.state for e in self.early],
-                             "best": [None if e is None else e.best_weights for e in self.early]}
+                self.model.params = self.nets.restore(self.backend, self.model.params, k, early.best_weights)
+                self.state.restored[k] = True
 
 
 def _zeros(params, lead, dtype):
