@@ -260,6 +260,10 @@ def test_a_stopped_network_of_a_stack_freezes_while_the_others_train_on():
     (["--schedule", "step"], "--schedule step needs --step-size"),
     (["--schedule", "exponential"], "--schedule exponential needs --gamma"),
     (["--schedule", "plateau", "--gamma", "2"], "--schedule plateau needs --gamma < 1"),
+    (["--schedule", "invscaling", "--power-t", "100", "--epochs", "2"],
+     "the learning rate of epoch 2 vanishes (underflows to 0) in float32 with --schedule invscaling"),
+    (["--schedule", "step", "--step-size", "1", "--gamma", "1e30"], "the learning rate of epoch 3 overflows in float32"),
+    (["--lr", "1e300"], "the learning rate of epoch 1 overflows in float32 with --schedule constant (lr 1e+300)"),
 ])
 @pytest.mark.parametrize("command", ["train", "sweep"])
 def test_bad_optimizer_options_are_one_line_before_any_work(capsys, command, argv, message):
@@ -291,6 +295,13 @@ def test_an_option_applies_to_the_optimizers_of_a_sweep_that_have_it(capsys):
     assert [r["lr"] for r in records] == [0.003, 0.003, 0.001] and records[2]["beta1"] == 0.9
     assert main(["sweep", "--optimizer", "adam,adamw", "--momentum", "0.9", "--no-progress"]) == 2
     assert "--momentum is an option of --optimizer sgd" in capsys.readouterr().err
+    code = main(["sweep", "--digits", "1,5", "--layers", "784-4-1", "--loss", "logistic", "--epochs", "1", "--optimizer",
+                 "adam,sgd", "--momentum", "0.9", "--nesterov", "--batch-size", "64", "--no-progress", "--json"])
+    out, err = capsys.readouterr()
+    records = [__import__("json").loads(line) for line in out.splitlines()]
+    assert code == 0 and [(r["optimizer"], r["momentum"], r["nesterov"]) for r in records] == [
+        ("adam", None, False), ("sgd", 0.9, True)]  # given once, an option goes to the optimizers that have it
+    assert "--optimizer adam has no --momentum: its runs train without it" in err
 
 
 @pytest.mark.parametrize("backend, options", [

@@ -270,3 +270,49 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path, uninterrupted):
     _train(path, "--epochs", "1")
     proc = subprocess.run([*TRAIN, "--save", str(path), "--resume", "--lr", "0.5"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "is not a checkpoint of this run (lr 0.05 there, 0.5 here)" in proc.stderr
+
+
+#: A sweep of six Adam configurations in three stacks of two, each weights file saved as its stack ends.
+SWEEP = [sys.executable, "-m", "xpnet.cli", "sweep", "--digits", "1,5", "--layers", "784-8-1", "--loss", "logistic",
+         "--activation", "tanh", "--batch-size", "16", "--epochs", "3", "--optimizer", "adam", "--lr", "0.01,0.003",
+         "--seed", "0-2", "--stack-size", "2", "--no-progress"]
+
+
+def _sweep_records(out):
+    """The records of ``out`` by configuration, without what says how they ran (seconds, stack sizes)."""
+    records = {}
+    for record in map(json.loads, out.read_text().splitlines()):
+        for key in ("seconds", "stack_size"):
+            record.pop(key)
+        for h in record["history"]:
+            h.pop("seconds")
+            h.pop("samples_per_second")
+        records[record["weights"].rsplit("/", 1)[1]] = record
+    return records
+
+
+def test_a_killed_sweep_resumes_to_the_same_records_and_weights(tmp_path):
+    """A sweep killed by SIGKILL after its first stack's records and weights are written, at a random
+    moment of its second stack, then run again with --resume, ends with the uninterrupted sweep's records
+    and weights files, bit for bit (timings aside)."""
+    ref = tmp_path / "ref"
+    whole = subprocess.run([*SWEEP, "--out", str(ref / "r.jsonl"), "--save-dir", str(ref)], capture_output=True,
+                           text=True, timeout=300)
+    assert whole.returncode == 0, whole.stderr
+    out, saved = tmp_path / "r.jsonl", tmp_path / "w"
+    argv = [*SWEEP, "--out", str(out), "--save-dir", str(saved)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while not out.exists():
+        assert proc.poll() is None, "the sweep ended before its first stack was written"
+        time.sleep(0.002)
+    time.sleep(random.Random(1).uniform(0.0, 0.2))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and 2 <= len(out.read_text().splitlines()) < 6
+    resumed = subprocess.run([*argv, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _sweep_records(out).keys() == _sweep_records(ref / "r.jsonl").keys()
+    for name, record in _sweep_records(ref / "r.jsonl").items():
+        got = _sweep_records(out)[name]
+        assert {k: v for k, v in got.items() if k != "weights"} == {k: v for k, v in record.items() if k != "weights"}
+        assert_same_checkpoint(saved / name, ref / name)

@@ -171,3 +171,39 @@ def test_a_network_taken_out_of_a_stack_carries_its_state(tmp_path):
     for (W, b), (eW, eb) in zip(net.get_weights(), alone.get_weights()):
         np.testing.assert_array_equal(W, eW)
         np.testing.assert_array_equal(b, eb)
+
+
+# -- files of the previous release --------------------------------------------------------------------
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def test_a_file_fit_saved_in_the_previous_release_loads_with_its_state():
+    """release-0.1.0-fit-adam.npz: `MLP.save` of 0.1.0 after three epochs of Adam with a plateau schedule
+    and early stopping (tests/data/README.md says how it was made)."""
+    net = xpnet.MLP.load(DATA / "release-0.1.0-fit-adam.npz")
+    with np.load(DATA / "release-0.1.0-fit-adam.npz") as f:
+        np.testing.assert_array_equal(net.get_weights()[0][0], f["W0"])
+        np.testing.assert_array_equal(net.backend.to_host(net.state.opt[0][2]), f["state0_2"])
+        np.testing.assert_array_equal(net.backend.to_host(net.state.best[0][1][0]), f["best_W1"])
+    assert net.state.rule.name == "adam" and net.state.schedules[0]["bad"] >= 0
+    assert net.state.early[0]["best_epoch"] in (0, 1, 2) and net.state.frozen == [None]
+
+
+def test_a_checkpoint_of_the_previous_release_resumes_to_the_run_of_this_one(tmp_path, capsys):
+    """release-0.1.0-train-momentum.npz: `xpnet train --momentum 0.9 --epochs 2 --save` of 0.1.0, whose final
+    file held the optimizer's state. Resumed to three epochs, it ends as this release's three-epoch run."""
+    from xpnet.cli import main
+
+    args = ["train", "--digits", "1,5", "--layers", "784-4-1", "--loss", "logistic", "--activation", "tanh", "--lr",
+            "0.05", "--batch-size", "64", "--epochs", "3", "--momentum", "0.9", "--no-progress", "--json"]
+    old = tmp_path / "old.npz"
+    old.write_bytes((DATA / "release-0.1.0-train-momentum.npz").read_bytes())
+    assert main(["evaluate", "--weights", str(old), "--json"]) == 0
+    assert __import__("json").loads(capsys.readouterr().out)["test_accuracy"] == pytest.approx(0.9941, abs=5e-5)
+    assert main([*args, "--save", str(old), "--resume"]) == 0
+    assert main([*args, "--save", str(tmp_path / "new.npz")]) == 0
+    resumed, fresh = checkpoint_contents(old), checkpoint_contents(tmp_path / "new.npz")
+    assert sorted(resumed[0]) == sorted(fresh[0])
+    for name, value in fresh[0].items():
+        np.testing.assert_array_equal(resumed[0][name], value, err_msg=name)
+    assert resumed[1]["history"] == fresh[1]["history"]

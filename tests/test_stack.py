@@ -2,6 +2,7 @@
 frozen and leaves the others untouched; sweeps group, record, save and refuse bad grids."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -281,3 +282,31 @@ def test_plot_sweep_writes_both_figures(tmp_path, capsys):
     capsys.readouterr()
     assert main(["plot", "--sweep", str(tmp_path / "bad.jsonl"), "--out", str(tmp_path / "plots")]) == 2
     assert "not an xpnet sweep record" in capsys.readouterr().err
+
+
+def test_a_sweep_saves_every_configuration_whatever_values_print_alike(capsys, tmp_path):
+    """Learning rates that %g prints alike get files of their own (a digest of the whole configuration ends
+    each name), each the weights of its own configuration; a file of another configuration where one
+    would be written is refused before any training and left as it was."""
+    out = tmp_path / "w"
+    assert main([*SWEEP, "--lr", "0.1,0.1000001", "--batch-size", "64", "--save-dir", str(out), "--json"]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    files = sorted(out.glob("*.npz"))
+    assert len(records) == len(files) == 2 and len({r["weights"] for r in records}) == 2
+    for r in records:
+        assert xpnet.MLP.load(r["weights"]).meta["identity"]["lr"] == r["lr"]
+    first, second = (Path(r["weights"]) for r in records)
+    second.write_bytes(first.read_bytes())  # another configuration's weights under this one's name
+    before = second.read_bytes()
+    assert main([*SWEEP, "--lr", "0.1000001", "--batch-size", "64", "--save-dir", str(out)]) == 2
+    out_, err = capsys.readouterr()
+    assert err == f"xpnet sweep: error: --save-dir: {second} holds the weights of another configuration; move it " \
+        "away or use another --save-dir\n" and "configurations in" not in err
+    assert second.read_bytes() == before
+
+
+def test_the_weights_file_name_docs_cli_shows_is_the_one_written():
+    from helpers import ROOT
+
+    name = sw.weights_name(spec.expand(spec.grid(lr=[0.1]))[0].record())
+    assert f"`{name}` for `xpnet sweep --lr 0.1`" in (ROOT / "docs" / "cli.md").read_text()

@@ -93,14 +93,21 @@ class BaseNetwork:
                            self.backend.asarray(b.reshape(*lead, 1, shape[-1]), self.dtype)))
         return params
 
-    @classmethod
-    def _from_file(cls, path, meta, backend, device, dtype):
-        """``cls.from_config`` of a file's ``meta``, a value there that no network takes being a damaged
-        file (a missing backend or device stays what it is)."""
+    def check_file(self, path, meta: dict) -> None:
+        """A file's ``meta`` describes this network, and its run (``meta["run"]``, or the flat keys of older
+        files) is one xpnet reads and describes it too: otherwise a damaged file, one line."""
         try:
-            return cls.from_config(meta, backend=backend, device=device, dtype=dtype)
-        except (DataError, ValidationError) as exc:
-            raise DataError(f"{path}: {exc} in its 'meta' entry; not an xpnet weights file") from None
+            run = spec.from_meta(meta)
+            described = {"sizes": run.model.sizes, "activations": run.model.activations, "loss": run.model.loss,
+                         "output": functions.head_for(run.model.loss, run.model.output, run.model.sizes[-1]).output}
+        except ValidationError as exc:
+            raise DataError(f"{path}: damaged run in its 'meta' entry ({exc})") from None
+        mine = self.config()
+        for name, theirs in (("its run", described), ("its configuration", meta)):
+            differ = [k for k in described if theirs.get(k) != mine[k]]
+            if differ:
+                raise DataError(f"{path}: {name} ({', '.join(f'{k} {theirs.get(k)!r}' for k in differ)}) is not the "
+                                f"network it holds; a damaged file")
 
     # -- data ---------------------------------------------------------------------------------------
     def inputs(self, X, name: str = "X"):
@@ -453,6 +460,17 @@ class MLP(BaseNetwork):
         net.set_weights(weights)
         net.state = state_module.restore(path, net, meta, arrays)
         net.meta = meta
+        return net
+
+    @classmethod
+    def _from_file(cls, path, meta, backend, device, dtype):
+        """``cls.from_config`` of a file's ``meta``, a value there that no network takes being a damaged
+        file (a missing backend or device stays what it is)."""
+        try:
+            net = cls.from_config(meta, backend=backend, device=device, dtype=dtype)
+        except (DataError, ValidationError) as exc:
+            raise DataError(f"{path}: {exc} in its 'meta' entry; not an xpnet weights file") from None
+        net.check_file(path, meta)
         return net
 
 

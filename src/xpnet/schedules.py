@@ -60,16 +60,24 @@ class Schedule:
         """Refuse, before any work, a schedule whose learning rate for an epoch from ``first`` on would
         overflow or vanish in ``dtype`` (``--power-t 100``, ``--gamma 1e10``): every epoch's closed-form rate
         must be a normal, finite number there. (The plateau's rate only falls, and stops falling at 1e-8.)"""
-        info = np.finfo(dtype)
+        tiny, largest = float(np.finfo(dtype).tiny), float(np.finfo(dtype).max)
         for epoch in range(first, self.epochs + 1):
             try:
                 lr = self.lr(epoch)
-            except OverflowError:
-                lr = math.inf
-            if not info.tiny <= lr <= info.max:
-                what = "overflows" if not lr <= info.max else "vanishes (underflows to 0)"
+            except OverflowError:  # a power too large for a float: the denominator's (invscaling) or the rate's
+                lr = 0.0 if self.o["schedule"] == "invscaling" or self.o.get("gamma", 1.0) < 1 else math.inf
+            if not tiny <= lr <= largest:
+                what = "overflows" if lr > largest else "vanishes (underflows to 0)"
                 raise ValidationError(f"the learning rate of epoch {epoch} {what} in {dtype} with --schedule "
                                       f"{self.o['schedule']} ({_options(self.o)}); choose milder values")
+
+
+def check(optimizers, epochs: int, samples: int, dtype: str, first: int = 1) -> None:
+    """:meth:`Schedule.check` for each of ``optimizers`` (:class:`xpnet.spec.Optimizer`), for a run of
+    ``epochs`` over ``samples`` rows in ``dtype`` from epoch ``first`` on: what the session and a sweep
+    refuse before any work."""
+    for o in set(optimizers):
+        Schedule(o.resolved(), epochs, samples).check(first, dtype)
 
 
 def _options(o: dict) -> str:

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import spec, state, train
+from . import schedules, spec, state, train
 from .errors import DataError, ValidationError
 from .io import check_writable, load_weights
 
@@ -81,6 +81,7 @@ class Session:
             checkpoint.meta = {**checkpoint.meta, "identity": self.identity}
             if resume:
                 self._resume()
+        schedules.check(self.optimizers, training.epochs, data.n, model.dtype, self.initial_epoch + 1)
 
     # -- resuming ------------------------------------------------------------------------------------
     def _resume(self) -> None:
@@ -93,7 +94,7 @@ class Session:
             raise ValidationError(f"{path} holds a run that diverged ({str(meta['diverged']).split(':')[0]}); "
                                   "start afresh, with a smaller --lr")
         self._check_same_run(path, meta)
-        self._check_configuration(path, meta)
+        self.model.check_file(path, meta)
         try:
             self.model.set_weights(weights)
         except ValidationError as exc:
@@ -143,15 +144,6 @@ class Session:
         if cosine and there.get("epochs") != here.get("epochs"):
             raise ValidationError(f"{path} anneals its learning rate over --epochs {there.get('epochs')} (--schedule "
                                   f"cosine); a resume cannot change that (asked for {here.get('epochs')})")
-
-    def _check_configuration(self, path, meta) -> None:
-        """The network the file describes is this one (a file edited so that its configuration and its run
-        disagree is damaged)."""
-        mine = self.model.config()
-        differ = [k for k in ("sizes", "activations", "loss", "output") if meta.get(k) != mine[k]]
-        if differ:
-            raise DataError(f"{path}: its network ({', '.join(f'{k} {meta.get(k)!r}' for k in differ)}) is not the one "
-                            "its run describes; a damaged file")
 
     # -- training ------------------------------------------------------------------------------------
     def train(self, progress: bool | None = None, on_epoch=None, order=None) -> list[list[dict]]:

@@ -406,6 +406,8 @@ class Run(_Group):
 
     @classmethod
     def from_dict(cls, values: dict) -> "Run":
+        if not isinstance(values, dict) or not all(isinstance(values.get(g, {}), dict) for g in GROUPS):
+            raise ValidationError(f"not a run specification (a JSON object of {', '.join(GROUPS)}); got {values!r:.60}")
         try:
             groups = {g: GROUPS[g](**values.get(g, {})) for g in GROUPS}
             return cls(**groups, seed=values.get("seed", 0))

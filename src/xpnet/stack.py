@@ -144,7 +144,10 @@ class Stack(BaseNetwork):
     def load(cls, path, backend="numpy", device=None, dtype=None) -> "Stack":
         """Rebuild a stack saved by :meth:`save`, its run state included."""
         weights, meta, arrays = load_weights(path, extra=True, models=True)
-        stack = cls._from_file(path, meta, backend, device, dtype)
+        try:
+            stack = cls.from_config(meta, backend=backend, device=device, dtype=dtype)
+        except ValidationError as exc:
+            raise DataError(f"{path}: {exc} in its 'meta' entry; not an xpnet stack file") from None
         stack.set_weights(weights)
         stack.state = state_module.restore(path, stack, meta, arrays)
         stack.meta = meta

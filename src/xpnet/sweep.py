@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import checks, spec, train
+from . import checks, schedules, spec, train
 from .runs import start
 from .session import run_meta
 from .errors import DataError, ValidationError
@@ -198,6 +198,8 @@ class Sweep:
         self.notes: list[str] = []  # options some optimizers of the grid do not use, said in one line each
         self.runs = spec.expand(grid, self.notes)
         check(self.runs)
+        for run in self.runs:
+            schedules.check([run.optimizer], run.training.epochs, n, run.placement.dtype)
         self.done = self._done(out) if resume and Path(out).exists() else []
         finished = {_key(r) for r in self.done}
         self.todo = [r for r in self.runs if json.dumps(r.record(), sort_keys=True) not in finished]
