@@ -175,8 +175,9 @@ def _assert_same_weights(path, expected):
 #: The kill test's runs: plain SGD (KILLS trials), and one trial of each kind of state besides the weights.
 KILL_CASES = {
     "sgd": [],
-    "adam-cosine": ["--optimizer", "adam", "--lr", "0.01", "--schedule", "cosine"],
-    "momentum-plateau": ["--momentum", "0.9", "--schedule", "plateau", "--patience", "2", "--gamma", "0.5"],
+    "adam-cosine": ["--optimizer", "adam", "--lr", "0.01", "--schedule", "cosine", "--epochs", "20"],
+    "momentum-plateau": ["--momentum", "0.9", "--schedule", "plateau", "--patience", "2", "--gamma", "0.5", "--epochs",
+                         "20"],
     "early-stopping": ["--validation", "0.2", "--early-stopping", "3"],  # stops after epoch 19 of 40
 }
 

@@ -94,14 +94,16 @@ class BaseNetwork:
         return params
 
     def check_file(self, path, meta: dict) -> None:
-        """A file's ``meta`` describes this network, and its run (``meta["run"]``, or the flat keys of older
-        files) is one xpnet reads and describes it too: otherwise a damaged file, one line."""
-        try:
-            run = spec.from_meta(meta)
-            described = {"sizes": run.model.sizes, "activations": run.model.activations, "loss": run.model.loss,
-                         "output": functions.head_for(run.model.loss, run.model.output, run.model.sizes[-1]).output}
-        except ValidationError as exc:
-            raise DataError(f"{path}: damaged run in its 'meta' entry ({exc})") from None
+        """A file's ``meta`` describes this network, and its run (``meta["run"]``, where the file records
+        one) is one xpnet reads and describes it too: otherwise a damaged file, one line."""
+        described = {k: meta.get(k) for k in ("sizes", "activations", "loss", "output")}
+        if "run" in meta:
+            try:
+                m = spec.from_meta(meta).model
+                described = {"sizes": m.sizes, "activations": m.activations, "loss": m.loss,
+                             "output": functions.head_for(m.loss, m.output, m.sizes[-1]).output}
+            except ValidationError as exc:
+                raise DataError(f"{path}: damaged run in its 'meta' entry ({exc})") from None
         mine = self.config()
         for name, theirs in (("its run", described), ("its configuration", meta)):
             differ = [k for k in described if theirs.get(k) != mine[k]]
