@@ -1,7 +1,7 @@
 """Check and measure everything GPU in one command that fits one short run, on any machine with a CUDA GPU
 and this repository -- or, with ``--stand-in``, on any machine at all.
 
-    python3 benchmarks/gpu_check.py [--out DIR] [--quick] [--budget SECONDS] [--stand-in]
+    python3 benchmarks/gpu_check.py [--out DIR] [--quick] [--budget SECONDS] [--cases N] [--stand-in]
 
 1. The package probe: says which Python packages it lacks and how to get them without a network, before
    anything else (exit 2 where xpnet cannot run at all; a stage that needs a missing package is skipped,
@@ -15,7 +15,8 @@ and this repository -- or, with ``--stand-in``, on any machine at all.
 4. Trains the seeds' network on MNIST once per GPU backend (batch 64, lr 0.5) and reports its test accuracy.
 5. Times the benchmark suite's CUDA cases with GPU-synchronised timing (:func:`plan`): xpnet on every GPU
    backend and PyTorch eager at batch 1, 64, 1024 and the full batch, then stacks of K networks beside
-   torch-func and jax-vmap; the cases most worth having first, as many as ``--budget`` leaves time for.
+   torch-func and jax-vmap; the cases most worth having first, as many as ``--budget`` leaves time for
+   (and ``--cases N`` allows).
 
 Each stage rewrites ``gpu-check.json`` and ``gpu-check.md`` in ``--out`` as it finishes (and each timed case
 too), so the reports always hold what ran and say why anything did not: the budget ran out, a package is
@@ -251,9 +252,10 @@ def plan(found, quick: bool, stand_in: bool) -> list[tuple]:
     return cases
 
 
-def run_benchmarks(report: Report, found, quick: bool, stand_in: bool, rounds: int, target: float, data=None) -> bool:
-    """Every planned case that the budget leaves time for; each record goes into the report as it comes.
-    Returns whether every case that ran succeeded."""
+def run_benchmarks(report: Report, found, quick: bool, stand_in: bool, rounds: int, target: float, data=None,
+                   most: int | None = None) -> bool:
+    """Every planned case that the budget leaves time for (the first ``most`` at most); each record goes
+    into the report as it comes. Returns whether every case that ran succeeded."""
     _xpnet()
     from xpnet import bench
 
@@ -261,10 +263,13 @@ def run_benchmarks(report: Report, found, quick: bool, stand_in: bool, rounds: i
     results = report.data.setdefault("benchmarks", [])
     cases, ok, left_out = plan(found, quick, stand_in), True, []
     per_case = CASE_SECONDS["quick" if quick else "full"]
-    for impl, net, batch, models in cases:
+    if most is not None and most < len(cases):
+        report.not_run(f"{len(cases) - most} of {len(cases)} timed cases ({', '.join(_named(c) for c in cases[most:])})",
+                       f"--cases {most}")
+    for impl, net, batch, models in cases[:most]:
         needs = COMPILED_SAMPLE_SECONDS if impl.startswith("xpnet-jax") and batch == 1 else per_case
         if report.left() < needs:  # a shorter case later may still fit
-            left_out.append(f"{impl} {net} batch {batch}" + (f" K={models}" if models else ""))
+            left_out.append(_named((impl, net, batch, models)))
             continue
         base = {"implementation": impl, "net": net, "dtype": "float32", "batch_size": batch,
                 **({"models": models} if models else {})}
@@ -287,6 +292,11 @@ def run_benchmarks(report: Report, found, quick: bool, stand_in: bool, rounds: i
                        f"the budget of {report.budget:g} s left too little time (each needs {per_case:g} s, "
                        f"xpnet-jax per sample {COMPILED_SAMPLE_SECONDS:g} s)")
     return ok
+
+
+def _named(case) -> str:
+    impl, net, batch, models = case
+    return f"{impl} {net} batch {batch}" + (f" K={models}" if models else "")
 
 
 # -- the markdown ----------------------------------------------------------------------------------
@@ -365,12 +375,15 @@ def main(argv=None, required=REQUIRED) -> int:
     parser.add_argument("--stand-in", action="store_true", help="PyTorch and JAX on the CPU in place of the GPU backends")
     parser.add_argument("--skip-tests", action="store_true", help="do not run the GPU tests")
     parser.add_argument("--skip-bench", action="store_true", help="do not time anything")
+    parser.add_argument("--cases", type=int, default=None, metavar="N",
+                        help="time the first N planned cases at most (default: as many as the budget allows)")
     parser.add_argument("--rounds", type=int, default=None, help="timed rounds per case (default 5; 3 with --quick)")
     parser.add_argument("--target", type=float, default=None,
                         help="seconds per timed round (default 0.25; 0.1 with --quick)")
     args = parser.parse_args(argv)
-    if args.rounds is not None and args.rounds < 1 or args.target is not None and args.target <= 0 or args.budget <= 0:
-        parser.error("--rounds must be at least 1, --target and --budget positive")
+    if args.rounds is not None and args.rounds < 1 or args.target is not None and args.target <= 0 or args.budget <= 0 \
+            or args.cases is not None and args.cases < 0:
+        parser.error("--rounds must be at least 1, --cases at least 0, --target and --budget positive")
     lacking = missing(required)
     if lacking:
         say("missing Python packages: " + "; ".join(f"{m} ({how})" for m, how in lacking.items()))
@@ -421,7 +434,7 @@ def main(argv=None, required=REQUIRED) -> int:
     if args.skip_bench:
         report.not_run("the timed cases", "--skip-bench")
     elif not run_benchmarks(report, found, args.quick, args.stand_in, args.rounds or (3 if args.quick else 5),
-                            args.target or (0.1 if args.quick else 0.25), data):
+                            args.target or (0.1 if args.quick else 0.25), data, args.cases):
         status = 1
     print("\n".join(map(str, report.write())))
     return status

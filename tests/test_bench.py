@@ -162,8 +162,8 @@ def test_bench_never_runs_code_from_the_current_directory(tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)["results"]
     assert [r["implementation"] for r in results] == ["xpnet-numpy", "torch-eager", "sklearn"]
-    for r in results:  # plausible numbers: a median inside its rounds, between a thousand and 100M samples/s
-        assert 1e3 < r["samples_per_second"] < 1e8 and r["min"] <= r["samples_per_second"] <= r["max"]
+    for r in results:  # a median inside its rounds (no speed is asserted: the suite passes on a loaded machine)
+        assert 0 < r["min"] <= r["samples_per_second"] <= r["max"]
         assert len(r["rounds"]) == 1 and r["samples_per_round"] % 64 == 0
     assert not list(tmp_path.rglob("*.ran"))
 
@@ -176,20 +176,19 @@ def test_cli_bench_stacks_of_the_peers(capsys):
     assert code == 0 and [r["implementation"] for r in results] == ["torch-func", "jax-vmap", "xpnet-numpy"]
     for r in results:
         assert r["models"] == 16 and r["batch_size"] == 1 and "skipped" not in r
-        assert 10 < r["samples_per_second"] < 1e7 and r["min"] <= r["samples_per_second"] <= r["max"]
+        assert 0 < r["min"] <= r["samples_per_second"] <= r["max"]
 
 
 def test_cli_bench_net_dtype_and_jax(capsys):
-    """--net, --dtype and JAX's implementations through the command line: the records say what ran,
-    and the large net (784-256-128-64-10, 9x the small one's work per sample) is the slower."""
+    """--net, --dtype and JAX's implementations through the command line: the records say what ran, and
+    each learner trained the network its record names (no speed is compared: that is the benchmarks')."""
     code = main(["bench", "--impl", "xpnet-jax,xpnet-numpy", "--net", "small,large", "--dtype", "float64",
                  "--batch-sizes", "64", "--rounds", "1", "--target", "0.01", "--json"])
     results = json.loads(capsys.readouterr().out)["results"]
     assert code == 0 and {(r["implementation"], r["net"]) for r in results} == {
         (i, n) for i in ("xpnet-jax", "xpnet-numpy") for n in ("small", "large")}
-    assert all(r["dtype"] == "float64" and r["batch_size"] == 64 and r["samples_per_second"] > 1e3 for r in results)
-    rate = {(r["implementation"], r["net"]): r["samples_per_second"] for r in results}
-    assert rate[("xpnet-numpy", "large")] < rate[("xpnet-numpy", "small")]
+    assert all(r["dtype"] == "float64" and r["batch_size"] == 64 and r["samples_per_second"] > 0 for r in results)
+    assert {r["net"]: r["layers"] for r in results} == {"small": "784-32-32-10", "large": "784-256-128-64-10"}
 
 
 def test_stacked_learner_trains_every_network(data):

@@ -95,3 +95,11 @@ def test_documented_commands_run(path, tmp_path, shared_fashion):
         command = command.replace("../shared/data/fashion-mnist", str(shared_fashion))
         proc = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=1200)
         assert proc.returncode == status, f"{command}\n{proc.stderr[-2000:]}"
+
+
+def test_the_readme_test_command_is_the_one_ci_runs():
+    """The README's test command, as a user copies it, is a line of .ci/run, word for word."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("Install the test dependencies"):]
+    command = re.search(r"```bash\n(.*?)\n```", block, flags=re.S).group(1).strip()
+    assert "pytest" in command and command in (ROOT / ".ci" / "run").read_text().splitlines()

@@ -2,6 +2,7 @@
 scores) over a grid of solvers, schedules, early stopping, activations, batches and targets, on every backend;
 sklearn's own estimator checks, pipelines, grid search, labels."""
 
+import sys
 import warnings
 
 import numpy as np
@@ -181,6 +182,46 @@ def test_one_class_predicts_that_class_as_scikit_learn_does():
         np.testing.assert_allclose(ours.predict_proba(X_test), theirs.predict_proba(X_test), rtol=1e-12)
 
 
+def _no_cuda_without_a_gpu(monkeypatch):
+    """scikit-learn's array-API checks try PyTorch on "cuda" wherever ``torch.backends.cuda.is_built()``:
+    with the CUDA build pip brings on Linux and no GPU or driver, they fail inside PyTorch ("CUDA driver
+    version is insufficient"). Where CUDA cannot be used, the checks are told it is not built, so that
+    they skip it as they do on a CPU build."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        try:
+            import torch
+        except ImportError:
+            return
+    if torch.backends.cuda.is_built() and not torch.cuda.is_available():
+        monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: False)
+
+
+def test_the_checks_skip_cuda_where_pytorch_is_built_for_it_without_a_gpu(monkeypatch):
+    """The README's test command on a machine where pip brought PyTorch's CUDA build and there is no GPU
+    (simulated: this build answers is_built() as a CUDA build does): check_array_api_input on "cuda" is
+    skipped, not failed."""
+    from unittest import SkipTest
+
+    from sklearn.utils.estimator_checks import check_array_api_input
+
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a usable CUDA device is here: the checks run on it")
+    monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)  # a CUDA build, no driver
+    def check():
+        check_array_api_input("MLPClassifier", MLPClassifier(max_iter=5), array_namespace="torch", device_name="cuda",
+                              dtype_name="float32")
+
+    with pytest.raises((RuntimeError, AssertionError)) as failed:  # what the command met: a failure inside PyTorch
+        check()
+    assert "cuda" in str(failed.value).lower() and not isinstance(failed.value, SkipTest)
+    _no_cuda_without_a_gpu(monkeypatch)
+    with pytest.raises(SkipTest):
+        check()
+
+
 @pytest.mark.parametrize("estimator", [MLPClassifier(max_iter=20), MLPRegressor(max_iter=20)],
                          ids=["classifier", "regressor"])
 def test_sklearn_estimator_checks(estimator, monkeypatch):
@@ -189,6 +230,7 @@ def test_sklearn_estimator_checks(estimator, monkeypatch):
     CPU_DEVICE and device1, torch on the CPU), check_array_api_mixed_inputs and
     check_array_api_same_namespace."""
     monkeypatch.setenv("SCIPY_ARRAY_API", "1")
+    _no_cuda_without_a_gpu(monkeypatch)
     results = check_estimator(estimator, expected_failed_checks=EXPECTED_FAILURES, on_fail=None)
     assert not [(r["check_name"], repr(r["exception"])) for r in results if r["status"] == "failed"]
     ran = [r["check_name"] for r in results if "array_api" in r["check_name"] and r["status"] == "passed"]

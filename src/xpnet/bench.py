@@ -274,6 +274,7 @@ def measure_case(implementation, net, dtype, batch_size, data, rounds=5, target=
         base["models"] = models
     batch = resolve_batch(batch_size, len(data.y))
     run = case(net, dtype, batch)
+    base["layers"] = run.model.layers
     if optimizer is not None:
         run = dataclasses.replace(run, optimizer=optimizer)
         base["optimizer"] = described(optimizer)

@@ -54,7 +54,8 @@ def fit_identity(model, training, optimizers, seeds, n: int) -> dict:
     """What identifies a run of ``fit`` (a checkpoint of it resumes only the same): the network's
     configuration, the optimizer's resolved settings (per network of a stack), the seeds, batching, epochs
     and the number of training rows."""
-    resolved = [o.resolved() for o in optimizers]
+    once = {o: o.resolved() for o in set(optimizers)}  # once per distinct setting, not per network
+    resolved = [once[o] for o in optimizers]
     options = resolved[0] if model.n_models is None else {k: [r[k] for r in resolved] for k in resolved[0]}
     return {**model.config(), **options, "seeds": list(seeds), "batch_size": training.batch_size,
             "shuffle": training.shuffle, "epochs": training.epochs, "samples": n}
@@ -70,13 +71,13 @@ class Session:
                  resume: bool = False, identity: dict | None = None, run: spec.Run | None = None):
         self.model, self.data, self.training = model, data, training
         self.optimizers, self.seeds = list(optimizers), list(seeds)
-        self.checkpoint, self.run = checkpoint, run
-        self.identity = _json(identity if identity is not None else fit_identity(model, training, self.optimizers,
-                                                                                  self.seeds, data.n))
+        self.checkpoint, self.run, self.identity = checkpoint, run, None
         self.initial_epoch, self.finished, self.note, self.final = 0, None, None, {}
         if resume and checkpoint is None:
             raise ValidationError("resuming needs a checkpoint (--save PATH, or checkpoint=PATH)")
-        if checkpoint is not None:
+        if checkpoint is not None:  # what the file records of its run, and what a resume compares
+            self.identity = _json(identity if identity is not None else fit_identity(model, training, self.optimizers,
+                                                                                      self.seeds, data.n))
             check_writable(checkpoint.path, "the checkpoint")
             checkpoint.meta = {**checkpoint.meta, "identity": self.identity}
             if resume:

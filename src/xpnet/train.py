@@ -200,7 +200,6 @@ def train(model, data: Sets, training, optimizers, seeds, *, initial_epoch=0, pr
                               f"least {smallest} there (the full batch is best); got {training.batch_size}")
     with model.backend.context():
         trainer = Trainer(model, data, training, optimizers, seeds, order, resume=initial_epoch > 0)
-        trainer.check_schedules(initial_epoch + 1)
         return _train(trainer, training, initial_epoch, progress, on_epoch, checkpoint)
 
 
@@ -608,11 +607,6 @@ class Trainer:
         self.early = [EarlyStop(o["early_stopping"], o["min_delta"], o["restore_best"], state.early[k], state.best[k])
                       if o["early_stopping"] else None for k, o in enumerate(self.optimizers)]
         self.lrs, self.done = [o["lr"] for o in self.optimizers], False
-
-    def check_schedules(self, first_epoch: int) -> None:
-        """Refuse, before any work, a schedule whose rate would overflow or vanish (one line)."""
-        for schedule in self.schedules:
-            schedule.check(first_epoch, self.model.dtype)
 
     def hyper(self):
         return optim.hyper(self.rule, self.optimizers, self.backend, self.model.dtype, self.nets.lead, self.lrs,
