@@ -1,5 +1,8 @@
 """pytest-benchmark suite: run with `python -m pytest benchmarks --benchmark-json=bench.json` (see
-docs/benchmarks.md). Not part of the test run: pytest's testpaths name tests/ only."""
+docs/benchmarks.md). Not part of the test run: pytest's testpaths name tests/ only. `XPNET_BUSY_CORES=N`
+keeps N cores busy for the whole session (a shared CPU), as `xpnet bench --busy-cores N` does."""
+
+import os
 
 import pytest
 
@@ -9,6 +12,13 @@ from xpnet import bench
 @pytest.fixture(scope="session")
 def mnist():
     return bench.load_training_set()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def busy_cores():
+    count = int(os.environ.get("XPNET_BUSY_CORES", 0))
+    with bench.busy_cores(count):
+        yield count
 
 
 def pytest_report_header(config):

@@ -6,6 +6,8 @@ then pytest-benchmark times ROUNDS passes over the same samples. xpnet-jax-eager
 compiled epoch) is left to `xpnet bench --impl xpnet-jax-eager` to keep the suite under 10 minutes.
 """
 
+import os
+
 import pytest
 
 from xpnet import bench
@@ -51,7 +53,9 @@ def _time(benchmark, data, implementation, run, models, base):
     except Unavailable as exc:
         pytest.skip(str(exc))
     batch = run.training.batch_size
-    n = bench.calibrate(learner, batch, len(data.y))
-    benchmark.pedantic(lambda: learner.train(0, n), rounds=ROUNDS, iterations=1, warmup_rounds=0)
+    with bench.learner_threads(learner) as threads:
+        n = bench.calibrate(learner, batch, len(data.y))
+        benchmark.pedantic(lambda: learner.train(0, n), rounds=ROUNDS, iterations=1, warmup_rounds=0)
     rates = [n / t for t in benchmark.stats.stats.data]
-    benchmark.extra_info.update({**bench.record(base, learner, n, bench.summary(rates)), **bench.environment()})
+    benchmark.extra_info.update({**bench.record(base, learner, n, bench.summary(rates)), "threads": threads,
+                                 "busy_cores": int(os.environ.get("XPNET_BUSY_CORES", 0)), **bench.environment()})

@@ -231,3 +231,31 @@ def test_cli_bench_to_accuracy(capsys):
                           (["--to-accuracy", "0.9", "--batch-sizes", "full"], "--batch-sizes from 1, 16")):
         assert main(["bench", *argv]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_cli_bench_threads_and_busy_cores(capsys):
+    """Each record says the threads it ran with (xpnet's choice: one at batch 64 by default, what
+    --threads says otherwise; a peer keeps its library's own: null), and --busy-cores runs its busy loops
+    during the measurement only."""
+    import psutil
+
+    def busy_loops():
+        return [p for p in psutil.Process().children(recursive=True) if "while True: pass" in " ".join(p.cmdline())]
+
+    argv = ["bench", "--impl", "xpnet-numpy,torch-eager", "--batch-sizes", "64", "--rounds", "1", "--target", "0.01",
+            "--json"]
+    assert main([*argv, "--busy-cores", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["environment"]["busy_cores"] == 1 and not busy_loops()
+    assert [(r["implementation"], r["threads"]) for r in report["results"]] == [("xpnet-numpy", 1), ("torch-eager", None)]
+    assert main([*argv, "--threads", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["environment"]["busy_cores"] == 0 and report["results"][0]["threads"] == 2
+
+
+def test_busy_cores_run_while_the_block_runs():
+    import psutil
+
+    with bench.busy_cores(2) as procs:
+        assert len(procs) == 2 and all(psutil.Process(p.pid).is_running() for p in procs)
+    assert all(p.poll() is not None for p in procs)

@@ -263,3 +263,29 @@ def test_a_rising_test_loss_is_warned_of_once(capsys):
         in err and "the learning rate 20 is probably too high" in err
     assert main(["train", *PAIR, "--lr", "0.05", "--batch-size", "32"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_threads_are_chosen_for_the_work_and_restored_after(pair, backend):
+    """One math-library thread for per-sample training and small batches, the library's own setting for
+    large ones, what ``threads=`` says where given -- read inside training (on_epoch) -- and the setting
+    as it was once training ends."""
+    X, y, _, _ = pair
+    net = xpnet.MLP("784-8-1", activation="tanh", loss="logistic", backend=backend)
+    before = net.backend.thread_count()
+    assert before is not None and before >= 1
+    seen = []
+    for batch, threads, expected in ((1, None, 1), (64, None, 1), (256, None, before), (1, 0, before), (256, 1, 1)):
+        net.fit(X[:512], y[:512], epochs=1, batch_size=batch, threads=threads, progress=False,
+                on_epoch=lambda record: seen.append(net.backend.thread_count()))
+        assert seen[-1] == expected, (batch, threads)
+        assert net.backend.thread_count() == before
+
+
+def test_train_threads_is_what_the_run_trains_with(capsys, tmp_path):
+    auto = _json(capsys, "train", *PAIR, "--json")
+    assert auto["threads"] is None and auto["trained_with_threads"] == 1
+    two = _json(capsys, "train", *PAIR, "--json", "--threads", "2")
+    assert two["threads"] == 2 and two["trained_with_threads"] == 2
+    assert main(["train", *PAIR, "--threads", "-1"]) == 2
+    assert "threads must be an integer >= 0; got -1" in capsys.readouterr().err

@@ -17,7 +17,7 @@ from helpers import random_problem
 OTHER = {"dataset": "fashion-mnist", "scaling": "max", "digits": "3,9", "validation": "0.25", "split_seed": "4",
          "data_dir": "/tmp/data", "layers": "784-16-1", "activation": "relu", "loss": "logistic", "output": "sigmoid",
          "init": "he", "init_scale": "0.5", "epochs": "7", "batch_size": "32", "shuffle": True, "compile": False,
-         "lr": "0.2", "backend": "torch", "device": "cpu", "dtype": "float64", "seed": "5"}
+         "threads": "2", "lr": "0.2", "backend": "torch", "device": "cpu", "dtype": "float64", "seed": "5"}
 #: The optimizer's options, in three runs that use them all (each option belongs to some optimizers or
 #: schedules only).
 OPTIMIZERS = [

@@ -141,6 +141,16 @@ class Backend:
         device (CuPy), the matmul precision is full float32 (JAX)."""
         return contextlib.nullcontext()
 
+    def threads(self, count: int | None):
+        """The math library's thread count set to ``count`` for the work inside (``None``: left as it is),
+        and restored after, so that nothing leaks into the rest of the process. Only where the library has
+        a setting that can change at run time (NumPy's BLAS, PyTorch on the CPU); elsewhere nothing."""
+        return contextlib.nullcontext()
+
+    def thread_count(self) -> int | None:
+        """The math library's thread count now (``None`` where it has no setting xpnet can change)."""
+        return None
+
     @property
     def device_name(self) -> str:
         """The device as xpnet names it in reports, benchmark names and errors (``cpu``, ``cuda:0``)."""
@@ -196,6 +206,12 @@ class NumpyBackend(Backend):
 
     def context(self):
         return np.errstate(over="ignore", invalid="ignore")
+
+    def threads(self, count):
+        return _blas_threads(count)
+
+    def thread_count(self):
+        return _blas_thread_count()
 
 
 class CupyBackend(Backend):
@@ -300,6 +316,25 @@ class TorchBackend(Backend):
 
     def to_host(self, x):
         return x.detach().cpu().numpy()
+
+    @contextlib.contextmanager
+    def threads(self, count):
+        import torch
+
+        if count is None or self.device.type != "cpu":
+            yield
+            return
+        before = torch.get_num_threads()
+        torch.set_num_threads(count)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def thread_count(self):
+        import torch
+
+        return torch.get_num_threads() if self.device.type == "cpu" else None
 
     def synchronize(self, *arrays):
         if self.device.type == "cuda":
@@ -473,6 +508,12 @@ class StrictBackend(Backend):
 
     def context(self):
         return np.errstate(over="ignore", invalid="ignore")
+
+    def threads(self, count):  # its arrays compute with NumPy's BLAS
+        return _blas_threads(count)
+
+    def thread_count(self):
+        return _blas_thread_count()
 
 
 def _strict_name(device) -> str:
@@ -681,6 +722,25 @@ def library_versions() -> dict[str, str]:
         except Exception as exc:  # a broken install should not stop a benchmark record
             out[name] = f"unavailable ({type(exc).__name__})"
     return out
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_pools():
+    """threadpoolctl's view of the BLAS libraries loaded (NumPy's among them), found once: looking for them
+    walks every loaded library, too slow to repeat at every ``fit``."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+def _blas_threads(count):
+    """NumPy's BLAS (OpenBLAS, MKL, BLIS) limited to ``count`` threads inside, through threadpoolctl."""
+    return contextlib.nullcontext() if count is None else _blas_pools().limit(limits=count)
+
+
+def _blas_thread_count():
+    counts = [pool.num_threads for pool in _blas_pools().lib_controllers]
+    return max(counts) if counts else None
 
 
 def thread_pools() -> dict:

@@ -22,11 +22,14 @@ least one batch, at most the whole training set; full batch is always one step).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -130,11 +133,20 @@ class XpnetLearner:
         self.model, self.sets = session.model, session.data
         self.run, self.backend = run, self.model.backend
         self.device = self.backend.device_name
+        self.thread_choice = train.thread_choice(run.training)
         self.data, self.models = data, models
         self.optimizers = [run.optimizer] * (models or 1)
         self.seeds = [run.seed + k for k in range(models or 1)]
         self.shuffle = run.training.batch_size > 1 if run.training.shuffle is None else run.training.shuffle
         self.epoch_rows, self.trainers = self.sets, {}
+
+    def threads(self):
+        """The math-library threads xpnet's training runs with (:func:`xpnet.train.thread_choice`), set
+        for as long as the measurement lasts."""
+        return self.backend.threads(self.thread_choice)
+
+    def thread_count(self):
+        return self.backend.thread_count()
 
     @property
     def compiles(self) -> bool:
@@ -265,15 +277,16 @@ def load_training_set() -> spec.Arrays:
 
 
 def measure_case(implementation, net, dtype, batch_size, data, rounds=5, target=0.25, models=None,
-                 optimizer=None, min_samples=MIN_SAMPLES, deadline=None) -> dict:
+                 optimizer=None, min_samples=MIN_SAMPLES, deadline=None, threads=None) -> dict:
     """One throughput case: the record of :func:`record`, or ``skipped`` with the reason. ``optimizer``
     (a :class:`xpnet.spec.Optimizer`; default plain SGD at :data:`LR`) is what every implementation
-    trains with; ``min_samples`` is :func:`calibrate`'s shortest pass and ``deadline`` :func:`time_rounds`'."""
+    trains with; ``min_samples`` is :func:`calibrate`'s shortest pass and ``deadline`` :func:`time_rounds`';
+    ``threads`` is xpnet's thread choice (``Training.threads``: ``None`` auto, 0 the library's own, N)."""
     base = {"implementation": implementation, "net": net, "dtype": dtype, "batch_size": batch_size}
     if models is not None:
         base["models"] = models
     batch = resolve_batch(batch_size, len(data.y))
-    run = case(net, dtype, batch)
+    run = case(net, dtype, batch).replace(threads=threads)
     base["layers"] = run.model.layers
     if optimizer is not None:
         run = dataclasses.replace(run, optimizer=optimizer)
@@ -282,18 +295,44 @@ def measure_case(implementation, net, dtype, batch_size, data, rounds=5, target=
         learner = make_learner(implementation, run, data, models)
     except Unavailable as exc:
         return {**base, "skipped": str(exc)}
-    n = calibrate(learner, batch, len(data.y), target, min_samples)
-    return record(base, learner, n, summary(time_rounds(learner, n, rounds, deadline)))
+    with learner_threads(learner) as count:
+        n = calibrate(learner, batch, len(data.y), target, min_samples)
+        stats = summary(time_rounds(learner, n, rounds, deadline))
+    return {**record(base, learner, n, stats), "threads": count}
 
 
-def run_suite(implementations_, cases, data=None, rounds=5, target=0.25, on_result=None, optimizer=None) -> list[dict]:
+@contextlib.contextmanager
+def learner_threads(learner):
+    """The learner's math-library threads set for the measurement inside (xpnet's choice; a peer keeps its
+    library's own); yields the thread count it runs with (``None`` for a peer, or a library xpnet cannot
+    set)."""
+    with learner.threads() if hasattr(learner, "threads") else contextlib.nullcontext():
+        yield learner.thread_count() if hasattr(learner, "thread_count") else None
+
+
+@contextlib.contextmanager
+def busy_cores(count: int):
+    """``count`` processes that keep a core busy each (a Python busy loop), for the measurements inside:
+    a shared CPU, as a laptop running a browser is. Stopped when the block ends, whatever happens."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def run_suite(implementations_, cases, data=None, rounds=5, target=0.25, on_result=None, optimizer=None,
+              threads=None) -> list[dict]:
     """Measure every implementation on every case ``(net, dtype, batch_size, models)``; skipped cases
     carry a reason."""
     data = data or load_training_set()
     results = []
     for net, dtype, batch_size, models in cases:
         for implementation in implementations_:
-            result = measure_case(implementation, net, dtype, batch_size, data, rounds, target, models, optimizer)
+            result = measure_case(implementation, net, dtype, batch_size, data, rounds, target, models, optimizer,
+                                  threads=threads)
             results.append(result)
             if on_result is not None:
                 on_result(result)
@@ -319,7 +358,13 @@ def time_to_accuracy(learner, targets, n, max_seconds=30.0, max_epochs=50, check
     (``max_seconds`` of training, ``max_epochs``) runs out. Only the training calls are timed; accuracy is
     read every ``check_every`` samples, off the clock. Returns, per target, ``seconds``, ``samples``,
     ``epochs`` (or ``None``: not reached), the ``curve`` of (seconds, samples, accuracy) readings, the
-    best accuracy, the samples/s of the training calls, and ``diverged`` when training diverged."""
+    best accuracy, the samples/s of the training calls, ``diverged`` when training diverged, and the
+    ``threads`` it trained with."""
+    with learner_threads(learner) as count:
+        return {**_to_accuracy(learner, targets, n, max_seconds, max_epochs, check_every), "threads": count}
+
+
+def _to_accuracy(learner, targets, n, max_seconds, max_epochs, check_every) -> dict:
     targets = sorted(targets)
     reached = {t: None for t in targets}
     if hasattr(learner, "warm_up"):

@@ -51,14 +51,15 @@ def cmd_train(args) -> int:
         return 0
     net = session.model
     initial = session.scores()["test"][0]
-    warned = []
+    warned_loss, threads = [], []
 
     def report(records):
         record = records[0]
+        threads.append(net.backend.thread_count())  # read while training runs
         if not args.json:
             print(_epoch_line(record), flush=True)
-        if record["test_loss"] > 1.5 * initial["loss"] and not warned:
-            warned.append(record["epoch"])
+        if record["test_loss"] > 1.5 * initial["loss"] and not warned_loss:
+            warned_loss.append(record["epoch"])
             print(f"xpnet train: warning: the test loss rose from {initial['loss']:.3g} before training to "
                   f"{record['test_loss']:.3g}; the learning rate {record['lr']:g} is probably too high", file=sys.stderr)
         if record.get("stopped") and not args.json:
@@ -80,7 +81,8 @@ def cmd_train(args) -> int:
     if args.json:
         print(json.dumps({"history": net.state.history[0], "test_accuracy": final["accuracy"], "test_loss": final["loss"],
                           "initial_test_accuracy": initial["accuracy"], "initial_test_loss": initial["loss"],
-                          **run.record(), "run": run.to_dict(), "model": net.config()}))
+                          **run.record(), "run": run.to_dict(), "model": net.config(),
+                          "trained_with_threads": threads[-1] if threads else None}))
     elif status == 0:
         print(f"test accuracy {100 * final['accuracy']:.2f}%  test loss {final['loss']:.4f}")
     return status
@@ -320,18 +322,22 @@ def _bench_to_accuracy(args, bench, data) -> int:
     data = spec.Arrays(*(np.asarray(a, np.float32) if a.dtype.kind == "f" else a for a in data[:4]))
     optimizer = _bench_optimizer(args)
     results = []
-    for net in nets:
-        for batch in batches:
-            lr, scores = bench.choose_lr(net, batch, data, optimizer=optimizer)
-            if not args.json:
-                print(f"{net} net, batch {batch}: lr {lr:g} (validation accuracy after 2 epochs: "
-                      + ", ".join(f"{k:g}: {100 * v:.1f}%" for k, v in scores.items()) + ")", file=sys.stderr, flush=True)
-            for impl in impls:
-                for seed in range(args.seeds):
-                    run = bench.with_optimizer(bench.case(net, "float32", batch, lr, seed, shuffle=None), optimizer)
-                    results.append(_to_accuracy_case(bench, impl, run, net, data, targets, args))
+    with bench.busy_cores(args.busy_cores):
+        for net in nets:
+            for batch in batches:
+                lr, scores = bench.choose_lr(net, batch, data, optimizer=optimizer)
+                if not args.json:
+                    print(f"{net} net, batch {batch}: lr {lr:g} (validation accuracy after 2 epochs: "
+                          + ", ".join(f"{k:g}: {100 * v:.1f}%" for k, v in scores.items()) + ")", file=sys.stderr,
+                          flush=True)
+                for impl in impls:
+                    for seed in range(args.seeds):
+                        run = bench.with_optimizer(bench.case(net, "float32", batch, lr, seed, shuffle=None), optimizer)
+                        results.append(_to_accuracy_case(bench, impl, run.replace(threads=args.threads), net, data,
+                                                         targets, args))
     if args.json:
-        print(json.dumps({"environment": bench.environment(), "targets": targets, "results": results}))
+        print(json.dumps({"environment": {**bench.environment(), "busy_cores": args.busy_cores}, "targets": targets,
+                          "results": results}))
         return 0
     for net in nets:
         print(f"\n{net} net {bench.NETS[net].layers}, float32: training seconds until the test accuracy first "
@@ -395,10 +401,12 @@ def cmd_bench(args) -> int:
                     f"(min {result['min']:,.0f}, max {result['max']:,.0f}; {result['samples_per_round']} samples a round)")
         print(line, file=sys.stderr, flush=True)
 
-    results = bench.run_suite(impls, cases, data, rounds=args.rounds, target=args.target, on_result=show,
-                              optimizer=_bench_optimizer(args))
+    with bench.busy_cores(args.busy_cores):
+        results = bench.run_suite(impls, cases, data, rounds=args.rounds, target=args.target, on_result=show,
+                                  optimizer=_bench_optimizer(args), threads=args.threads)
     if args.json:
-        print(json.dumps({"environment": bench.environment(), "results": results}, indent=1))
+        print(json.dumps({"environment": {**bench.environment(), "busy_cores": args.busy_cores}, "results": results},
+                         indent=1))
         return 0
     for net, dtype in itertools.product(nets, dtypes):
         if args.models is None:
@@ -529,8 +537,10 @@ def _bench_parser(sub):
                    "(default impl xpnet-numpy; about a minute)")
     p.add_argument("--seeds", type=_at_least(1), default=1, help="seeds per time-to-accuracy case; tables show the median (1)")
     p.add_argument("--max-seconds", type=float, default=20.0, help="training budget per time-to-accuracy run (20)")
+    p.add_argument("--busy-cores", type=_at_least(0), default=0, metavar="N",
+                   help="keep N cores busy (a busy loop each) while measuring: a shared CPU (default 0)")
     p.add_argument("--json", action="store_true", help="print the raw measurements as JSON")
-    spec.add_arguments(p, ("optimizer", "momentum", "nesterov", "beta1", "beta2", "eps", "weight_decay"))
+    spec.add_arguments(p, ("optimizer", "momentum", "nesterov", "beta1", "beta2", "eps", "weight_decay", "threads"))
     p.set_defaults(run=cmd_bench)
 
 

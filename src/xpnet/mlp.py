@@ -184,7 +184,7 @@ class BaseNetwork:
             X_test=None, y_test=None, validation=None, compile: bool | None = None, progress: bool | None = None,
             on_epoch=None, initial_epoch: int = 0, sample_chunk: int | None = None, unroll: int = 1,
             order=None, optimizer: str = "sgd", checkpoint=None, checkpoint_every: int | None = None,
-            resume: bool = False, **options):
+            resume: bool = False, threads: int | None = None, **options):
         """Train in place and return the history.
 
         Parameters
@@ -226,6 +226,10 @@ class BaseNetwork:
             epoch (JAX).
         unroll : int
             Calls per iteration of a compiled epoch's loop (JAX's ``lax.scan`` unroll).
+        threads : int, optional
+            Math-library threads while training (NumPy's BLAS, PyTorch on the CPU), restored after; 0 leaves
+            the library's own setting. Default: one thread for steps of at most 64 rows (per-sample training
+            included), the library's own above (:func:`xpnet.train.thread_choice`).
         order : callable, optional
             ``order(epoch)`` gives the epoch's row order ((n,) integers, (K, n) for a stack, or ``None``)
             instead of the seeded shuffle.
@@ -269,7 +273,7 @@ class BaseNetwork:
         """
         K = self.n_models or 1
         training = spec.Training(epochs=epochs, batch_size=batch_size, shuffle=shuffle, compile=compile,
-                                 sample_chunk=sample_chunk, unroll=unroll)
+                                 sample_chunk=sample_chunk, unroll=unroll, threads=threads)
         optimizers = _optimizers(K, optimizer, 0.01 if lr is None and optimizer == "sgd" else lr, options)
         seeds = self.seeds if seed is None else checks.per_network("seed", seed, K, checks.seed)
         data = train.prepare(self, X, y, test=(X_test, y_test), validation=validation)

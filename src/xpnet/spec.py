@@ -167,6 +167,11 @@ class Model(_Group):
         return [a.name for a in hidden_activations(self.activation, self.sizes)]
 
 
+def _threads(text: str):
+    """``--threads``: ``auto`` (``None``) or a whole number."""
+    return None if text == "auto" else int(text)
+
+
 @dataclass(frozen=True)
 class Training(_Group):
     """How the data is stepped through: epochs, batch size, shuffling, and how steps run (compiled
@@ -184,6 +189,12 @@ class Training(_Group):
                                         "compiler: jax)")
     sample_chunk: int | None = _option(None, check=_maybe(lambda n, v: checks.integer(n, v, 1)))
     unroll: int = _option(1, check=lambda n, v: checks.integer(n, v, 1))
+    threads: int | None = _option(None, "--threads", parse=_threads, check=_maybe(lambda n, v: checks.integer(n, v, 0)),
+                                  metavar="N|auto",
+                                  help="math-library threads while training (NumPy's BLAS, PyTorch on the CPU): N, "
+                                       "or 0 for the library's own setting; auto (the default) is one thread for "
+                                       "steps of at most 64 rows (per-sample training included), where one "
+                                       "measures faster and a busy core costs least, the library's setting above")
 
 
 def _nonnegative(name, value):
@@ -437,7 +448,7 @@ OPTIONS: dict[str, Option] = {f.name: f.metadata["option"] for cls in (*GROUPS.v
 #: Fields that say where, not what: never compared, never in records.
 UNCOMPARED = ("data_dir",)
 #: What a resumed run may change: how many epochs, and how and where its steps run.
-RESUMABLE = ("epochs", "compile", "sample_chunk", "unroll", "backend", "device")
+RESUMABLE = ("epochs", "compile", "sample_chunk", "unroll", "threads", "backend", "device")
 
 
 def grid(**values) -> Run:

@@ -47,6 +47,19 @@ SAMPLE_CHUNK = 32
 COMPILED_DEFERRED_CHUNK = 8
 #: Host bytes of activations one evaluation pass may hold (the rows per pass follow from it).
 EVAL_BYTES = 32 * 2**20
+#: Rows per step up to which training runs on one math-library thread unless told otherwise
+#: (``Training.threads``): products this small gain nothing from a second thread, and a thread that waits
+#: for a core another program holds loses most of the time (docs/benchmarks.md, "threads").
+ONE_THREAD_ROWS = 64
+
+
+def thread_choice(training) -> int | None:
+    """The math-library thread count training runs with: ``training.threads`` where given (0: the
+    library's own setting, ``None`` here), else one thread for steps of at most :data:`ONE_THREAD_ROWS`
+    rows (per-sample training's chunks included) and the library's setting above."""
+    if training.threads is not None:
+        return training.threads or None
+    return 1 if training.batch_size <= ONE_THREAD_ROWS else None
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -198,7 +211,7 @@ def train(model, data: Sets, training, optimizers, seeds, *, initial_epoch=0, pr
     if training.batch_size < smallest:
         raise ValidationError(f"backend {model.backend.name!r} builds a task graph per step; batch_size must be at "
                               f"least {smallest} there (the full batch is best); got {training.batch_size}")
-    with model.backend.context():
+    with model.backend.context(), model.backend.threads(thread_choice(training)):
         trainer = Trainer(model, data, training, optimizers, seeds, order, resume=initial_epoch > 0)
         return _train(trainer, training, initial_epoch, progress, on_epoch, checkpoint)
 
