@@ -71,8 +71,8 @@ EDITS = {
     "fit ignores on_epoch=": ("src/xpnet/train.py", "        if on_epoch is not None:", "        if False:", "on_epoch"),
     "fit ignores progress=": ("src/xpnet/train.py", "enabled=progress) as bar:", "enabled=False) as bar:",
                               "progress_bar"),
-    "Ctrl-C exits 1": ("src/xpnet/cli.py", "        return 130", "        return 1", "ctrl_c"),
-    "gradcheck exits 0 on a failed check": ("src/xpnet/cli.py", 'return 0 if result["passed"] else 1', "return 0",
+    "Ctrl-C exits 1": ("src/xpnet/cli/__init__.py", "        return 130", "        return 1", "ctrl_c"),
+    "gradcheck exits 0 on a failed check": ("src/xpnet/cli/__init__.py", 'return 0 if result["passed"] else 1', "return 0",
                                             "gradcheck_exits_1"),
     "--resume loads the weights scaled by 1 + 1e-7": (
         "src/xpnet/session.py", "            self.model.set_weights(weights)",

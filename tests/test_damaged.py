@@ -15,7 +15,7 @@ import pytest
 
 import xpnet
 from xpnet import runs, spec
-from xpnet.cli import build_parser, main
+from xpnet.cli import build_parser, main, options
 from xpnet.errors import DataError, ValidationError, XpnetError
 from xpnet.session import Checkpoint
 
@@ -40,7 +40,7 @@ def checkpoint(tmp_path_factory):
     """The bytes of a checkpoint ``xpnet train --checkpoint-every 1`` leaves when killed during epoch 3 of 4:
     weights, Adam's moments and step counts, early stopping's best weights and counters, the history."""
     path = tmp_path_factory.mktemp("ckpt") / "w.npz"
-    run = spec.from_args(build_parser().parse_args(["train", *RUN]))
+    run = options.from_args(build_parser().parse_args(["train", *RUN]))
     session = runs.start([run], spec.load_data(run.data, run.placement.dtype), checkpoint=Checkpoint(path, 1))
     with pytest.raises(_Stop):
         session.train(progress=False, on_epoch=_halt_at(3))

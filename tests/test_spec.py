@@ -8,7 +8,7 @@ import pytest
 
 import xpnet
 from xpnet import spec, train
-from xpnet.cli import build_parser, main
+from xpnet.cli import build_parser, main, options
 from xpnet.errors import ValidationError
 
 from helpers import random_problem
@@ -49,17 +49,17 @@ def _parsed(command, argv):
 @pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=["sgd", "adam", "adamw"])
 def test_every_option_means_the_same_in_train_and_sweep(optimizer):
     """One value for every option: xpnet train and xpnet sweep build the same run, every field changed."""
-    assert set(OTHER) | {k for o in OPTIMIZERS for k in o} == set(spec.COMMAND_FIELDS)
+    assert set(OTHER) | {k for o in OPTIMIZERS for k in o} == set(options.COMMAND_FIELDS)
     argv = _argv({**OTHER, **optimizer})
-    trained = spec.from_args(_parsed("train", argv))
-    swept = spec.from_args(_parsed("sweep", argv), lists=True)
+    trained = options.from_args(_parsed("train", argv))
+    swept = options.from_args(_parsed("sweep", argv), lists=True)
     assert trained == swept and trained.data.data_dir == swept.data.data_dir == "/tmp/data"
     changed = {name for name, _, _ in trained.differences(spec.Run())}
     assert changed >= set(OTHER) - {"data_dir"} | set(optimizer) - {"restore_best"}
 
 
 def test_a_run_round_trips_through_its_dict_its_record_and_json():
-    run = spec.from_args(_parsed("train", _argv({**OTHER, **OPTIMIZERS[1]})))
+    run = options.from_args(_parsed("train", _argv({**OTHER, **OPTIMIZERS[1]})))
     assert spec.Run.from_dict(json.loads(json.dumps(run.to_dict()))) == run
     record = run.record()
     assert "data_dir" not in record and record["lr"] == 0.2 and record["seed"] == 5 and record["layers"] == "784-16-1"

@@ -4,9 +4,8 @@ A :class:`Run` holds a :class:`Data`, :class:`Model`, :class:`Training`, :class:
 :class:`Placement` group and the ``seed``. It is what ``xpnet train`` builds from its options, what a
 checkpoint and a weights file record (``meta["run"]``), what a sweep record holds (flattened: one key per
 field, ``lr``, ``seed``, ``layers`` ...) and how ``xpnet bench`` names a network. Every field is declared
-once, with its check and its command-line option (:class:`Option`); :func:`add_arguments` builds the
-argparse options of ``xpnet train`` and ``xpnet sweep`` from those declarations, and :func:`from_args`
-builds the run back.
+once, with its check and its command-line option (:class:`Option`); :mod:`xpnet.cli.options` builds the
+argparse options of ``xpnet train`` and ``xpnet sweep`` from those declarations, and the run back.
 
 A *grid* is a run whose sweepable fields (:data:`SWEPT`) may hold lists; :func:`expand` gives its runs,
 in the order of :data:`SWEPT` (the first varies slowest).
@@ -20,7 +19,6 @@ in the order of :data:`SWEPT` (the first varies slowest).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import itertools
@@ -476,7 +474,7 @@ def expand(run: Run, notes: list | None = None) -> list[Run]:
         for name in (*names, *given):
             if OPTIONS[name].optimizers and kind not in OPTIONS[name].optimizers:
                 dropped.setdefault((kind, name), len(_values(flat[name])))
-                values[name] = _default(name)
+                values[name] = default_of(name)
         runs.append(run.replace(**values))
     distinct = list(dict.fromkeys(runs))
     if notes is not None:
@@ -485,6 +483,13 @@ def expand(run: Run, notes: list | None = None) -> list[Run]:
                          f"{count} values" if count > 1 else f"--optimizer {kind} has no {OPTIONS[name].flag}: its runs "
                          "train without it")
     return distinct
+
+
+def default_of(name: str):
+    """The default of the flat field ``name``."""
+    group = FIELDS[name]
+    cls = Run if group is None else GROUPS[group]
+    return next(f for f in fields(cls) if f.name == name).default
 
 
 def check_fits(sizes, n_features: int, n_classes: int) -> None:
@@ -556,106 +561,5 @@ def from_meta(meta: dict) -> Run:
     return Run.from_flat(flat)
 
 
-# -- the command line ----------------------------------------------------------------------------
-#: The options of ``xpnet train`` and ``xpnet sweep`` (data_dir and the seed included).
-COMMAND_FIELDS = tuple(k for k, o in OPTIONS.items() if o.flag)
-
-
-def add_arguments(parser, names=COMMAND_FIELDS, lists: bool = False, defaults: dict | None = None) -> None:
-    """Add the options of the fields ``names`` to ``parser``, one argument group per run group.
-
-    ``lists``: the command is ``xpnet sweep`` -- sweepable options take comma-separated lists (parsed by
-    :func:`from_args`), the others one value. Otherwise every option takes one value. ``defaults`` overrides
-    a field's default (``None`` for "as saved" and the like); the help shows it."""
-    defaults = defaults or {}
-    parser.set_defaults(spec_fields=(*(parser.get_default("spec_fields") or ()), *names))  # what from_args reads
-    by_group: dict[str, Any] = {}
-    for name in names:
-        opt, group = OPTIONS[name], FIELDS[name] or "run"
-        target = by_group.get(group) or by_group.setdefault(group, parser.add_argument_group(f"{group} options"))
-        default = defaults.get(name, _default(name))
-        listed = lists and opt.sweep
-        text = opt.help + ("; a list joined by ','" + (" or ranges like 0-4" if name == "seed" else "") if listed else "")
-        if name in defaults and default is None:
-            text += " (default: as saved)"
-        elif default is not None:
-            text += f" (default {default})"
-        if opt.boolean or opt.action:
-            action = opt.action or argparse.BooleanOptionalAction
-            target.add_argument(opt.flag, dest=name, action=action, default=default, help=text)
-            continue
-        kind = str if listed else one_value(opt.parse, SWEPT_FLAGS if lists else None, commas=name == "digits")
-        target.add_argument(opt.flag, dest=name, type=kind, default=default, help=text,
-                            choices=None if listed or opt.choices is None else opt.choices,
-                            metavar=_metavar(opt) if opt.choices is None or listed else None)
-
-
-def from_args(args, lists: bool = False, base: Run | None = None) -> Run:
-    """The run (a grid with ``lists``) the parsed options describe; options the parser lacks keep
-    ``base``'s values. A sweepable option's list is parsed here, with one-line errors."""
-    values = {}
-    for name in getattr(args, "spec_fields", ()):
-        opt = OPTIONS[name]
-        if hasattr(args, name):
-            value = getattr(args, name)
-            values[name] = _split(opt, value) if lists and opt.sweep and isinstance(value, str) else value
-    return Run.from_flat(values, base)
-
-
-def _default(name):
-    group = FIELDS[name]
-    cls = Run if group is None else GROUPS[group]
-    f = next(f for f in fields(cls) if f.name == name)
-    return f.default
-
-
-def _metavar(opt: Option) -> str:
-    return opt.metavar or opt.flag.lstrip("-").upper().replace("-", "_")
-
-
-def one_value(parse, swept: str | None = None, commas: bool = False):
-    """An argparse type taking one value, not a comma-separated list: ``swept`` (the sweep's list
-    options) says the command is a sweep; ``commas`` lets a value hold commas (``--digits 3,9``)."""
-
-    def one(text):
-        if "," in text and not commas:
-            if swept is None:
-                raise argparse.ArgumentTypeError(f"takes one value, not a list ({text!r}); lists are for xpnet sweep")
-            raise argparse.ArgumentTypeError(f"takes one value in a sweep, not a list ({text!r}); only {swept} "
-                                             "take lists")
-        return parse(text)
-
-    one.__name__ = getattr(parse, "__name__", "value")  # argparse names it in "invalid int value"
-    return one
-
-
-#: The options of ``xpnet sweep`` that take lists, as its messages name them.
-SWEPT_FLAGS = ", ".join(OPTIONS[k].flag for k in SWEPT)
-
-
-def _split(opt: Option, text: str) -> list:
-    """A comma-separated list of the option's values (seeds also as ranges such as ``0-4``)."""
-    items = [t.strip() for t in text.split(",")]
-    if not all(items):
-        raise ValidationError(f"{opt.flag} has an empty item: {text!r}")
-    values = []
-    for item in items:
-        if opt.flag == "--seed" and not item.startswith("-"):  # a range; a negative seed is refused below
-            first, dash, last = item.partition("-")
-            try:
-                low, high = int(first), int(last if dash else first)
-            except ValueError:
-                raise ValidationError(f"--seed takes integers and ranges like 0-7; got {item!r}") from None
-            if high < low:
-                raise ValidationError(f"--seed range {item!r} is empty")
-            values += range(low, high + 1)
-            continue
-        try:
-            values.append(opt.parse(item))
-        except ValueError as exc:
-            raise ValidationError(f"{opt.flag}: {exc}") from None
-    return values
-
-
 __all__ = ["Run", "Data", "Model", "Training", "Optimizer", "Placement", "Option", "SWEPT", "FIELDS", "OPTIONS",
-           "grid", "expand", "add_arguments", "from_args", "one_value"]
+           "grid", "expand"]

@@ -1,7 +1,8 @@
 """The ``xpnet`` command: ``xpnet train | sweep | evaluate | export | plot | gradcheck | bench``.
 
 Each ``cmd_*`` parses, calls the Python API and prints. The run options of ``train`` and ``sweep`` come
-from one declaration (:mod:`xpnet.spec`), so the same flag means the same thing in both. User mistakes
+from one declaration (:mod:`xpnet.spec`, made into argparse options by :mod:`xpnet.cli.options`), so the
+same flag means the same thing in both. User mistakes
 (an unknown name, a bad file, a missing backend) print one line on stderr and exit with status 2; a
 diverged training run exits with status 3 after saving the last finite weights if asked.
 """
@@ -16,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import spec
-from .errors import DivergenceError, ValidationError, XpnetError
+from .. import spec
+from . import options
+from ..errors import DivergenceError, ValidationError, XpnetError
 
 
 # -- train ---------------------------------------------------------------------------------------
@@ -30,11 +32,11 @@ def _epoch_line(r) -> str:
 
 
 def cmd_train(args) -> int:
-    from .io import check_writable
-    from .runs import start
-    from .session import Checkpoint
+    from ..io import check_writable
+    from ..runs import start
+    from ..session import Checkpoint
 
-    run = spec.from_args(args)
+    run = options.from_args(args)
     if (args.resume or args.checkpoint_every) and not args.save:
         raise ValidationError("--resume and --checkpoint-every need --save PATH (where the checkpoint lives)")
     if args.save:
@@ -90,11 +92,11 @@ def cmd_train(args) -> int:
 
 # -- sweep ---------------------------------------------------------------------------------------
 def cmd_sweep(args) -> int:
-    from .sweep import Sweep, summary_table, table
+    from ..sweep import Sweep, summary_table, table
 
     if args.workers is not None and args.scheduler is not None:
         raise ValidationError("give --workers (a local cluster) or --scheduler (a running one), not both")
-    grid = spec.from_args(args, lists=True)
+    grid = options.from_args(args, lists=True)
     sweep = Sweep(grid, out=args.out, resume=args.resume, save_dir=args.save_dir, stack_size=args.stack_size,
                   memory=args.memory * 2**20)
     for note in sweep.notes:
@@ -119,7 +121,7 @@ def cmd_sweep(args) -> int:
         announce("")
         records = sweep.run(progress=progress, on_stack=show)
     else:
-        from . import distributed
+        from .. import distributed
 
         with distributed.connect(args.scheduler, args.workers) as (client, where):
             announce(f"; {where}")
@@ -136,7 +138,7 @@ def _saved_run(args, backend="numpy", device=None, dtype=None, data: dict | None
     """A network saved by ``xpnet train --save`` (or a sweep) and the test set it was trained for (or the
     one ``data`` names: dataset, scaling, digits). Returns ``(net, data group, class names, X_test,
     y_test)``."""
-    from .mlp import MLP
+    from ..mlp import MLP
 
     net = MLP.load(args.weights, backend=backend, device=device, dtype=dtype)
     chosen = dataclasses.replace(spec.from_meta(net.meta).data, validation=None, data_dir=args.data_dir,
@@ -148,14 +150,14 @@ def _saved_run(args, backend="numpy", device=None, dtype=None, data: dict | None
 
 
 def _classes(data):
-    from .datasets import CLASSES
+    from ..datasets import CLASSES
 
     return CLASSES[data.dataset]
 
 
 def _evaluate_onnx(args) -> int:
-    from .export import Exported
-    from .metrics import accuracy, confusion_matrix
+    from ..export import Exported
+    from ..metrics import accuracy, confusion_matrix
 
     exported = Exported(args.onnx)
     meta = exported.metadata
@@ -194,9 +196,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import check, opset
-    from .io import check_writable
-    from .mlp import MLP
+    from ..export import check, opset
+    from ..io import check_writable
+    from ..mlp import MLP
 
     check_writable(args.onnx, "--onnx")
     net = MLP.load(args.weights)
@@ -228,16 +230,16 @@ def cmd_export(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .io import check_directory
-    from .metrics import confusion_matrix, predicted_classes
+    from ..io import check_directory
+    from ..metrics import confusion_matrix, predicted_classes
 
     try:
-        from . import plot
+        from .. import plot
     except ImportError as exc:
         raise ValidationError(str(exc)) from None
     out = check_directory(args.out, "--out")
     if args.sweep:
-        from .sweep import load_records, selection_metric
+        from ..sweep import load_records, selection_metric
 
         records = load_records(args.sweep)
         for path in (plot.sweep_accuracy(records, out / "sweep-accuracy.png", selection_metric(records)),
@@ -262,10 +264,10 @@ def cmd_plot(args) -> int:
 
 # -- gradcheck -----------------------------------------------------------------------------------
 def cmd_gradcheck(args) -> int:
-    from .gradcheck import gradcheck
-    from .mlp import MLP
+    from ..gradcheck import gradcheck
+    from ..mlp import MLP
 
-    run = spec.from_args(args, base=spec.Run(placement=spec.Placement(dtype="float64")))
+    run = options.from_args(args, base=spec.Run(placement=spec.Placement(dtype="float64")))
     net = MLP.from_spec(run)
     rng = np.random.default_rng(run.seed)
     # Random biases too, so that no ReLU unit sits exactly on its kink at z = 0.
@@ -301,7 +303,7 @@ def _list(text, parse=str, name="list"):
 
 def _bench_optimizer(args):
     """The optimizer ``xpnet bench`` measures with, ``None`` for plain SGD (the cases' own)."""
-    optimizer = spec.from_args(args).optimizer
+    optimizer = options.from_args(args).optimizer
     return None if optimizer.plain else optimizer
 
 
@@ -365,7 +367,7 @@ def _to_accuracy_case(bench, impl, run, net, data, targets, args) -> dict:
 def cmd_bench(args) -> int:
     import itertools
 
-    from . import bench
+    from .. import bench
 
     data = bench.load_training_set()
     if args.to_accuracy:
@@ -438,7 +440,7 @@ def _at_least(low):
 
 def _one(parse):
     """An argparse type for one of ``xpnet sweep``'s own options: one value, not a list."""
-    return spec.one_value(parse, spec.SWEPT_FLAGS)
+    return options.one_value(parse, options.SWEPT_FLAGS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -457,7 +459,7 @@ def _output(p, *flags):
 
 def _train_parser(sub):
     p = sub.add_parser("train", help="train a network on MNIST or Fashion-MNIST")
-    spec.add_arguments(p)
+    options.add_arguments(p)
     p.add_argument("--save", default=None, metavar="PATH", help="write weights, run and history to this .npz (atomically)")
     p.add_argument("--checkpoint-every", type=_at_least(1), default=None, metavar="N",
                    help="also write --save after every N epochs (N >= 1; default: only at the end)")
@@ -469,7 +471,7 @@ def _train_parser(sub):
 
 def _sweep_parser(sub):
     p = sub.add_parser("sweep", help="train a grid of configurations, many networks at once (stacks)")
-    spec.add_arguments(p, lists=True)
+    options.add_arguments(p, lists=True)
     p.add_argument("--stack-size", type=_one(_at_least(1)), default=None, metavar="K",
                    help="at most K networks per stack (default: as many as --memory allows)")
     p.add_argument("--memory", type=_one(_at_least(1)), default=1024, metavar="MIB",
@@ -495,7 +497,7 @@ def _saved_parsers(sub):
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--weights", metavar="PATH", help="an .npz written by 'xpnet train --save'")
     which.add_argument("--onnx", metavar="PATH", help="an .onnx written by 'xpnet export', run in onnxruntime")
-    spec.add_arguments(p, ("backend", "device", "dtype", *SAVED_DATA),
+    options.add_arguments(p, ("backend", "device", "dtype", *SAVED_DATA),
                        defaults={"dtype": None, "dataset": None, "scaling": None, "digits": None})
     _output(p, "json")
     p.set_defaults(run=cmd_evaluate)
@@ -506,7 +508,7 @@ def _saved_parsers(sub):
     p.add_argument("--no-label", action="store_true", help="export the probabilities only, no 'label' output")
     p.add_argument("--check", action="store_true", help="run the export in onnxruntime on test images and compare "
                    "with xpnet (batch 1 and 1000; exit status 1 if it differs)")
-    spec.add_arguments(p, ("data_dir",))
+    options.add_arguments(p, ("data_dir",))
     _output(p, "json")
     p.set_defaults(run=cmd_export)
 
@@ -516,7 +518,7 @@ def _saved_parsers(sub):
     which.add_argument("--weights", metavar="PATH", help="an .npz written by 'xpnet train --save'")
     which.add_argument("--sweep", metavar="FILE", help="the records 'xpnet sweep --out FILE' wrote")
     p.add_argument("--out", default="plots", metavar="DIR", help="directory for the PNG files (default ./plots)")
-    spec.add_arguments(p, ("data_dir",))
+    options.add_arguments(p, ("data_dir",))
     p.set_defaults(run=cmd_plot)
 
 
@@ -540,13 +542,13 @@ def _bench_parser(sub):
     p.add_argument("--busy-cores", type=_at_least(0), default=0, metavar="N",
                    help="keep N cores busy (a busy loop each) while measuring: a shared CPU (default 0)")
     p.add_argument("--json", action="store_true", help="print the raw measurements as JSON")
-    spec.add_arguments(p, ("optimizer", "momentum", "nesterov", "beta1", "beta2", "eps", "weight_decay", "threads"))
+    options.add_arguments(p, ("optimizer", "momentum", "nesterov", "beta1", "beta2", "eps", "weight_decay", "threads"))
     p.set_defaults(run=cmd_bench)
 
 
 def _gradcheck_parser(sub):
     p = sub.add_parser("gradcheck", help="check backward() against central finite differences (float64)")
-    spec.add_arguments(p, ("layers", "activation", "loss", "output", "init", "init_scale", "seed", "backend", "device"),
+    options.add_arguments(p, ("layers", "activation", "loss", "output", "init", "init_scale", "seed", "backend", "device"),
                        defaults={"layers": "20-16-16-10"})
     p.add_argument("--samples", type=_at_least(1), default=8, help="random samples in the batch (default 8)")
     p.add_argument("--eps", type=float, default=1e-6, help="finite-difference step (default 1e-6)")
@@ -574,6 +576,3 @@ def main(argv=None) -> int:
         print(f"xpnet {args.command}: interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":
-    sys.exit(main())
