@@ -497,7 +497,7 @@ class Guard:
             if self.nets.single:  # one network raises; a stack freezes it and trains on
                 t = self.trainer
                 t.model.params, t.state.opt = kept, kept_state
-                t.state.frozen = [{k: v for k, v in where.items()}]
+                t.state.frozen = [dict(where)]
                 raise DivergenceError(
                     f"training diverged at {where['at']}: {where['problem']}; kept the last finite weights "
                     "(from before that step); try a smaller learning rate",
