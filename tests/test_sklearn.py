@@ -382,3 +382,11 @@ def test_logistic_is_the_sigmoid(pair):
     clf = MLPClassifier(hidden_layer_sizes=(8,), activation="logistic", max_iter=2, learning_rate_init=0.01,
                         random_state=0).fit(X[:500], y[:500])
     assert clf.net_.activation_names == ["sigmoid"] and clf.score(X_test, y_test) > 0.959  # 96.88 % measured
+
+
+def test_a_backend_that_cannot_train_is_one_line():
+    pytest.importorskip("ndonnx")
+    X, targets, _ = _problem()
+    with pytest.raises(ValueError, match=r"^backend='ndonnx' cannot train \(its arrays record a graph") as info:
+        MLPClassifier(backend="ndonnx", max_iter=2).fit(X, targets["binary"])
+    assert "\n" not in str(info.value)
