@@ -5,9 +5,12 @@ validation and on_epoch; exit status 130 on Ctrl-C; the progress bar."""
 
 import io
 import json
+import os
+import random
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -225,14 +228,29 @@ def test_fit_calls_on_epoch_with_each_epochs_record(pair):
     assert [record["epoch"] for record in seen] == [1, 2, 3] and seen == history
 
 
-def test_ctrl_c_exits_130_in_one_line(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "xpnet.cli", "train", *PAIR, "--epochs", "50"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert "test accuracy" in proc.stdout.readline() + proc.stdout.readline()  # training has begun
-    assert proc.stdout.readline().startswith("epoch")  # an epoch has ended: it is mid-run
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and err == "xpnet train: interrupted\n"
+#: Interrupts per backend (XPNET_INTERRUPTS; docs/reliability.md reports a larger run).
+INTERRUPTS = int(os.environ.get("XPNET_INTERRUPTS", 1))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_ctrl_c_exits_130_in_one_line_at_any_moment(tmp_path, backend):
+    """SIGINT to a real ``xpnet train`` at seeded random moments of its training (checkpointing every
+    epoch): exit status 130 every time, one line, and the checkpoint on disk whole. JAX crashed after the
+    line (exit 139) in 4 of 10 tries when its threads were torn down with the interpreter."""
+    pytest.importorskip(backend)
+    rng, path = random.Random(backend), tmp_path / "w.npz"
+    for _ in range(INTERRUPTS):
+        proc = subprocess.Popen([sys.executable, "-m", "xpnet.cli", "train", *PAIR, "--epochs", "40", "--backend",
+                                 backend, "--checkpoint-every", "1", "--save", str(path)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert "test accuracy" in proc.stdout.readline() + proc.stdout.readline()  # training has begun
+        time.sleep(rng.uniform(0.0, 1.5))
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130 and err == "xpnet train: interrupted\n", err[-500:]
+        if path.exists():
+            assert xpnet.MLP.load(path).state.epochs_done >= 1
+        assert not list(tmp_path.glob(".w.npz.*.tmp"))  # a write cut short took its temporary file away
 
 
 def test_the_progress_bar_draws_fraction_count_and_rate(capsys, pair):

@@ -1,6 +1,6 @@
 """Bad input and faults: fuzzed file readers, interrupted training, resumed runs, nothing unpickled.
 
-XPNET_FUZZ_EXAMPLES (default 200) and XPNET_KILLS (default 3) scale the fuzzing and the number of
+XPNET_FUZZ_EXAMPLES (default 200) and XPNET_KILLS (default 2) scale the fuzzing and the number of
 interrupted training runs (three kills each); docs/reliability.md reports a larger run.
 """
 
@@ -28,7 +28,7 @@ from helpers import assert_same_checkpoint
 
 FUZZ = settings(max_examples=int(os.environ.get("XPNET_FUZZ_EXAMPLES", 200)), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
-KILLS = int(os.environ.get("XPNET_KILLS", 3))
+KILLS = int(os.environ.get("XPNET_KILLS", 2))
 
 VALID_IDX = encode_idx(np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4))
 

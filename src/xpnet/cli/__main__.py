@@ -1,7 +1,5 @@
 """``python -m xpnet.cli``: the ``xpnet`` command."""
 
-import sys
+from . import run
 
-from . import main
-
-sys.exit(main())
+run()
