@@ -34,4 +34,4 @@ def shared_fashion():
     for candidate in (ROOT.parent / "shared" / "data" / "fashion-mnist", Path("/usr/share/datasets/fashion-mnist")):
         if (candidate / "t10k-labels-idx1-ubyte.gz").is_file():
             return candidate
-    pytest.skip("Fashion-MNIST is not on this machine (../shared/data or apt-get install dataset-fashion-mnist)")
+    pytest.skip("Fashion-MNIST is not on this machine (apt-get install dataset-fashion-mnist brings it)")

@@ -111,8 +111,8 @@ def test_cli_bench_with_an_optimizer(capsys):
 
 
 def test_unavailable_cases_say_why(data):
-    with pytest.raises(Unavailable, match="per-sample, float64"):
-        bench.make_learner("seeds-loop", bench.case("small", "float32", 1), data)
+    with pytest.raises(Unavailable, match="the seeds' loop is per-sample"):
+        bench.make_learner("seeds-loop", bench.case("small", "float32", 16), data)
     with pytest.raises(Unavailable, match="stacks of models are trained by xpnet's implementations"):
         bench.make_learner("torch-eager", bench.case("small", "float32", 1), data, models=4)
     with pytest.raises(xpnet.ValidationError, match="unknown implementation 'tensorflow'; known: xpnet-numpy"):
@@ -134,6 +134,9 @@ def test_markdown_tables_show_ratios():
     results = [{"implementation": "a", "net": "small", "dtype": "float32", "batch_size": b, "samples_per_second": s}
                for b, s in ((1, 1000.0), (64, 32000.0))]
     assert "| a | 1e+03 | 32k (×32.0) |" in bench.markdown_table(results, "small", "float32").replace("1k", "1e+03")
+    seeds = [{"implementation": "seeds-loop", "net": "small", "dtype": "float32", "batch_size": 1,
+              "samples_per_second": 9000.0, "ran_in_dtype": "float64"}]
+    assert "| seeds-loop (in float64) | 9k |" in bench.markdown_table(seeds, "small", "float32")
     stacked = [{"implementation": "b", "net": "small", "dtype": "float32", "batch_size": 1, "models": k,
                 "samples_per_second": s} for k, s in ((1, 1000.0), (4, 500.0))]
     assert "| b | 4 | 2k (×2.0) |" in bench.models_table(stacked, "small", "float32")
@@ -147,6 +150,14 @@ def test_cli_bench_json(capsys):
     measured, skipped = out["results"]
     assert measured["samples_per_second"] > 0 and len(measured["rounds"]) == 2
     assert "per-sample" in skipped["skipped"]
+
+
+def test_the_default_bench_shows_the_seeds_loop_in_its_own_dtype(capsys):
+    """xpnet bench's default float32 shows the seeds' loop (float64, labelled so) beside the others, as the
+    README promises."""
+    assert main(["bench", "--impl", "seeds-loop", "--batch-sizes", "1", "--rounds", "1", "--target", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "| seeds-loop (in float64) |" in out and "float32" in out
 
 
 def test_bench_never_runs_code_from_the_current_directory(tmp_path):

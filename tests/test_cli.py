@@ -36,6 +36,11 @@ def test_train_json_save_and_evaluate(capsys, tmp_path):
     scored = json.loads(out)
     assert code == 0 and scored["test_accuracy"] == result["test_accuracy"]
     assert np.array(scored["confusion"]).shape == (2, 2)
+    code, out, _ = run(capsys, "evaluate", "--weights", str(path))
+    lines = out.splitlines()
+    header = lines.index("confusion matrix (rows: true class, columns: predicted class):")
+    assert lines[header + 1].split() == ["true\\pred", "0", "1"]  # the predicted labels head the columns
+    assert [row.split()[0] for row in lines[header + 2:header + 4]] == ["0", "1"]
 
 
 def test_epochs_zero_scores_the_untrained_net(capsys):

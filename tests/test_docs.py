@@ -30,15 +30,40 @@ def test_python_examples_in_the_docs_run(path, index, code):
 
 
 def test_cli_page_lists_every_option():
+    """Each command's section of docs/cli.md names every option its --help lists, and every command has a
+    section."""
     from xpnet.cli import build_parser
 
     page = (ROOT / "docs" / "cli.md").read_text()
+    parts = re.split(r"\n## `xpnet (\w+)`", page)
+    sections = {parts[i]: parts[i + 1] for i in range(1, len(parts), 2)}
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
+    assert set(sections) == set(commands)
     missing = [f"{name} {opt}" for name, sub in commands.items() for action in sub._actions
-               for opt in action.option_strings if opt.startswith("--") and opt != "--help" and f"`{opt}`" not in page]
-    assert not missing, f"docs/cli.md does not mention: {missing}"
-    assert all(f"## `xpnet {name}`" in page for name in commands)
+               for opt in action.option_strings if opt.startswith("--") and opt != "--help"
+               and f"`{opt}`" not in sections[name]]
+    assert not missing, f"docs/cli.md does not mention, in the command's section: {missing}"
+    assert "`xpnet --version`" in page
+
+
+def test_help_says_what_each_command_does_with_an_example_that_parses(capsys):
+    """``xpnet --help`` reads as plain text (no markup), ``--version`` answers, and each command's --help
+    has a one-line description and an example that the parser takes."""
+    from xpnet import __version__
+    from xpnet.cli import build_parser, main
+
+    parser = build_parser()
+    assert "``" not in parser.format_help()
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out == f"xpnet {__version__}\n"
+    for name, sub in parser._subparsers._group_actions[0].choices.items():
+        text = sub.format_help()
+        assert sub.description and sub.description.endswith(".") and "``" not in text, name
+        example = text.split("example:\n")[1].strip()
+        assert example.startswith(f"xpnet {name} ")
+        assert parser.parse_args(example.split()[1:]).command == name
 
 
 # -- the shell commands in the docs ------------------------------------------------------------------

@@ -295,6 +295,8 @@ def measure_case(implementation, net, dtype, batch_size, data, rounds=5, target=
         learner = make_learner(implementation, run, data, models)
     except Unavailable as exc:
         return {**base, "skipped": str(exc)}
+    if getattr(learner, "dtype", dtype) != dtype:  # a learner with a dtype of its own (the seeds' float64 loop)
+        base["ran_in_dtype"] = learner.dtype
     with learner_threads(learner) as count:
         n = calibrate(learner, batch, len(data.y), target, min_samples)
         stats = summary(time_rounds(learner, n, rounds, deadline))
@@ -459,7 +461,7 @@ def markdown_table(results, net: str, dtype: str) -> str:
     rows = [r for r in results if r["net"] == net and r["dtype"] == dtype and "skipped" not in r and not r.get("models")]
     if not rows:
         return f"(no measurements for the {net} net in {dtype})"
-    rate = {(r["implementation"], r["batch_size"]): r["samples_per_second"] for r in rows}
+    rate = {(_label(r), r["batch_size"]): r["samples_per_second"] for r in rows}
 
     def cell(key, b):
         value, one = rate.get((key[0], b)), rate.get((key[0], 1))
@@ -467,7 +469,13 @@ def markdown_table(results, net: str, dtype: str) -> str:
             return None
         return f"{_si(value)} (×{value / one:.1f})" if one and b != 1 else _si(value)
 
-    return _grid_table(rows, [(n,) for n in dict.fromkeys(r["implementation"] for r in rows)], ["implementation"], cell)
+    return _grid_table(rows, [(n,) for n in dict.fromkeys(map(_label, rows))], ["implementation"], cell)
+
+
+def _label(record) -> str:
+    """An implementation as a table names it: with the dtype it ran in where that is not the case's."""
+    ran = record.get("ran_in_dtype")
+    return record["implementation"] + (f" (in {ran})" if ran else "")
 
 
 def models_table(results, net: str, dtype: str) -> str:

@@ -187,17 +187,19 @@ def _sigmoid(z):
 class SeedsLoop:
     """The seed notebooks' training loop, reimplemented faithfully (the "before" baseline): NumPy,
     float64, one sample at a time as a column vector, weights of shape (n_out, n_in), sigmoid hidden
-    layers, softmax + cross-entropy (delta p - y), every layer's gradient first, then the update."""
+    layers, softmax + cross-entropy (delta p - y), every layer's gradient first, then the update. It runs
+    in float64 whatever the case's dtype (its ``dtype``: the records and tables say so)."""
 
     device = "cpu"
+    dtype = "float64"
 
     def __init__(self, impl, run, data, models=None):
         _cpu_only(impl, "the seeds' loop")
         _plain_sgd(run, "the seeds' loop")
         m = run.model
-        if (run.placement.dtype != "float64" or run.training.batch_size != 1 or m.activation != "sigmoid"
-                or m.init != "normal-max" or m.loss != "cross-entropy"):
-            raise Unavailable("the seeds' loop is per-sample, float64, on the CPU, on the seeds' sigmoid net only")
+        if (run.training.batch_size != 1 or m.activation != "sigmoid" or m.init != "normal-max"
+                or m.loss != "cross-entropy"):
+            raise Unavailable("the seeds' loop is per-sample, on the CPU, on the seeds' sigmoid net only")
         self.weights = [W.T for W, _ in initial_weights(m.sizes, "normal-max", run.seed)]
         self.biases = [np.zeros((n, 1)) for n in m.sizes[1:]]
         self.X, self.Y, self.lr, self.data = np.asarray(data.X, np.float64), np.eye(m.sizes[-1])[data.y], run.optimizer.lr, data

@@ -268,7 +268,8 @@ class Optimizer(_Group):
                                          help="stop when the validation loss (--validation) or else the training "
                                               "loss has not improved by --min-delta for PATIENCE epochs")
     restore_best: bool = _option(True, "--no-restore-best", check=checks.flag, action="store_false",
-                                 help="with --early-stopping: keep the last weights, not the best epoch's")
+                                 help="with --early-stopping: keep the last epoch's weights (without it the best epoch's "
+                                      "are kept)")
 
     def __post_init__(self):
         super().__post_init__()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import spec
+from .. import __version__, spec
 from . import options
 from ..errors import DivergenceError, ValidationError, XpnetError
 
@@ -191,9 +191,10 @@ def cmd_evaluate(args) -> int:
         return 0
     print(f"{net!r}\n{data.dataset} test set ({result['n']} samples): accuracy {100 * result['accuracy']:.2f}%  "
           f"loss {result['loss']:.4f}")
-    print("confusion matrix (rows: true class, columns: predicted):")
+    print("confusion matrix (rows: true class, columns: predicted class):")
+    print("  true\\pred " + " ".join(f"{j:5d}" for j in range(len(result["confusion"]))))
     for i, row in enumerate(result["confusion"]):
-        print(f"  {i:>2} " + " ".join(f"{v:5d}" for v in row))
+        print(f"  {i:>9} " + " ".join(f"{v:5d}" for v in row))
     return 0
 
 
@@ -452,6 +453,12 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def _command(sub, name: str, summary: str, example: str):
+    """A command's parser: its one-line summary (in ``xpnet --help`` too) and an example under its options."""
+    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + ".",
+                          epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def _output(p, *flags):
     if "json" in flags:
         p.add_argument("--json", action="store_true", help="print JSON instead of lines")
@@ -460,7 +467,8 @@ def _output(p, *flags):
 
 
 def _train_parser(sub):
-    p = sub.add_parser("train", help="train a network on MNIST or Fashion-MNIST")
+    p = _command(sub, "train", "train a network on MNIST or Fashion-MNIST",
+                 "xpnet train --layers 784-128-10 --activation relu --batch-size 64 --epochs 5 --lr 0.1 --save w.npz")
     options.add_arguments(p)
     p.add_argument("--save", default=None, metavar="PATH", help="write weights, run and history to this .npz (atomically)")
     p.add_argument("--checkpoint-every", type=_at_least(1), default=None, metavar="N",
@@ -472,7 +480,8 @@ def _train_parser(sub):
 
 
 def _sweep_parser(sub):
-    p = sub.add_parser("sweep", help="train a grid of configurations, many networks at once (stacks)")
+    p = _command(sub, "sweep", "train a grid of configurations, many networks at once (stacks)",
+                 "xpnet sweep --lr 0.01,0.1,1 --seed 0-2 --epochs 1 --out sweep.jsonl")
     options.add_arguments(p, lists=True)
     p.add_argument("--stack-size", type=_one(_at_least(1)), default=None, metavar="K",
                    help="at most K networks per stack (default: as many as --memory allows)")
@@ -495,7 +504,8 @@ SAVED_DATA = ("dataset", "data_dir", "scaling", "digits")
 
 
 def _saved_parsers(sub):
-    p = sub.add_parser("evaluate", help="score saved weights (or an exported ONNX model) on a test set")
+    p = _command(sub, "evaluate", "score saved weights (or an exported ONNX model) on a test set",
+                 "xpnet evaluate --weights w.npz")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--weights", metavar="PATH", help="an .npz written by 'xpnet train --save'")
     which.add_argument("--onnx", metavar="PATH", help="an .onnx written by 'xpnet export', run in onnxruntime")
@@ -504,7 +514,8 @@ def _saved_parsers(sub):
     _output(p, "json")
     p.set_defaults(run=cmd_evaluate)
 
-    p = sub.add_parser("export", help="write a trained network as an ONNX model (its own forward kernels, traced)")
+    p = _command(sub, "export", "write a trained network as an ONNX model (its own forward kernels, traced)",
+                 "xpnet export --weights w.npz --onnx w.onnx --check")
     p.add_argument("--weights", required=True, metavar="PATH", help="an .npz written by 'xpnet train --save'")
     p.add_argument("--onnx", required=True, metavar="PATH", help="the .onnx file to write (atomically)")
     p.add_argument("--no-label", action="store_true", help="export the probabilities only, no 'label' output")
@@ -514,8 +525,8 @@ def _saved_parsers(sub):
     _output(p, "json")
     p.set_defaults(run=cmd_export)
 
-    p = sub.add_parser("plot", help="write PNG plots of a saved run (history, mistakes, weights, probabilities, "
-                       "confusion) or of a sweep (accuracy against learning rate, learning curves)")
+    p = _command(sub, "plot", "write PNG plots of a saved run (history, mistakes, weights, probabilities, confusion) "
+                 "or of a sweep (accuracy against learning rate, learning curves)", "xpnet plot --weights w.npz --out plots")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--weights", metavar="PATH", help="an .npz written by 'xpnet train --save'")
     which.add_argument("--sweep", metavar="FILE", help="the records 'xpnet sweep --out FILE' wrote")
@@ -525,7 +536,8 @@ def _saved_parsers(sub):
 
 
 def _bench_parser(sub):
-    p = sub.add_parser("bench", help="training throughput per implementation and batch size (about 2 minutes)")
+    p = _command(sub, "bench", "training throughput per implementation and batch size, beside the peers",
+                 "xpnet bench --impl xpnet-numpy,torch-eager,sklearn --batch-sizes 1,64")
     p.add_argument("--impl", default=None, help="comma-separated implementations (default: every one installed "
                    "here except xpnet-array_api_strict and hand-tuned-numpy; e.g. xpnet-numpy,torch-eager,sklearn)")
     p.add_argument("--net", default="small", help="small (784-32-32-10 sigmoid) and/or large (784-256-128-64-10 relu)")
@@ -538,7 +550,7 @@ def _bench_parser(sub):
                    "model-samples/s, e.g. 1,4,16,64,256 (xpnet's implementations, torch-func and jax-vmap)")
     p.add_argument("--to-accuracy", default=None, metavar="A[,B]", help="time to accuracy instead of throughput: "
                    "training seconds until the test accuracy first reaches A (and B), lr chosen per batch size "
-                   "(default impl xpnet-numpy; about a minute)")
+                   "(default impl xpnet-numpy)")
     p.add_argument("--seeds", type=_at_least(1), default=1, help="seeds per time-to-accuracy case; tables show the median (1)")
     p.add_argument("--max-seconds", type=float, default=20.0, help="training budget per time-to-accuracy run (20)")
     p.add_argument("--busy-cores", type=_at_least(0), default=0, metavar="N",
@@ -549,7 +561,8 @@ def _bench_parser(sub):
 
 
 def _gradcheck_parser(sub):
-    p = sub.add_parser("gradcheck", help="check backward() against central finite differences (float64)")
+    p = _command(sub, "gradcheck", "check backward() against central finite differences (float64)",
+                 "xpnet gradcheck --activation relu --loss squared --output sigmoid")
     options.add_arguments(p, ("layers", "activation", "loss", "output", "init", "init_scale", "seed", "backend", "device"),
                        defaults={"layers": "20-16-16-10"})
     p.add_argument("--samples", type=_at_least(1), default=8, help="random samples in the batch (default 8)")
@@ -560,7 +573,10 @@ def _gradcheck_parser(sub):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="xpnet", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="xpnet", description="A multilayer perceptron with hand-written gradients, on NumPy, CuPy, "
+                     "PyTorch, JAX and any Array API library: train, sweep, evaluate, export, plot, check, measure.",
+                     epilog="'xpnet COMMAND --help' describes a command, with an example.")
+    parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for add in (_train_parser, _sweep_parser, _saved_parsers, _bench_parser, _gradcheck_parser):
         add(sub)

@@ -34,7 +34,7 @@ def add_arguments(parser, names=COMMAND_FIELDS, lists: bool = False, defaults: d
         text = opt.help + ("; a list joined by ','" + (" or ranges like 0-4" if name == "seed" else "") if listed else "")
         if name in defaults and default is None:
             text += " (default: as saved)"
-        elif default is not None:
+        elif default is not None and not opt.action:  # a switch's help says what it changes
             text += f" (default {default})"
         if opt.boolean or opt.action:
             action = opt.action or argparse.BooleanOptionalAction
