@@ -232,7 +232,7 @@ def test_fit_calls_on_epoch_with_each_epochs_record(pair):
 INTERRUPTS = int(os.environ.get("XPNET_INTERRUPTS", 1))
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("backend", ["numpy", "jax", *filter(None, os.environ.get("XPNET_INTERRUPT_BACKENDS", "").split(","))])
 def test_ctrl_c_exits_130_in_one_line_at_any_moment(tmp_path, backend):
     """SIGINT to a real ``xpnet train`` at seeded random moments of its training (checkpointing every
     epoch): exit status 130 every time, one line, and the checkpoint on disk whole. JAX crashed after the

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__, spec
+from .. import spec
 from . import options
 from ..errors import DivergenceError, ValidationError, XpnetError
 
@@ -572,11 +572,17 @@ def _gradcheck_parser(sub):
     p.set_defaults(run=cmd_gradcheck)
 
 
+def _version() -> str:
+    import xpnet
+
+    return xpnet.__version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="xpnet", description="A multilayer perceptron with hand-written gradients, on NumPy, CuPy, "
                      "PyTorch, JAX and any Array API library: train, sweep, evaluate, export, plot, check, measure.",
                      epilog="'xpnet COMMAND --help' describes a command, with an example.")
-    parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
+    parser.add_argument("--version", action="version", version=f"xpnet {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for add in (_train_parser, _sweep_parser, _saved_parsers, _bench_parser, _gradcheck_parser):
         add(sub)
