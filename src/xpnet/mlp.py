@@ -18,7 +18,7 @@ from . import state as state_module
 from .backends import Backend, backend_of, get_backend, host_copy
 from .errors import DataError, ValidationError
 from .init import initial_weights
-from .io import load_weights, save_weights
+from .io import load_weights
 from .metrics import predicted_classes
 from .session import Checkpoint, Session
 
@@ -110,6 +110,33 @@ class BaseNetwork:
             if differ:
                 raise DataError(f"{path}: {name} ({', '.join(f'{k} {theirs.get(k)!r}' for k in differ)}) is not the "
                                 f"network it holds; a damaged file")
+
+    # -- saving -------------------------------------------------------------------------------------
+    #: What a file of this class holds (:func:`xpnet.io.load_weights`' ``models``): ``None`` one network,
+    #: ``True`` a stack.
+    _FILE_MODELS = None
+
+    def save(self, path, **meta) -> None:
+        """Write ``W0, b0, W1, b1, ...`` (a stack's with the model axis), the run's state (:attr:`state`:
+        the optimizer's moments and step counts, the schedules' and early stopping's counters and best
+        weights, the history) and a JSON ``meta`` entry (the configuration, ``meta``) to an ``.npz``
+        atomically: a resumed run continues exactly where this one stopped."""
+        state_module.save(path, self, meta)
+
+    @classmethod
+    def load(cls, path, backend="numpy", device=None, dtype=None):
+        """Rebuild a network (or stack) saved by :meth:`save`, its run state included (nothing is
+        unpickled); a damaged or foreign file is a one-line :class:`~xpnet.errors.DataError`."""
+        weights, meta, arrays = load_weights(path, extra=True, models=cls._FILE_MODELS)
+        try:
+            net = cls.from_config(meta, backend=backend, device=device, dtype=dtype)
+        except (DataError, ValidationError) as exc:  # a value there that no network takes: a damaged file
+            raise DataError(f"{path}: {exc} in its 'meta' entry; not an xpnet weights file") from None
+        net.check_file(path, meta)
+        net.set_weights(weights)
+        net.state = state_module.restore(path, net, meta, arrays)
+        net.meta = meta
+        return net
 
     # -- data ---------------------------------------------------------------------------------------
     def inputs(self, X, name: str = "X"):
@@ -443,41 +470,11 @@ class MLP(BaseNetwork):
         ``X`` and targets ``t`` (``db`` a row, like ``b``)."""
         return kernels.loss_and_gradients(self.xp, self.network, self.params, X, t)
 
-    # -- saving -------------------------------------------------------------------------------------
-    def save(self, path, **meta) -> None:
-        """Write ``W0, b0, W1, b1, ...``, the run's state (:attr:`state`: the optimizer's moments and
-        step counts, the schedules' and early stopping's counters and best weights, the history) and a
-        JSON ``meta`` entry (the configuration, ``meta``) to an ``.npz`` atomically: a resumed run
-        continues exactly where this one stopped."""
-        state_module.save(path, self, meta)
-
     def to_onnx(self, path=None, *, label: bool = True, metadata: dict | None = None):
         """Export the forward pass to ONNX (see :mod:`xpnet.export`): input ``"input"`` (N, n_inputs),
         outputs ``"probabilities"`` and ``"label"``; written to ``path`` when given. Needs the ``onnx``
         extra."""
         return export.to_onnx(self, path, label=label, metadata=metadata)
-
-    @classmethod
-    def load(cls, path, backend="numpy", device=None, dtype=None) -> "MLP":
-        """Rebuild a network saved by :meth:`save`, its run state included (nothing is unpickled); a
-        damaged or foreign file is a one-line :class:`~xpnet.errors.DataError`."""
-        weights, meta, arrays = load_weights(path, extra=True)
-        net = cls._from_file(path, meta, backend, device, dtype)
-        net.set_weights(weights)
-        net.state = state_module.restore(path, net, meta, arrays)
-        net.meta = meta
-        return net
-
-    @classmethod
-    def _from_file(cls, path, meta, backend, device, dtype):
-        """``cls.from_config`` of a file's ``meta``, a value there that no network takes being a damaged
-        file (a missing backend or device stays what it is)."""
-        try:
-            net = cls.from_config(meta, backend=backend, device=device, dtype=dtype)
-        except (DataError, ValidationError) as exc:
-            raise DataError(f"{path}: {exc} in its 'meta' entry; not an xpnet weights file") from None
-        net.check_file(path, meta)
-        return net
 
 
 __all__ = ["BaseNetwork", "MLP", "parse_layers"]

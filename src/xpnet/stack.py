@@ -20,11 +20,9 @@ from typing import Sequence
 import numpy as np
 
 from . import checks
-from . import state as state_module
 from .backends import Backend
 from .errors import DataError, ValidationError
 from .init import initial_weights
-from .io import load_weights
 from .mlp import MLP, BaseNetwork
 
 
@@ -119,6 +117,8 @@ class Stack(BaseNetwork):
             net.state = self.state.one(k)
         return net
 
+    _FILE_MODELS = True  # its files hold a stack, of any size
+
     def config(self) -> dict:
         """Everything needed to rebuild this stack (weights aside), as JSON-ready values."""
         return {"sizes": self.sizes, "activations": self.activation_names, "output": self.head.output,
@@ -134,24 +134,6 @@ class Stack(BaseNetwork):
         return cls(config["sizes"], config["activations"], loss=config["loss"], output=config["output"],
                    seeds=config["seeds"], init=config["inits"], init_scale=config["init_scales"], backend=backend,
                    device=device, dtype=dtype or config.get("dtype", "float32"))
-
-    def save(self, path, **meta) -> None:
-        """Write every network's weights (with the model axis), the run's state and ``meta`` to an ``.npz``
-        atomically (as :meth:`xpnet.mlp.MLP.save` for one network)."""
-        state_module.save(path, self, meta)
-
-    @classmethod
-    def load(cls, path, backend="numpy", device=None, dtype=None) -> "Stack":
-        """Rebuild a stack saved by :meth:`save`, its run state included."""
-        weights, meta, arrays = load_weights(path, extra=True, models=True)
-        try:
-            stack = cls.from_config(meta, backend=backend, device=device, dtype=dtype)
-        except ValidationError as exc:
-            raise DataError(f"{path}: {exc} in its 'meta' entry; not an xpnet stack file") from None
-        stack.set_weights(weights)
-        stack.state = state_module.restore(path, stack, meta, arrays)
-        stack.meta = meta
-        return stack
 
     def __repr__(self) -> str:
         return (

@@ -145,9 +145,14 @@ def weights_name(record) -> str:
     return f"{name}_{_digest(record)}.npz"
 
 
-def _key(record: dict) -> str:
+def _identity(resolved: dict) -> str:
     """A configuration's identity: its whole resolved record (:meth:`xpnet.spec.Run.record`) as JSON."""
-    return json.dumps(spec.Run.from_flat(record).record(), sort_keys=True)
+    return json.dumps(resolved, sort_keys=True)
+
+
+def _key(record: dict) -> str:
+    """The identity of the configuration a sweep record (or any flat dict of settings) describes."""
+    return _identity(spec.Run.from_flat(record).record())
 
 
 def _digest(record: dict) -> str:
@@ -202,7 +207,7 @@ class Sweep:
             schedules.check([run.optimizer], run.training.epochs, n, run.placement.dtype)
         self.done = self._done(out) if resume and Path(out).exists() else []
         finished = {_key(r) for r in self.done}
-        self.todo = [r for r in self.runs if json.dumps(r.record(), sort_keys=True) not in finished]
+        self.todo = [r for r in self.runs if _identity(r.record()) not in finished]
         if self.save_dir:
             for run in self.todo:
                 _check_weights_file(Path(self.save_dir) / weights_name(run.record()), run)
@@ -212,7 +217,7 @@ class Sweep:
         """The records ``out`` holds, each of a configuration of this grid (else a one-line refusal
         naming the file, the line and what differs)."""
         ours = [r.record() for r in self.runs]
-        keys = {json.dumps(r, sort_keys=True) for r in ours}
+        keys = set(map(_identity, ours))
         done = []
         for line, record in _numbered_records(out):
             if _key(record) not in keys:
@@ -257,9 +262,8 @@ class Sweep:
             source = self.source or distributed.share(client, self.data)
             distributed.run(client, run_stack_task, [(members, source, keep) for members in self.stacks], finished,
                             progress)
-        position = {json.dumps(r.record(), sort_keys=True): i for i, r in enumerate(self.runs)}
-        return sorted(records, key=lambda r: position.get(json.dumps(spec.Run.from_flat(r).record(), sort_keys=True),
-                                                          len(position)))
+        position = {_identity(r.record()): i for i, r in enumerate(self.runs)}
+        return sorted(records, key=lambda r: position.get(_key(r), len(position)))
 
     def _here(self, progress, finished, keep):
         """The stacks one after another in this process, the data moved to the device once."""
@@ -287,7 +291,7 @@ def _check_weights_file(path: Path, run: spec.Run) -> None:
     except (DataError, ValidationError) as exc:
         raise ValidationError(f"--save-dir: {path} exists and is not a weights file of this sweep ({exc}); "
                               "move it away or use another --save-dir") from None
-    if json.dumps(theirs, sort_keys=True) != json.dumps(run.record(), sort_keys=True):
+    if _identity(theirs) != _identity(run.record()):
         raise ValidationError(f"--save-dir: {path} holds the weights of another configuration; move it away or use "
                               "another --save-dir")
 
