@@ -1,6 +1,7 @@
 """The run specification: one declaration of every option, serialised and read back, the same flag meaning
 the same in train and sweep, grids in order, checks written once, a supplied row order."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -49,13 +50,23 @@ def _parsed(command, argv):
 @pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=["sgd", "adam", "adamw"])
 def test_every_option_means_the_same_in_train_and_sweep(optimizer):
     """One value for every option: xpnet train and xpnet sweep build the same run, every field changed."""
-    assert set(OTHER) | {k for o in OPTIMIZERS for k in o} == set(options.COMMAND_FIELDS)
+    # --data FILE replaces --dataset: test_own_data_means_the_same_in_train_and_sweep
+    assert set(OTHER) | {k for o in OPTIMIZERS for k in o} | {"file"} == set(options.COMMAND_FIELDS)
     argv = _argv({**OTHER, **optimizer})
     trained = options.from_args(_parsed("train", argv))
     swept = options.from_args(_parsed("sweep", argv), lists=True)
     assert trained == swept and trained.data.data_dir == swept.data.data_dir == "/tmp/data"
     changed = {name for name, _, _ in trained.differences(spec.Run())}
     assert changed >= set(OTHER) - {"data_dir"} | set(optimizer) - {"restore_best"}
+
+
+def test_own_data_means_the_same_in_train_and_sweep(tmp_path):
+    path = tmp_path / "mine.npz"
+    np.savez(path, X=np.eye(3), y=np.arange(3))
+    trained, swept = (options.from_args(_parsed(c, ["--data", str(path)]), lists=c == "sweep") for c in ("train", "sweep"))
+    assert trained == swept and trained.data.file == str(path) and trained.data.dataset == "mine.npz"
+    assert trained.data.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert spec.Run.from_dict(json.loads(json.dumps(trained.to_dict()))) == trained  # no second reading
 
 
 def test_a_run_round_trips_through_its_dict_its_record_and_json():

@@ -6,6 +6,8 @@ from a weights file written by ``xpnet train --save`` (which holds the run's his
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .spec import SWEPT
@@ -46,6 +48,13 @@ def history(records, path, title=""):
     return _save(fig, path)
 
 
+def _show(ax, row):
+    """One sample: a square image when its features make one (MNIST's 784 = 28 x 28), else a strip."""
+    side = math.isqrt(row.size)
+    shape = (side, side) if side * side == row.size else (1, row.size)
+    ax.imshow(np.reshape(row, shape), cmap="gray_r", aspect="equal" if shape[0] > 1 else "auto")
+
+
 def misclassified(images, y_true, y_pred, classes, path, count=25):
     """A grid of the first ``count`` misclassified images, each titled 'predicted (true)'."""
     wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))[:count]
@@ -55,7 +64,7 @@ def misclassified(images, y_true, y_pred, classes, path, count=25):
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
-        ax.imshow(images[i].reshape(28, 28), cmap="gray_r")
+        _show(ax, images[i])
         ax.set_title(f"{classes[y_pred[i]]} ({classes[y_true[i]]})", fontsize=9, color="C3")
     fig.suptitle(f"misclassified: predicted (true) — {len(wrong)} shown of "
                  f"{int(np.sum(np.asarray(y_true) != np.asarray(y_pred)))}")
@@ -81,7 +90,7 @@ def probabilities(images, probs, y_true, classes, path, count=6):
     fig, axes = plt.subplots(len(picks), 2, figsize=(7, 1.5 * len(picks)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 3]})
     for row, i in zip(axes, picks):
-        row[0].imshow(images[i].reshape(28, 28), cmap="gray_r")
+        _show(row[0], images[i])
         row[0].axis("off")
         colours = ["C2" if k == y_true[i] else "C0" for k in range(probs.shape[1])]
         row[1].barh(range(probs.shape[1]), probs[i], color=colours)

@@ -27,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 
 from . import checks, datasets
 from .backends import DTYPES
-from .datasets import DATASETS, SCALINGS, parse_digits
+from .datasets import DATASETS, SCALINGS, own, parse_digits
 from .errors import ValidationError
 from .functions import DEFAULT_OUTPUT, LOSSES, OUTPUTS, get_activation, head_for, hidden_activations
 from .init import INITIALISERS
@@ -125,7 +125,7 @@ class Data(_Group):
     """Which data: the data set, its scaling, a digit pair, the validation fraction and the seed that
     chooses the held-out rows (``split_seed``, independent of the run's ``seed``)."""
 
-    dataset: str = _option("mnist", "--dataset", check=_choice(DATASETS), choices=DATASETS, help="data set")
+    dataset: str = _option("mnist", "--dataset", choices=DATASETS, help="data set")
     scaling: str = _option("255", "--scale", check=_choice(SCALINGS), choices=SCALINGS,
                            help="pixel scaling: /255, per-image max, standardize, or none (raw 0-255)")
     digits: str | None = _option(None, "--digits", check=_maybe(_digits), metavar="A,B",
@@ -137,6 +137,23 @@ class Data(_Group):
                               help="seed of the rows --validation holds out (the same in train and sweep)")
     data_dir: str | None = field(default=None, compare=False, metadata={"option": Option(
         "--data-dir", check=_maybe(_text), metavar="DIR", help="directory holding the IDX files ($XPNET_DATA, the package, the cache)")})
+    file: str | None = field(default=None, compare=False, metadata={"option": Option(
+        "--data", check=_maybe(_text), metavar="FILE",
+        help="your own data instead of --dataset: a .npz (X, y, optionally X_test, y_test, classes), a CSV file "
+             "(a label column and numeric features) or a folder of IDX files; its name and SHA-256 are recorded")})
+    #: The SHA-256 of your own data (``file``), taken when the run is made: what the run was trained on.
+    sha256: str | None = _option(None, check=_maybe(_text))
+
+    def __post_init__(self):
+        if self.file is not None and self.sha256 is None:
+            if self.dataset != "mnist":
+                raise ValidationError(f"give --data FILE (your own data) or --dataset {self.dataset}, not both")
+            name, digest = own.identify(self.file)
+            object.__setattr__(self, "dataset", name)
+            object.__setattr__(self, "sha256", digest)
+        elif self.sha256 is None:
+            checks.choice("dataset", self.dataset, DATASETS)
+        super().__post_init__()
 
 
 @dataclass(frozen=True)
@@ -445,7 +462,7 @@ FIELDS: dict[str, str | None] = {f.name: g for g, cls in GROUPS.items() for f in
 OPTIONS: dict[str, Option] = {f.name: f.metadata["option"] for cls in (*GROUPS.values(), Run) for f in fields(cls)
                               if "option" in f.metadata}
 #: Fields that say where, not what: never compared, never in records.
-UNCOMPARED = ("data_dir",)
+UNCOMPARED = ("data_dir", "file")
 #: What a resumed run may change: how many epochs, and how and where its steps run.
 RESUMABLE = ("epochs", "compile", "sample_chunk", "unroll", "threads", "backend", "device")
 
@@ -505,13 +522,16 @@ def check_fits(sizes, n_features: int, n_classes: int) -> None:
 
 
 class Arrays(NamedTuple):
-    """A run's data as host arrays: training, test, and the held-out ``validation`` pair (or ``None``)."""
+    """A run's data as host arrays: training, test, the held-out ``validation`` pair (or ``None``) and the
+    class names."""
 
     X: Any
     y: Any
     X_test: Any
     y_test: Any
     validation: tuple | None = None
+    classes: list | None = None
+    note: str | None = None
 
 
 def split(arrays: Arrays, data: Data) -> Arrays:
@@ -519,24 +539,28 @@ def split(arrays: Arrays, data: Data) -> Arrays:
     if not data.validation:
         return arrays
     X, y, X_val, y_val = datasets.validation_split(arrays.X, arrays.y, data.validation, data.split_seed)
-    return Arrays(X, y, arrays.X_test, arrays.y_test, (X_val, y_val))
+    return arrays._replace(X=X, y=y, validation=(X_val, y_val))
 
 
 def load_data(data: Data, dtype="float64", download: bool = True, progress: bool | None = None) -> Arrays:
     """The data ``data`` describes: loaded, scaled, a digit pair, the validation rows held out (host
     arrays of ``dtype``). Cached, so a Dask worker loads each data set once."""
-    return _load(data, data.data_dir, dtype, download, progress)
+    return _load(data, data.data_dir, data.file, dtype, download, progress)
 
 
 @functools.lru_cache(maxsize=4)
-def _load(data, data_dir, dtype, download, progress):
-    loaded = datasets.load(data.dataset, data_dir, allow_download=download, progress=progress)
+def _load(data, data_dir, file, dtype, download, progress):
+    if data.sha256 is None:
+        loaded = datasets.load(data.dataset, data_dir, allow_download=download, progress=progress)
+    elif file is None:
+        raise ValidationError(f"this run was made on your own data {data.dataset} (sha256 {data.sha256[:12]}...): "
+                              "give --data FILE")
+    else:
+        loaded = own.load(file, data.sha256)
+        datasets.check_scaling(loaded, data.scaling)
     X, y, X_test, y_test = datasets.prepare(loaded, data.scaling, data.digits, dtype=dtype)
-    return split(Arrays(X, y, X_test, y_test), data)
-
-
-def n_classes(data: Data) -> int:
-    return 2 if data.digits else len(datasets.CLASSES[data.dataset])
+    classes = [loaded.classes[d] for d in parse_digits(data.digits)] if data.digits else loaded.classes
+    return split(Arrays(X, y, X_test, y_test, classes=classes, note=loaded.note), data)
 
 
 #: The flat keys weights files held before they recorded the run (``meta["run"]``).

@@ -196,7 +196,7 @@ class Sweep:
         n = len(self.data.y)
         if data is None:
             for layers in _values(grid.model.layers):
-                spec.check_fits(checks.layers(layers), self.data.X.shape[1], spec.n_classes(grid.data))
+                spec.check_fits(checks.layers(layers), self.data.X.shape[1], len(self.data.classes))
         for batch in _values(grid.training.batch_size):
             if batch > n:
                 raise ValidationError(f"--batch-size {batch} is more than the {n} training samples")

@@ -44,11 +44,12 @@ def cmd_train(args) -> int:
         check_writable(args.save, "--save")
     progress = False if args.no_progress else None
     data = spec.load_data(run.data, run.placement.dtype, progress=progress)
-    spec.check_fits(run.model.sizes, data.X.shape[1], spec.n_classes(run.data))
+    spec.check_fits(run.model.sizes, data.X.shape[1], len(data.classes))
     checkpoint = Checkpoint(args.save, args.checkpoint_every) if args.save else None
     session = start([run], data, checkpoint=checkpoint, resume=args.resume)
-    if session.note:
-        print(f"xpnet train: {session.note}", file=sys.stderr)
+    for note in (data.note, session.note):
+        if note:
+            print(f"xpnet train: {note}", file=sys.stderr)
     if session.finished:
         print(f"xpnet train: {session.finished}", file=sys.stderr)
         return 0
@@ -142,18 +143,26 @@ def _saved_run(args, backend="numpy", device=None, dtype=None, data: dict | None
     from ..mlp import MLP
 
     net = MLP.load(args.weights, backend=backend, device=device, dtype=dtype)
-    chosen = dataclasses.replace(spec.from_meta(net.meta).data, validation=None, data_dir=args.data_dir,
-                                 **{k: v for k, v in (data or {}).items() if v is not None})
+    chosen = _test_data(spec.from_meta(net.meta).data, args, data)
     arrays = spec.load_data(chosen, progress=False)
-    spec.check_fits(net.sizes, arrays.X_test.shape[1], spec.n_classes(chosen))
-    classes = [int(d) for d in chosen.digits.split(",")] if chosen.digits else _classes(chosen)
-    return net, chosen, classes, arrays.X_test, arrays.y_test
+    spec.check_fits(net.sizes, arrays.X_test.shape[1], len(arrays.classes))
+    if arrays.note:
+        print(f"xpnet {args.command}: {arrays.note}", file=sys.stderr)
+    return net, chosen, arrays.classes, arrays.X_test, arrays.y_test
 
 
-def _classes(data):
-    from ..datasets import CLASSES
-
-    return CLASSES[data.dataset]
+def _test_data(trained: spec.Data, args, given: dict | None) -> spec.Data:
+    """The data to test on: the one a network was trained on (its own data verified by its SHA-256), or
+    what the command's options choose (``--data FILE``: that file, whichever it is)."""
+    given = {k: v for k, v in (given or {}).items() if v is not None}
+    file = getattr(args, "file", None)
+    if file is not None:
+        if given.get("dataset"):
+            raise ValidationError(f"give --data FILE or --dataset {given['dataset']}, not both")
+        given.update(file=file, sha256=None, dataset="mnist")
+    elif given.get("dataset"):
+        given.update(file=None, sha256=None)
+    return dataclasses.replace(trained, validation=None, data_dir=args.data_dir, **given)
 
 
 def _evaluate_onnx(args) -> int:
@@ -162,10 +171,11 @@ def _evaluate_onnx(args) -> int:
 
     exported = Exported(args.onnx)
     meta = exported.metadata
-    data = spec.Data(dataset=args.dataset or meta.get("dataset") or "mnist", scaling=args.scaling or meta.get("scaling")
-                     or "255", digits=args.digits or meta.get("digits"), data_dir=args.data_dir)
+    trained = spec.Data(dataset=meta.get("dataset") or "mnist", scaling=meta.get("scaling") or "255",
+                        digits=meta.get("digits"), file=meta.get("file"), sha256=meta.get("sha256"))
+    data = _test_data(trained, args, {"dataset": args.dataset, "scaling": args.scaling, "digits": args.digits})
     arrays = spec.load_data(data, progress=False)
-    spec.check_fits(meta["sizes"], arrays.X_test.shape[1], spec.n_classes(data))
+    spec.check_fits(meta["sizes"], arrays.X_test.shape[1], len(arrays.classes))
     pred = exported.labels(arrays.X_test)
     result = {"test_accuracy": accuracy(arrays.y_test, pred), "n": len(arrays.y_test), "dataset": data.dataset,
               "confusion": confusion_matrix(arrays.y_test, pred, max(meta["sizes"][-1], 2)).tolist()}
@@ -205,7 +215,8 @@ def cmd_export(args) -> int:
     check_writable(args.onnx, "--onnx")
     net = MLP.load(args.weights)
     data = spec.from_meta(net.meta).data
-    meta = {"dataset": data.dataset, "scaling": data.scaling, "digits": data.digits}
+    meta = {"dataset": data.dataset, "scaling": data.scaling, "digits": data.digits, "file": data.file,
+            "sha256": data.sha256}
     if "test_accuracy" in net.meta:
         meta["test_accuracy"] = net.meta["test_accuracy"]
     proto = net.to_onnx(args.onnx, label=not args.no_label, metadata=meta)
@@ -214,7 +225,7 @@ def cmd_export(args) -> int:
     status = 0
     if args.check:
         _, data, _, X_test, _ = _saved_run(args)
-        result = check(net, args.onnx, X_test)
+        result = check(net, args.onnx, X_test, (1, min(1000, len(X_test))))
         info["check"] = {**result, "max_abs_diff": {str(k): v for k, v in result["max_abs_diff"].items()}}
         status = 0 if result["passed"] else 1
     if args.json:
@@ -225,7 +236,7 @@ def cmd_export(args) -> int:
     if args.check:
         diffs = ", ".join(f"batch {b}: {d:.1e}" for b, d in result["max_abs_diff"].items())
         verdict = "passed" if result["passed"] else "FAILED"
-        print(f"check {verdict}: onnxruntime against xpnet on {data.dataset} test images, largest probability "
+        print(f"check {verdict}: onnxruntime against xpnet on {data.dataset} test rows, largest probability "
               f"difference {diffs} (tolerance {result['tolerance']:.0e}); labels "
               f"{'identical' if result['labels_equal'] else 'DIFFER'}")
     return status
@@ -499,7 +510,7 @@ def _sweep_parser(sub):
     p.set_defaults(run=cmd_sweep)
 
 
-SAVED_DATA = ("dataset", "data_dir", "scaling", "digits")
+SAVED_DATA = ("dataset", "file", "data_dir", "scaling", "digits")
 
 
 def _saved_parsers(sub):
@@ -519,8 +530,8 @@ def _saved_parsers(sub):
     p.add_argument("--onnx", required=True, metavar="PATH", help="the .onnx file to write (atomically)")
     p.add_argument("--no-label", action="store_true", help="export the probabilities only, no 'label' output")
     p.add_argument("--check", action="store_true", help="run the export in onnxruntime on test images and compare "
-                   "with xpnet (batch 1 and 1000; exit status 1 if it differs)")
-    options.add_arguments(p, ("data_dir",))
+                   "with xpnet (batch 1 and 1000, or all the test rows of a smaller set; exit status 1 if it differs)")
+    options.add_arguments(p, ("file", "data_dir"))
     _output(p, "json")
     p.set_defaults(run=cmd_export)
 
@@ -530,7 +541,7 @@ def _saved_parsers(sub):
     which.add_argument("--weights", metavar="PATH", help="an .npz written by 'xpnet train --save'")
     which.add_argument("--sweep", metavar="FILE", help="the records 'xpnet sweep --out FILE' wrote")
     p.add_argument("--out", default="plots", metavar="DIR", help="directory for the PNG files (default ./plots)")
-    options.add_arguments(p, ("data_dir",))
+    options.add_arguments(p, ("file", "data_dir"))
     p.set_defaults(run=cmd_plot)
 
 
@@ -610,6 +621,9 @@ def run() -> None:
     except KeyboardInterrupt:  # before main's own handler was reached (parsing the options)
         print("xpnet: interrupted", file=sys.stderr)
         code = 130
+    except BrokenPipeError:  # the reader of the output left (``| head``): stop quietly, as 'yes | head' does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush would fail too
+        code = 128 + signal.SIGPIPE
     if code != 130:
         sys.exit(code)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C cannot cut the flush short

@@ -81,6 +81,8 @@ class Dataset:
     y_test: np.ndarray
     classes: list
     source: str
+    #: Said to the user about this data (your own data without a test split).
+    note: str | None = None
 
 
 def cache_dir() -> Path:
@@ -204,6 +206,18 @@ def scale(X, method: str = "255", reference=None, dtype=np.float64) -> np.ndarra
         out -= mean
         out /= std or 1.0
     return out
+
+
+def check_scaling(data: Dataset, method: str) -> None:
+    """``"255"`` is for pixels: refused (one line) for features that are not whole numbers in 0..255."""
+    if method != "255":
+        return
+    for X in (data.X_train, data.X_test):
+        if X.dtype != np.uint8 and (X.min() < 0 or X.max() > 255 or not np.array_equal(X, np.round(X))):
+            odd = X.flat[int(np.argmax((X < 0) | (X > 255) | (X != np.round(X))))]
+            raise ValidationError(f"{data.name} holds features that are not pixel values 0..255 (such as {odd:g}), "
+                                  "which --scale 255 (the default) divides by 255: give --scale standardize or "
+                                  "--scale none")
 
 
 def digit_pair(X, y, digits) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,206 @@
+"""Your own data (``xpnet train --data FILE``): a ``.npz``, a CSV file or a folder of IDX files.
+
+- ``.npz``: arrays ``X`` (rows, features) and ``y`` (rows,) of whole-number labels; optionally
+  ``X_test`` and ``y_test``, and ``classes`` (one name per label).
+- CSV (comma-separated, an optional header line): the label is the column headed ``label``, ``y``,
+  ``target`` or ``class``; without such a header, the one column that is not numeric; otherwise the first
+  column (the layout of the common MNIST CSV files). Labels are whole numbers, or names (sorted, then
+  numbered from 0).
+- A folder of IDX files named as MNIST's (``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte``,
+  gzip or raw; ``t10k-...`` optionally): images of any size, flattened.
+
+Without a test split (no ``X_test``/``y_test``, a CSV, no ``t10k`` files) the test rows are the training
+rows. Every problem -- a missing file, an unknown format, a wrong shape, a value that is not a finite
+number, a negative or fractional label -- is one :class:`~xpnet.errors.DataError` naming the file, raised
+before any work. :func:`identify` gives the name and SHA-256 a run records.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import hashlib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+LABEL_COLUMNS = ("label", "y", "target", "class")
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def identify(path) -> tuple[str, str]:
+    """``(name, sha256)`` of the data at ``path``: its file name and the SHA-256 of its bytes (of a folder:
+    of its IDX files' names and digests)."""
+    path = Path(path)
+    if path.is_dir():
+        listing = "".join(f"{base}\0{_file_digest(p)}\n" for base, p in _idx_files(path).items())
+        return path.name, hashlib.sha256(listing.encode()).hexdigest()
+    return path.name, _file_digest(path)
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        raise DataError(f"--data {path}: no such file or folder") from None
+    return _digest(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    """SHA-256 of a file's bytes; cached while the file is unchanged."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise DataError(f"--data {path}: cannot be read ({exc.strerror or exc})") from None
+    return digest.hexdigest()
+
+
+def load(path, sha256: str | None = None):
+    """The data at ``path`` as a :class:`~xpnet.datasets.Dataset` (features as stored, labels ``int64``),
+    checked; with ``sha256``, the data must still be the one a run recorded."""
+    from . import Dataset
+
+    path = Path(path)
+    name, digest = identify(path)
+    if sha256 is not None and digest != sha256:
+        raise DataError(f"--data {path}: not the data this run was made with (sha256 {digest[:12]}..., recorded "
+                        f"{sha256[:12]}...)")
+    if path.is_dir():
+        X, y, X_test, y_test, classes = _read_idx_folder(path)
+    elif path.suffix.lower() == ".npz":
+        X, y, X_test, y_test, classes = _read_npz(path)
+    elif path.suffix.lower() in (".csv", ".txt"):
+        X, y, X_test, y_test, classes = _read_csv(path)
+    else:
+        raise DataError(f"--data {path}: not a .npz, .csv or folder of IDX files")
+    note = None
+    if X_test is None:
+        X_test, y_test, note = X, y, f"{name} has no test split: the test rows are all its rows"
+    classes = _check(path, X, y, X_test, y_test, classes)
+    return Dataset(name, X, y.astype(np.int64), X_test, y_test.astype(np.int64), classes, str(path), note)
+
+
+def _check(path, X, y, X_test, y_test, classes) -> list[str]:
+    """One-line errors for what training could not use; the class names."""
+    for split, features, labels in (("", X, y), ("_test", X_test, y_test)):
+        if features.ndim != 2 or features.shape[0] == 0 or features.shape[1] == 0:
+            raise DataError(f"--data {path}: X{split} must be a table of rows and features; got shape {features.shape}")
+        if labels.ndim != 1 or labels.shape[0] != features.shape[0]:
+            raise DataError(f"--data {path}: y{split} must hold one label per row of X{split} ({features.shape[0]}); "
+                            f"got shape {labels.shape}")
+        if features.dtype.kind not in "biuf":
+            raise DataError(f"--data {path}: X{split} must hold numbers; got dtype {features.dtype}")
+        bad = ~np.isfinite(features) if features.dtype.kind == "f" else None
+        if bad is not None and bad.any():
+            row, col = map(int, np.argwhere(bad)[0])
+            raise DataError(f"--data {path}: X{split} row {row} feature {col} is {features[row, col]} "
+                            "(not a finite number)")
+        if labels.dtype.kind not in "biuf" or (labels.dtype.kind == "f" and not np.all(labels == np.round(labels))):
+            raise DataError(f"--data {path}: y{split} must hold whole-number labels; got {labels[:3].tolist()} ...")
+        if labels.min() < 0:
+            raise DataError(f"--data {path}: y{split} holds the negative label {labels.min()}; labels count from 0")
+    if X_test.shape[1] != X.shape[1]:
+        raise DataError(f"--data {path}: X_test has {X_test.shape[1]} features, X has {X.shape[1]}")
+    count = int(max(y.max(), y_test.max())) + 1
+    if classes is None:
+        classes = [str(c) for c in range(count)]
+    elif len(classes) < count:
+        raise DataError(f"--data {path}: {len(classes)} class names for labels up to {count - 1}")
+    if len(classes) < 2:
+        raise DataError(f"--data {path}: every label is 0; a classifier needs two classes or more")
+    return list(classes)
+
+
+def _read_npz(path):
+    if not zipfile.is_zipfile(path):
+        raise DataError(f"--data {path}: not a .npz file (not a zip archive of arrays)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise DataError(f"--data {path}: not a readable .npz ({type(exc).__name__}: {exc})") from None
+    missing = [k for k in ("X", "y") if k not in arrays]
+    if missing:
+        raise DataError(f"--data {path}: no array {' or '.join(missing)} (it holds {', '.join(arrays) or 'nothing'}); "
+                        "expected X, y and optionally X_test, y_test, classes")
+    if ("X_test" in arrays) != ("y_test" in arrays):
+        raise DataError(f"--data {path}: X_test and y_test come together; it holds only one")
+    classes = arrays.get("classes")
+    if classes is not None:
+        if classes.ndim != 1:
+            raise DataError(f"--data {path}: classes must be a list of names; got shape {classes.shape}")
+        classes = [str(c) for c in classes.tolist()]
+    return arrays["X"], arrays["y"], arrays.get("X_test"), arrays.get("y_test"), classes
+
+
+def _read_csv(path):
+    try:
+        with open(path, newline="") as f:
+            reader = csv.reader(f)
+            first = next(reader, None)
+            second = next(reader, None)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"--data {path}: not a readable CSV file ({exc})") from None
+    if first is None:
+        raise DataError(f"--data {path}: empty")
+    header = not all(map(_number, first)) and second is not None and sum(map(_number, second)) > sum(map(_number, first))
+    names = [c.strip().lower() for c in first] if header else []
+    row = second if header else first
+    if row is None:
+        raise DataError(f"--data {path}: a header and no rows")
+    text = [i for i, c in enumerate(row) if not _number(c)]
+    label = next((names.index(n) for n in LABEL_COLUMNS if n in names), None)
+    if label is None:
+        label = text[0] if len(text) == 1 else 0
+    features = [i for i in range(len(row)) if i != label]
+    if not features:
+        raise DataError(f"--data {path}: one column; expected a label and features")
+    try:
+        X = np.loadtxt(path, delimiter=",", skiprows=int(header), usecols=features, ndmin=2, dtype=np.float64)
+        raw = np.loadtxt(path, delimiter=",", skiprows=int(header), usecols=[label], ndmin=1, dtype=str)
+    except (ValueError, IndexError) as exc:
+        raise DataError(f"--data {path}: {str(exc).splitlines()[0]}") from None
+    raw = np.char.strip(raw)
+    if all(map(_number, raw[:1000])) and all(map(_number, raw)):
+        return X, raw.astype(np.float64), None, None, None
+    classes, y = np.unique(raw, return_inverse=True)
+    return X, y, None, None, [str(c) for c in classes]
+
+
+def _number(text) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _idx_files(folder: Path) -> dict[str, Path]:
+    found = {}
+    for base in IDX_FILES:
+        for candidate in (folder / f"{base}.gz", folder / base):
+            if candidate.is_file():
+                found[base] = candidate
+                break
+    if not all(b in found for b in IDX_FILES[:2]):
+        raise DataError(f"--data {folder}: a folder needs {IDX_FILES[0]} and {IDX_FILES[1]} (.gz or raw); "
+                        f"it holds {', '.join(sorted(p.name for p in folder.iterdir())[:6]) or 'nothing'}")
+    if (IDX_FILES[2] in found) != (IDX_FILES[3] in found):
+        raise DataError(f"--data {folder}: {IDX_FILES[2]} and {IDX_FILES[3]} come together; it holds only one")
+    return found
+
+
+def _read_idx_folder(folder: Path):
+    from .idx import read_idx
+
+    found = _idx_files(folder)
+    arrays = [read_idx(found[b]) if b in found else None for b in IDX_FILES]
+    flat = [a if a is None or i % 2 else a.reshape(len(a), -1) for i, a in enumerate(arrays)]
+    return (*flat, None)
