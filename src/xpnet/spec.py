@@ -539,7 +539,7 @@ def split(arrays: Arrays, data: Data) -> Arrays:
     if not data.validation:
         return arrays
     X, y, X_val, y_val = datasets.validation_split(arrays.X, arrays.y, data.validation, data.split_seed)
-    return arrays._replace(X=X, y=y, validation=(X_val, y_val))
+    return Arrays(X, y, arrays.X_test, arrays.y_test, (X_val, y_val), arrays.classes, arrays.note)
 
 
 def load_data(data: Data, dtype="float64", download: bool = True, progress: bool | None = None) -> Arrays:
