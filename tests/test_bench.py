@@ -236,7 +236,7 @@ def test_cli_bench_to_accuracy(capsys):
     code = main(["bench", "--to-accuracy", "0.5", "--batch-sizes", "1024", "--max-seconds", "5", "--optimizer", "adam",
                  "--json"])
     (result,) = json.loads(capsys.readouterr().out)["results"]
-    assert code == 0 and result["lr"] in bench.ADAM_LR_GRID and result["optimizer"]["optimizer"] == "adam"
+    assert code == 0 and result["lr"] in bench.ADAPTIVE_LR_GRID and result["optimizer"]["optimizer"] == "adam"
     assert result["reached"]["0.5"]["samples"] > 0
     for argv, message in ((["--to-accuracy", "1.5"], "accuracies between 0 and 1"),
                           (["--to-accuracy", "0.9", "--batch-sizes", "full"], "--batch-sizes from 1, 16")):

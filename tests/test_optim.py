@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import xpnet
+from xpnet import optim, spec
 from xpnet.cli import main
 
 from helpers import assert_same_weights, random_problem
@@ -23,8 +24,16 @@ CASES = [
     ("adam", {"weight_decay": 0.02, "beta1": 0.8}, {"schedule": "exponential", "gamma": 0.8}, 1),
     ("adamw", {}, {"schedule": "plateau", "patience": 1, "gamma": 0.5, "min_delta": 0.5}, 5),
     ("adamw", {"weight_decay": 0.1, "beta2": 0.99, "eps": 1e-6}, {"schedule": "invscaling", "power_t": 0.3}, 1),
+    ("rmsprop", {}, {}, 5),
+    ("rmsprop", {"alpha": 0.9, "momentum": 0.8, "centered": True, "weight_decay": 0.02}, {"schedule": "cosine"}, 1),
+    ("rmsprop", {"centered": True, "eps": 1e-6, "weight_decay": 0.05}, {"schedule": "step", "step_size": 2,
+                                                                         "gamma": 0.5}, 5),
+    ("adagrad", {}, {}, 1),
+    ("adagrad", {"lr_decay": 0.01, "initial_accumulator_value": 0.1, "eps": 1e-6, "weight_decay": 0.02},
+     {"schedule": "exponential", "gamma": 0.8}, 5),
+    ("adagrad", {"lr_decay": 0.001, "weight_decay": 0.05}, {}, 1),
 ]
-LR = {"sgd": 0.1, "adam": 0.01, "adamw": 0.01}
+LR = {"sgd": 0.1, "adam": 0.01, "adamw": 0.01, "rmsprop": 0.003, "adagrad": 0.05}
 
 
 def _epochs(batch_size):
@@ -35,14 +44,10 @@ def torch_oracle(weights, X, y, optimizer, options, schedule, batch_size, epochs
     """The same network in PyTorch (tanh, softmax + cross-entropy, float64), torch.optim with the weights
     in a group with weight decay and the biases in one without, the scheduler stepped at each epoch's end."""
     params = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in weights]
-    decay = options.get("weight_decay", 0.01 if optimizer == "adamw" else 0.0)
-    groups = [{"params": [W for W, _ in params], "weight_decay": decay}, {"params": [b for _, b in params], "weight_decay": 0.0}]
-    lr = LR[optimizer]
-    if optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=lr, momentum=options.get("momentum", 0.0), nesterov=options.get("nesterov", False))
-    else:
-        cls = torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW
-        opt = cls(groups, lr=lr, betas=(options.get("beta1", 0.9), options.get("beta2", 0.999)), eps=options.get("eps", 1e-8))
+    o = spec.Optimizer(optimizer=optimizer, lr=LR[optimizer], **options).resolved()
+    groups = [{"params": [W for W, _ in params], "weight_decay": o["weight_decay"]},
+              {"params": [b for _, b in params], "weight_decay": 0.0}]
+    opt = optim.get(optimizer).build([o]).torch(torch, groups, o)  # the rule's own reference (test_rules checks it)
     kind = schedule.get("schedule", "constant")
     scheduler = {
         "constant": lambda: None,
@@ -121,6 +126,10 @@ def test_optimizers_and_schedules_equal_torch_optim(backend, case):
     ("sgd", {"momentum": [0.0, 0.9, 0.5], "weight_decay": [0.0, 0.01, 0.1]}),
     ("adam", {"beta1": [0.9, 0.8, 0.95], "weight_decay": [0.0, 0.01, 0.1], "schedule": "step", "step_size": 2,
               "gamma": [0.5, 0.9, 0.7]}),
+    ("rmsprop", {"alpha": [0.99, 0.9, 0.95], "momentum": [0.0, 0.9, 0.5], "weight_decay": [0.0, 0.01, 0.1],
+                 "eps": [1e-8, 1e-6, 1e-4], "centered": True}),
+    ("adagrad", {"lr_decay": [0.0, 0.01, 0.1], "weight_decay": [0.0, 0.01, 0.1], "eps": [1e-10, 1e-6, 1e-4],
+                 "initial_accumulator_value": 0.1}),
 ])
 @pytest.mark.parametrize("batch_size", [1, 5])
 def test_a_stack_mixing_hyperparameters_equals_each_network_alone(optimizer, options, batch_size):
@@ -273,7 +282,7 @@ def test_bad_optimizer_options_are_one_line_before_any_work(capsys, command, arg
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--optimizer", "rmsprop"], "optimizer must be one of sgd, adam, adamw; got 'rmsprop'"),
+    (["--optimizer", "lion"], "optimizer must be one of sgd, adam, adamw, rmsprop, adagrad; got 'lion'"),
     (["--schedule", "linear"], "invalid choice: 'linear'"),
 ])
 def test_unknown_optimizers_and_schedules_are_refused(capsys, argv, message):

@@ -54,6 +54,10 @@ CASES = [
     ("early-stopping-b5", "numpy", dict(batch_size=5, lr=0.3, momentum=0.9, early_stopping=1, min_delta=0.002)),
     ("early-stopping-last-b1", "numpy", dict(batch_size=1, optimizer="adam", lr=0.05, early_stopping=1,
                                              restore_best=False)),
+    ("rmsprop-centered-momentum-decay-b1", "numpy", dict(batch_size=1, optimizer="rmsprop", lr=0.005, centered=True,
+                                                           momentum=0.5, weight_decay=0.01)),
+    ("adagrad-lrdecay-step-b5", "numpy", dict(batch_size=5, optimizer="adagrad", lr=0.05, lr_decay=0.01,
+                                              initial_accumulator_value=0.1, schedule="step", step_size=2, gamma=0.5)),
     ("jax-adam-cosine-b5", "jax", dict(batch_size=5, optimizer="adam", lr=0.01, schedule="cosine")),
     ("jax-momentum-decay-b1", "jax", dict(batch_size=1, lr=0.02, momentum=0.9, weight_decay=0.01, sample_chunk=8)),
 ]

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import spec, train
+from . import optim, spec, train
 from .backends import BACKENDS, GPU_DEVICES, installed_backends, library_versions, thread_pools
 from .errors import BackendError, DivergenceError, Unavailable, ValidationError
 
@@ -351,8 +351,8 @@ def record(base: dict, learner, n: int, stats: dict) -> dict:
 CHECK_EVERY = 4096
 #: The learning rates the time-to-accuracy runs choose from (a log grid, half a decade apart).
 LR_GRID = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
-#: Adam's and AdamW's (their rates are about a hundredth of SGD's).
-ADAM_LR_GRID = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03)
+#: The adaptive rules' (Adam, AdamW, RMSprop, Adagrad: their rates are about a hundredth of SGD's).
+ADAPTIVE_LR_GRID = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03)
 
 
 def time_to_accuracy(learner, targets, n, max_seconds=30.0, max_epochs=50, check_every=CHECK_EVERY) -> dict:
@@ -423,13 +423,13 @@ def to_accuracy_table(results, targets) -> str:
 
 def choose_lr(net, batch_size, data: spec.Arrays, grid=None, epochs=2, seed=0, dtype="float32",
               optimizer=None) -> tuple[float, dict]:
-    """The learning rate of ``grid`` (default :data:`LR_GRID`, :data:`ADAM_LR_GRID` for Adam and AdamW)
+    """The learning rate of ``grid`` (default :data:`LR_GRID`, :data:`ADAPTIVE_LR_GRID` for Adam and AdamW)
     with the best validation accuracy after ``epochs`` epochs at ``batch_size`` (the last 10 % of the
     training set held out), all of them trained as one stack with ``optimizer`` (plain SGD by default)."""
     from .sweep import train_stack
 
     optimizer = optimizer or spec.Optimizer()
-    grid = grid or (LR_GRID if optimizer.optimizer == "sgd" else ADAM_LR_GRID)
+    grid = grid or (ADAPTIVE_LR_GRID if optim.get(optimizer.optimizer).adaptive else LR_GRID)
     cut = len(data.y) - len(data.y) // 10
     runs = [with_optimizer(case(net, dtype, batch_size, lr, seed, shuffle=None), optimizer).replace(epochs=epochs)
             for lr in grid]

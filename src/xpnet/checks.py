@@ -40,6 +40,18 @@ def positive(name: str, value) -> float:
     return float(value)
 
 
+def nonnegative(name: str, value) -> float:
+    return number(name, value, low=0)
+
+
+def below_one(name: str, value) -> float:
+    """A decay rate in [0, 1)."""
+    value = number(name, value, low=0)
+    if value >= 1:
+        raise ValidationError(f"{name} must lie in [0, 1); got {value!r}")
+    return value
+
+
 def integer(name: str, value, low: int | None = None) -> int:
     """A whole number (>= ``low`` when given), as an int; 3.0 is accepted as 3."""
     ok = _is_number(value) and math.isfinite(value) and float(value) == int(value)

@@ -221,8 +221,9 @@ class BaseNetwork:
         epochs : int
             Train up to this epoch (0 trains nothing).
         lr : float or sequence of float, optional
-            Learning rate; a stack takes one per network (or one for all). Default: 0.01 for ``sgd``,
-            0.001 for ``adam`` and ``adamw``.
+            Learning rate; a stack takes one per network (or one for all). Default: the rule's own, as on the
+            command line (0.003 for ``sgd``, 0.001 for ``adam`` and ``adamw``, 0.01 for ``rmsprop`` and
+            ``adagrad``: :func:`xpnet.optim.default`).
         batch_size : int
             Samples per SGD step. ``1`` without shuffling is the textbook per-sample algorithm.
         shuffle : bool, optional
@@ -261,11 +262,14 @@ class BaseNetwork:
             ``order(epoch)`` gives the epoch's row order ((n,) integers, (K, n) for a stack, or ``None``)
             instead of the seeded shuffle.
         optimizer : str
-            ``sgd`` (``torch.optim.SGD``), ``adam`` or ``adamw``.
+            A registered update rule (:data:`xpnet.optim.RULES`): ``sgd``, ``adam``, ``adamw``, ``rmsprop``,
+            ``adagrad`` (``torch.optim``'s semantics).
         **options
             The optimizer's options, as :class:`xpnet.spec.Optimizer` names them (one value, or one per
-            network of a stack): ``momentum``, ``nesterov``, ``beta1``, ``beta2``, ``eps``,
-            ``weight_decay`` (on the weights, not the biases), ``schedule`` (``constant``, ``step``,
+            network of a stack): ``momentum``, ``nesterov`` (sgd), ``beta1``, ``beta2``, ``eps`` (adam,
+            adamw), ``alpha``, ``centered``, ``momentum``, ``eps`` (rmsprop), ``lr_decay``,
+            ``initial_accumulator_value``, ``eps`` (adagrad), ``weight_decay`` (every rule; on the weights,
+            not the biases), ``schedule`` (``constant``, ``step``,
             ``exponential``, ``cosine``, ``invscaling``, ``plateau``) with ``step_size``, ``gamma``,
             ``power_t``, ``patience``, ``min_delta``; ``early_stopping`` (a patience) with ``min_delta``
             and ``restore_best``. An option the optimizer or schedule does not use is refused.
@@ -301,7 +305,7 @@ class BaseNetwork:
         K = self.n_models or 1
         training = spec.Training(epochs=epochs, batch_size=batch_size, shuffle=shuffle, compile=compile,
                                  sample_chunk=sample_chunk, unroll=unroll, threads=threads)
-        optimizers = _optimizers(K, optimizer, 0.01 if lr is None and optimizer == "sgd" else lr, options)
+        optimizers = _optimizers(K, optimizer, lr, options)
         seeds = self.seeds if seed is None else checks.per_network("seed", seed, K, checks.seed)
         data = train.prepare(self, X, y, test=(X_test, y_test), validation=validation)
         callback = None if on_epoch is None else (lambda records: on_epoch(self.unstack(records)))
@@ -327,6 +331,9 @@ def _optimizers(K, optimizer, lr, options) -> list:
         raise ValidationError(f"fit() has no option {', '.join(map(repr, unknown))}; the optimizer's options are "
                               f"{', '.join(sorted(names))}")
     values = {"optimizer": optimizer, "lr": lr, **options}
+    shared = [k for k, v in values.items() if not spec.OPTIONS[k].network and isinstance(v, checks.SEQUENCES)]
+    if shared:
+        raise ValidationError(f"{shared[0]} takes one value for every network of a stack; got {values[shared[0]]!r}")
     per = {name: checks.per_network(name, value, K) if spec.OPTIONS[name].network else [value] * K
            for name, value in values.items()}
     rows = [tuple(per[name][k] for name in per) for k in range(K)]

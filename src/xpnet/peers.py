@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import optim
 from .backends import get_backend
 from .errors import BackendError, Unavailable
 from .init import initial_weights
@@ -60,38 +61,28 @@ def _torch(impl, run, what):
 
 
 def torch_optimizer(torch, named, optimizer, fused=False):
-    """``torch.optim`` for the run's optimizer (its resolved settings): the weights (names ending in
-    ``weight``) in a group with weight decay, the biases in one without, as xpnet decays them;
-    ``foreach=True``, or ``fused=True``."""
+    """``torch.optim`` for the run's optimizer (its resolved settings; the rule's own reference): the
+    weights (names ending in ``weight``) in a group with weight decay, the biases in one without, as
+    xpnet decays them; ``foreach=True``, or ``fused=True``."""
     o = optimizer.resolved()
-    decay = o["weight_decay"] or 0.0
-    groups = [{"params": [p for n, p in named if n.endswith("weight")], "weight_decay": decay},
+    groups = [{"params": [p for n, p in named if n.endswith("weight")], "weight_decay": o["weight_decay"] or 0.0},
               {"params": [p for n, p in named if not n.endswith("weight")], "weight_decay": 0.0}]
-    how = {"fused": True} if fused else {"foreach": True}
-    if o["optimizer"] == "sgd":
-        return torch.optim.SGD(groups, lr=o["lr"], momentum=o["momentum"] or 0.0, nesterov=o["nesterov"], **how)
-    cls = torch.optim.Adam if o["optimizer"] == "adam" else torch.optim.AdamW
-    return cls(groups, lr=o["lr"], betas=(o["beta1"], o["beta2"]), eps=o["eps"], **how)
+    return optim.rule_for([o]).torch(torch, groups, o, **({"fused": True} if fused else {"foreach": True}))
 
 
 def optax_optimizer(optimizer):
-    """optax's transformation for the run's optimizer (decay on the weights only, masked), or ``None``
-    for plain SGD (the hand-written ``w - lr * g`` step)."""
+    """optax's transformation for the run's optimizer (the rule's own reference; decay on the weights
+    only, masked), or ``None`` for plain SGD (the hand-written ``w - lr * g`` step)."""
     if optimizer.plain:
         return None
-    o = optimizer.resolved()
     optax = _import("optax")
     import jax
 
     def weights(params):
         return jax.tree_util.tree_map(lambda x: x.ndim >= 2, params)
 
-    decay = o["weight_decay"] or 0.0
-    if o["optimizer"] == "adamw":
-        return optax.adamw(o["lr"], o["beta1"], o["beta2"], o["eps"], weight_decay=decay, mask=weights)
-    rule = (optax.sgd(o["lr"], momentum=o["momentum"] or None, nesterov=o["nesterov"]) if o["optimizer"] == "sgd"
-            else optax.adam(o["lr"], o["beta1"], o["beta2"], o["eps"]))
-    return optax.chain(optax.add_decayed_weights(decay, mask=weights), rule) if decay else rule
+    o = optimizer.resolved()
+    return optim.rule_for([o]).optax(optax, o, weights)
 
 
 class _Ordered:

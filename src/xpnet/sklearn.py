@@ -8,7 +8,7 @@ The estimators have scikit-learn's signature (names, defaults, meaning) and foll
 (``sklearn/neural_network/_multilayer_perceptron.py`` and ``_stochastic_optimizers.py``) step by step:
 its Glorot-uniform initial weights drawn from the same ``random_state`` (W, then b, per layer), its batch
 order (``sklearn.utils.shuffle`` of the sample indices every epoch), its validation split for
-``early_stopping``, its update rules (:class:`xpnet.optim.SklearnSGD`, :class:`xpnet.optim.SklearnAdam`),
+``early_stopping``, its update rules (:class:`SklearnSGD`, :class:`SklearnAdam`),
 L2 as ``alpha * W`` over the rows (or the summed ``sample_weight``) of each batch, its reported loss,
 ``invscaling`` and ``adaptive`` rates, ``tol``/``n_iter_no_change``, its warnings and ``verbose`` lines,
 and ``lbfgs`` through ``scipy.optimize`` with xpnet computing loss and gradient where the data lives (one
@@ -54,7 +54,6 @@ from . import kernels
 from .backends import Backend, backend_of, get_backend, host_copy
 from .errors import BackendError
 from .mlp import MLP
-from .optim import SklearnAdam, SklearnSGD
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
@@ -79,6 +78,39 @@ def _host(x) -> np.ndarray:
     except BackendError:
         return np.asarray(x)
 
+
+
+class SklearnSGD:
+    """scikit-learn's ``SGDOptimizer`` (its ``_stochastic_optimizers.py``), for :mod:`xpnet.sklearn`: a
+    velocity that carries the learning rate, ``v = mu v - lr g``, and the step ``v`` or, Nesterov's form,
+    ``mu v - lr g`` with the new ``v``; ``p += step``. ``params``, ``grads`` and ``state`` are flat lists
+    (scikit-learn's order: the weights, then the biases); ``lr`` is the current rate (a float)."""
+
+    def init_state(self, xp, params) -> list:
+        return [xp.zeros_like(p) for p in params]
+
+    def update(self, xp, params, grads, state, lr, momentum, nesterov):
+        velocities = [momentum * v - lr * g for v, g in zip(state, grads)]
+        steps = [momentum * v - lr * g for v, g in zip(velocities, grads)] if nesterov else velocities
+        return [p + u for p, u in zip(params, steps)], velocities
+
+
+class SklearnAdam:
+    """scikit-learn's ``AdamOptimizer``: ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``, the bias
+    correction folded into the rate, ``lr_t = lr sqrt(1 - b2^t) / (1 - b1^t)`` (a host float, as
+    scikit-learn computes it), and ``eps`` added to ``sqrt(v)``: ``p -= lr_t m / (sqrt(v) + eps)``. The
+    state is ``(t, ms, vs)``."""
+
+    def init_state(self, xp, params):
+        return 0, [xp.zeros_like(p) for p in params], [xp.zeros_like(p) for p in params]
+
+    def update(self, xp, params, grads, state, lr, beta1, beta2, eps):
+        t, ms, vs = state
+        t += 1
+        ms = [beta1 * m + (1 - beta1) * g for m, g in zip(ms, grads)]
+        vs = [beta2 * v + (1 - beta2) * (g**2) for v, g in zip(vs, grads)]
+        rate = lr * float(np.sqrt(1 - beta2**t)) / (1 - beta1**t)
+        return [p - rate * m / (xp.sqrt(v) + eps) for p, m, v in zip(params, ms, vs)], (t, ms, vs)
 
 class _Optimizer:
     """scikit-learn's optimizer object: the rule's state on the device, the current learning rate, and

@@ -25,7 +25,7 @@ import itertools
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, NamedTuple
 
-from . import checks, datasets
+from . import checks, datasets, optim
 from .backends import DTYPES
 from .datasets import DATASETS, SCALINGS, own, parse_digits
 from .errors import ValidationError
@@ -33,8 +33,9 @@ from .functions import DEFAULT_OUTPUT, LOSSES, OUTPUTS, get_activation, head_for
 from .init import INITIALISERS
 
 #: The fields a sweep may give lists for, in grid order (the first varies slowest).
-SWEPT = ("lr", "seed", "init", "init_scale", "layers", "activation", "batch_size", "optimizer", "momentum", "beta1",
-         "beta2", "eps", "weight_decay", "step_size", "gamma", "power_t", "patience", "min_delta", "early_stopping")
+SWEPT = ("lr", "seed", "init", "init_scale", "layers", "activation", "batch_size", "optimizer",
+         *(name for name, users in optim.options().items() if users[0][1].network),
+         "step_size", "gamma", "power_t", "patience", "min_delta", "early_stopping")
 
 
 @dataclass(frozen=True)
@@ -212,81 +213,58 @@ class Training(_Group):
                                        "measures faster and a busy core costs least, the library's setting above")
 
 
-def _nonnegative(name, value):
-    return checks.number(name, value, low=0)
-
-
-def _beta(name, value):
-    value = checks.number(name, value, low=0)
-    if value >= 1:
-        raise ValidationError(f"{name} must lie in [0, 1); got {value!r}")
-    return value
-
-
 def _at_least_one(name, value):
     return checks.integer(name, value, 1)
 
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "invscaling", "plateau")
-#: The value an option takes when it is not given, per optimizer where it differs.
-DEFAULTS = {"lr": {"sgd": 0.003, "adam": 0.001, "adamw": 0.001}, "weight_decay": {"sgd": 0.0, "adam": 0.0, "adamw": 0.01},
-            "momentum": 0.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "gamma": 0.1, "power_t": 0.5, "patience": 10,
-            "min_delta": 0.0}
-_ADAM = ("adam", "adamw")
+#: The value a schedule's or early stopping's option takes when it is not given (an update rule's options
+#: take their rule's defaults: :func:`xpnet.optim.default`).
+DEFAULTS = {"gamma": 0.1, "power_t": 0.5, "patience": 10, "min_delta": 0.0}
 
 
-@dataclass(frozen=True)
-class Optimizer(_Group):
-    """How the weights move: the update rule (torch.optim's semantics, weight decay on the weights only),
-    the learning-rate schedule stepped at each epoch's end, and early stopping (Keras' semantics). An
-    option left ``None`` takes its default (:data:`DEFAULTS`); an option no optimizer or schedule of the
-    run uses is refused."""
+def _rule_fields() -> list:
+    """The fields of every registered update rule's options (:data:`xpnet.optim.RULES`), one per name: its
+    check and help from the rules that have it, each rule's default said in the help."""
+    out = []
+    for name, users in optim.options().items():
+        setting = users[0][1]
+        rules = tuple(rule for rule, _ in users)
+        helps = dict.fromkeys(s.help for _, s in users)
+        text = f"{', '.join(rules)}: " + "; ".join(helps)
+        if setting.switch:
+            out.append((name, bool, _option(False, _flag(name), check=setting.check, action="store_true",
+                                            optimizers=rules, network=False, help=text)))
+            continue
+        defaults = {}
+        for rule, s in users:
+            defaults.setdefault(s.default, []).append(rule)
+        if len(defaults) == 1:
+            text += f" (default {users[0][1].default:g})"
+        else:
+            text += " (default " + "; ".join(f"{d:g} for {', '.join(r)}" for d, r in defaults.items()) + ")"
+        out.append((name, "float | None", _option(None, _flag(name), parse=float, check=_maybe(setting.check),
+                                                  sweep=setting.network, network=setting.network, optimizers=rules,
+                                                  metavar=setting.metavar, help=text)))
+    return out
 
-    optimizer: str = _option("sgd", "--optimizer", check=_choice(OPTIMIZERS), sweep=True,
-                             help="update rule: sgd (momentum, Nesterov), adam, adamw (as torch.optim)")
-    lr: float | None = _option(None, "--lr", parse=float, check=_maybe(checks.positive), sweep=True, network=True,
-                               help="learning rate (default: 0.003 for sgd, 0.001 for adam and adamw)")
-    momentum: float | None = _option(None, "--momentum", parse=float, check=_maybe(_nonnegative), sweep=True,
-                                     network=True, optimizers=("sgd",), metavar="M", help="sgd: momentum (default 0)")
-    nesterov: bool = _option(False, "--nesterov", check=checks.flag, action="store_true", optimizers=("sgd",),
-                             help="sgd: Nesterov momentum (needs --momentum > 0)")
-    beta1: float | None = _option(None, "--beta1", parse=float, check=_maybe(_beta), sweep=True, network=True,
-                                  optimizers=_ADAM, help="adam, adamw: decay of the first moment (default 0.9)")
-    beta2: float | None = _option(None, "--beta2", parse=float, check=_maybe(_beta), sweep=True, network=True,
-                                  optimizers=_ADAM, help="adam, adamw: decay of the second moment (default 0.999)")
-    eps: float | None = _option(None, "--eps", parse=float, check=_maybe(checks.positive), sweep=True, network=True,
-                                optimizers=_ADAM, help="adam, adamw: added to the denominator (default 1e-8)")
-    weight_decay: float | None = _option(None, "--weight-decay", parse=float, check=_maybe(_nonnegative), sweep=True,
-                                         network=True, metavar="L",
-                                         help="L2 on the weights, not the biases: coupled for sgd and adam, "
-                                              "decoupled for adamw (default 0; 0.01 for adamw)")
-    schedule: str = _option("constant", "--schedule", check=_choice(SCHEDULES), choices=SCHEDULES,
-                            help="learning rate per epoch: constant, step (StepLR), exponential (ExponentialLR), "
-                                 "cosine (CosineAnnealingLR over --epochs), invscaling (lr / (t + 1)^power_t, t "
-                                 "samples seen), plateau (ReduceLROnPlateau)")
-    step_size: int | None = _option(None, "--step-size", parse=int, check=_maybe(_at_least_one), sweep=True,
-                                    network=True, schedules=("step",), metavar="N", help="step: epochs per decay")
-    gamma: float | None = _option(None, "--gamma", parse=float, check=_maybe(checks.positive), sweep=True, network=True,
-                                  schedules=("step", "exponential", "plateau"),
-                                  help="step, exponential, plateau: the factor of each decay (default 0.1; "
-                                       "exponential needs it)")
-    power_t: float | None = _option(None, "--power-t", parse=float, check=_maybe(_nonnegative), sweep=True,
-                                    network=True, schedules=("invscaling",), help="invscaling: the power (default 0.5)")
-    patience: int | None = _option(None, "--patience", parse=int, check=_maybe(_at_least_one), sweep=True,
-                                   network=True, schedules=("plateau",),
-                                   help="plateau: epochs without improvement before the rate drops (default 10)")
-    min_delta: float | None = _option(None, "--min-delta", parse=float, check=_maybe(_nonnegative), sweep=True,
-                                      network=True, schedules=("plateau",),
-                                      help="plateau and --early-stopping: the least decrease that counts as an "
-                                           "improvement (default 0)")
-    early_stopping: int | None = _option(None, "--early-stopping", parse=int, check=_maybe(_at_least_one),
-                                         sweep=True, network=True, metavar="PATIENCE",
-                                         help="stop when the validation loss (--validation) or else the training "
-                                              "loss has not improved by --min-delta for PATIENCE epochs")
-    restore_best: bool = _option(True, "--no-restore-best", check=checks.flag, action="store_false",
-                                 help="with --early-stopping: keep the last epoch's weights (without it the best epoch's "
-                                      "are kept)")
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _lr_help() -> str:
+    defaults = {}
+    for name, rule in optim.RULES.items():
+        defaults.setdefault(rule.lr, []).append(name)
+    return "learning rate (default " + "; ".join(f"{lr:g} for {', '.join(n)}" for lr, n in defaults.items()) + ")"
+
+
+class _OptimizerGroup(_Group):
+    """How the weights move: the update rule (a registered rule of :mod:`xpnet.optim`, torch.optim's
+    semantics, weight decay on the weights only) with its options, the learning-rate schedule stepped at
+    each epoch's end, and early stopping (Keras' semantics). An option left ``None`` takes its default
+    (the rule's, or :data:`DEFAULTS`); an option no optimizer or schedule of the run uses is refused."""
 
     def __post_init__(self):
         super().__post_init__()
@@ -297,8 +275,8 @@ class Optimizer(_Group):
                 early = "" if self.early_stopping is None else f" --early-stopping {self.early_stopping}"
                 raise ValidationError(f"{opt.flag} is an option of {_users(f.name)}; this run is --optimizer "
                                       f"{','.join(_values(self.optimizer))} --schedule {self.schedule}{early}")
-        if self.nesterov and any(m is None or m <= 0 for m in _values(self.momentum)):
-            raise ValidationError("--nesterov needs --momentum > 0 (as torch.optim.SGD)")
+        for kind in _values(self.optimizer):
+            optim.get(kind).validate({name: _values(getattr(self, name)) for name in optim.get(kind).settings})
         if self.schedule == "step" and self.step_size is None:
             raise ValidationError("--schedule step needs --step-size N (epochs per decay)")
         if self.schedule == "exponential" and self.gamma is None:
@@ -324,19 +302,57 @@ class Optimizer(_Group):
         return o["optimizer"] == "sgd" and not o["momentum"] and not o["weight_decay"]
 
     def resolved(self) -> dict:
-        """Every field with its default filled in where the run uses it (:data:`DEFAULTS`), ``None``
-        where it does not (an adam run has no momentum): what records and the update rule see."""
+        """Every field with its default filled in where the run uses it (the rule's, :data:`DEFAULTS`),
+        ``None`` where it does not (an adam run has no momentum): what records and the update rule see."""
         out = {}
+        rule = optim.get(self.optimizer)
         for f in fields(self):
             value = getattr(self, f.name)
             if not self.uses(f.name):
                 out[f.name] = f.default if isinstance(f.default, bool) else None
+            elif value is None and (f.name == "lr" or f.name in rule.settings):
+                out[f.name] = optim.default(f.name, self.optimizer)
             elif value is None and f.name in DEFAULTS:
-                default = DEFAULTS[f.name]
-                out[f.name] = default[self.optimizer] if isinstance(default, dict) else default
+                out[f.name] = DEFAULTS[f.name]
             else:
                 out[f.name] = value
         return out
+
+
+Optimizer = dataclasses.make_dataclass("Optimizer", [
+    ("optimizer", str, _option("sgd", "--optimizer", check=_choice(optim.RULES), sweep=True,
+                               help="update rule, as torch.optim: " + ", ".join(optim.RULES))),
+    ("lr", "float | None", _option(None, "--lr", parse=float, check=_maybe(checks.positive), sweep=True, network=True,
+                                   help=_lr_help())),
+    *_rule_fields(),
+    ("schedule", str, _option("constant", "--schedule", check=_choice(SCHEDULES), choices=SCHEDULES,
+                              help="learning rate per epoch: constant, step (StepLR), exponential (ExponentialLR), "
+                                   "cosine (CosineAnnealingLR over --epochs), invscaling (lr / (t + 1)^power_t, t "
+                                   "samples seen), plateau (ReduceLROnPlateau)")),
+    ("step_size", "int | None", _option(None, "--step-size", parse=int, check=_maybe(_at_least_one), sweep=True,
+                                        network=True, schedules=("step",), metavar="N", help="step: epochs per decay")),
+    ("gamma", "float | None", _option(None, "--gamma", parse=float, check=_maybe(checks.positive), sweep=True,
+                                      network=True, schedules=("step", "exponential", "plateau"),
+                                      help="step, exponential, plateau: the factor of each decay (default 0.1; "
+                                           "exponential needs it)")),
+    ("power_t", "float | None", _option(None, "--power-t", parse=float, check=_maybe(checks.nonnegative), sweep=True,
+                                        network=True, schedules=("invscaling",),
+                                        help="invscaling: the power (default 0.5)")),
+    ("patience", "int | None", _option(None, "--patience", parse=int, check=_maybe(_at_least_one), sweep=True,
+                                       network=True, schedules=("plateau",),
+                                       help="plateau: epochs without improvement before the rate drops (default 10)")),
+    ("min_delta", "float | None", _option(None, "--min-delta", parse=float, check=_maybe(checks.nonnegative), sweep=True,
+                                          network=True, schedules=("plateau",),
+                                          help="plateau and --early-stopping: the least decrease that counts as an "
+                                               "improvement (default 0)")),
+    ("early_stopping", "int | None", _option(None, "--early-stopping", parse=int, check=_maybe(_at_least_one),
+                                             sweep=True, network=True, metavar="PATIENCE",
+                                             help="stop when the validation loss (--validation) or else the training "
+                                                  "loss has not improved by --min-delta for PATIENCE epochs")),
+    ("restore_best", bool, _option(True, "--no-restore-best", check=checks.flag, action="store_false",
+                                   help="with --early-stopping: keep the last epoch's weights (without it the best "
+                                        "epoch's are kept)")),
+], bases=(_OptimizerGroup,), frozen=True, namespace={"__module__": __name__, "__doc__": _OptimizerGroup.__doc__})
 
 
 def _users(name: str) -> str:

@@ -18,7 +18,7 @@ import sys
 
 import numpy as np
 
-from .. import spec
+from .. import optim, spec
 from . import options
 from ..errors import DivergenceError, ValidationError, XpnetError
 
@@ -566,7 +566,7 @@ def _bench_parser(sub):
     p.add_argument("--busy-cores", type=_at_least(0), default=0, metavar="N",
                    help="keep N cores busy (a busy loop each) while measuring: a shared CPU (default 0)")
     p.add_argument("--json", action="store_true", help="print the raw measurements as JSON")
-    options.add_arguments(p, ("optimizer", "momentum", "nesterov", "beta1", "beta2", "eps", "weight_decay", "threads"))
+    options.add_arguments(p, ("optimizer", *optim.options(), "threads"))
     p.set_defaults(run=cmd_bench)
 
 
