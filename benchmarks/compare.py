@@ -50,12 +50,19 @@ CASES = {
     "torch-b1-K64": ("torch", 1, 64, 1024),
     "jax-b1-K64": ("jax", 1, 64, 2048),
 }
-#: Every case also runs with relu hidden layers: its name with ``-relu`` (``numpy-b1-relu``).
+#: Every case also runs with relu hidden layers: its name with ``-relu`` (``numpy-b1-relu``); and with Adam
+#: instead of plain SGD: its name with ``-adam`` (``numpy-b64-adam``, lr 0.001).
 CASES.update({f"{name}-relu": case for name, case in list(CASES.items()) if case[2] is None})
+CASES.update({f"{name}-adam": case for name, case in list(CASES.items()) if not name.endswith("-relu")})
 
 
 def activation(case: str) -> str:
     return "relu" if case.endswith("-relu") else "sigmoid"
+
+
+def optimizer(case: str) -> dict:
+    """What ``fit`` trains the case with: plain SGD at lr 0.01, or Adam at 0.001."""
+    return dict(optimizer="adam", lr=0.001) if case.endswith("-adam") else dict(lr=0.01)
 
 
 def measure(case: str, epochs: int = 3, mnist: bool = True, rows: int | None = None) -> float:
@@ -85,7 +92,7 @@ def measure(case: str, epochs: int = 3, mnist: bool = True, rows: int | None = N
     Xd = net.inputs(X)  # on the device once, as fit would move it
     rates = []
     for epoch in range(epochs + 1):
-        history = net.fit(Xd, y, epochs=1, lr=0.01, batch_size=batch, shuffle=False, progress=False)
+        history = net.fit(Xd, y, epochs=1, batch_size=batch, shuffle=False, progress=False, **optimizer(case))
         record = history[0] if models is None else history[0][0]
         if epoch:
             rates.append(record["samples_per_second"] * (models or 1))

@@ -27,6 +27,8 @@ OPTIMIZERS = [
     {"optimizer": "adam", "beta1": "0.8", "beta2": "0.99", "eps": "1e-6", "schedule": "plateau", "patience": "2",
      "gamma": "0.3", "min_delta": "0.1"},
     {"optimizer": "adamw", "schedule": "invscaling", "power_t": "0.3"},
+    {"optimizer": "rmsprop", "alpha": "0.9", "centered": True, "momentum": "0.5", "eps": "1e-6"},
+    {"optimizer": "adagrad", "lr_decay": "0.01", "initial_accumulator_value": "0.1", "eps": "1e-9"},
 ]
 
 
@@ -47,7 +49,7 @@ def _parsed(command, argv):
     return build_parser().parse_args([command, *argv])
 
 
-@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=["sgd", "adam", "adamw"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS, ids=["sgd", "adam", "adamw", "rmsprop", "adagrad"])
 def test_every_option_means_the_same_in_train_and_sweep(optimizer):
     """One value for every option: xpnet train and xpnet sweep build the same run, every field changed."""
     # --data FILE replaces --dataset: test_own_data_means_the_same_in_train_and_sweep

@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .. import checks
+from ..errors import Unavailable
 from .base import EPS, MOMENTUM, WEIGHT_DECAY, Rule, Setting, optax_decayed, register
 
 
@@ -89,6 +90,8 @@ class RMSprop(Rule):
         return out, new_state
 
     def torch(self, torch, groups, o, **how):
+        if how.get("fused"):
+            raise Unavailable("torch.optim.RMSprop has no fused implementation")
         return torch.optim.RMSprop(groups, lr=o["lr"], alpha=o["alpha"], eps=o["eps"], momentum=o["momentum"],
                                    centered=o["centered"], **how)
 
