@@ -1,7 +1,8 @@
 """Bad input and faults: fuzzed file readers, interrupted training, resumed runs, nothing unpickled.
 
 XPNET_FUZZ_EXAMPLES (default 200) and XPNET_KILLS (default 2) scale the fuzzing and the number of
-interrupted training runs (three kills each); docs/reliability.md reports a larger run.
+interrupted training runs (three kills each); XPNET_KILL_RULES=1 kills runs of the other update rules
+too (rmsprop, adagrad, adamw). docs/reliability.md reports a larger run.
 """
 
 import io
@@ -180,6 +181,14 @@ KILL_CASES = {
                          "20"],
     "early-stopping": ["--validation", "0.2", "--early-stopping", "3"],  # stops after epoch 19 of 40
 }
+if os.environ.get("XPNET_KILL_RULES"):  # every other registered rule's state too (about 10 s each)
+    KILL_CASES.update({
+        "rmsprop-centered-momentum": ["--optimizer", "rmsprop", "--lr", "0.001", "--centered", "--momentum", "0.5",
+                                      "--weight-decay", "0.01", "--epochs", "20"],
+        "adagrad-lr-decay-step": ["--optimizer", "adagrad", "--lr-decay", "0.001", "--initial-accumulator-value", "0.1",
+                                  "--schedule", "step", "--step-size", "5", "--epochs", "20"],
+        "adamw": ["--optimizer", "adamw", "--epochs", "20"],
+    })
 
 
 @pytest.fixture(scope="module")
