@@ -59,6 +59,9 @@ def _torch_gradients(net, X, y):
         loss = tf.cross_entropy(z, labels)
     elif net.head.loss == "logistic":
         loss = tf.binary_cross_entropy_with_logits(z[:, 0], labels.double())
+    elif net.head.loss == "poisson":  # half the Poisson deviance of the rate exp(z)
+        target = tf.one_hot(labels, z.shape[1]).double()
+        loss = (torch.exp(z) - target * z + torch.xlogy(target, target) - target).sum(dim=1).mean()
     else:
         out = torch.sigmoid(z) if net.head.output == "sigmoid" else z
         target = tf.one_hot(labels, z.shape[1]).double()

@@ -29,7 +29,9 @@ def _problem():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(103, 6))  # 103 rows: every batch size below leaves a short last batch
     targets = {"binary": (X[:, 0] + X[:, 1] ** 2 > 0.5).astype(int), "3 classes": np.digitize(X[:, 2] + 0.3 * X[:, 0], [-0.5, 0.5]),
-               "2 outputs": np.c_[X[:, 0] - X[:, 1], np.sin(X[:, 2])], "1 output": X[:, 0] - 2 * X[:, 3]}
+               "2 outputs": np.c_[X[:, 0] - X[:, 1], np.sin(X[:, 2])], "1 output": X[:, 0] - 2 * X[:, 3],
+               "multilabel": np.c_[X[:, 0] > 0, X[:, 1] + X[:, 2] > 0, X[:, 3] * X[:, 4] > 0].astype(int),
+               "counts": np.random.default_rng(1).poisson(np.exp(0.5 * X[:, 0] - 0.3 * X[:, 1])).astype(float)}
     return X, targets, rng.uniform(0.2, 2.0, size=103)
 
 
@@ -45,6 +47,11 @@ GRID = [
     ("1 output", dict(solver="sgd", learning_rate_init=0.01, early_stopping=True, activation="identity")),
     ("2 outputs", dict(solver="lbfgs")),
     ("binary", dict(solver="sgd", shuffle=False, batch_size=7, learning_rate_init=0.05, alpha=0.0)),
+    ("multilabel", dict(solver="adam", batch_size=16)),
+    ("multilabel", dict(solver="lbfgs", activation="tanh")),
+    ("multilabel", dict(solver="sgd", early_stopping=True, batch_size=10, momentum=0.8)),
+    ("counts", dict(loss="poisson", solver="adam", activation="tanh", batch_size=16)),
+    ("counts", dict(loss="poisson", solver="lbfgs", alpha=1e-3)),
 ]
 
 
@@ -94,7 +101,7 @@ def test_equals_scikit_learn(targets, params):
 
 
 @pytest.mark.parametrize("backend", ["array_api_strict", "torch", "jax"], indirect=True)
-@pytest.mark.parametrize("case", [0, 4, 6], ids=["adam", "lbfgs", "sgd-early-stopping"])
+@pytest.mark.parametrize("case", [0, 4, 6, 9, 12], ids=["adam", "lbfgs", "sgd-early-stopping", "multilabel", "poisson"])
 def test_equals_scikit_learn_on_every_backend(backend, case):
     """The same fits trained on another backend (array_api_strict on device1, torch, JAX): within the
     cross-backend float64 tolerance of scikit-learn's, NumPy out."""
@@ -160,12 +167,8 @@ def test_what_scikit_learn_refuses_raises_its_invalid_parameter_error(params):
         MLPClassifier(**params).fit(X, ys["binary"])
 
 
-def test_what_xpnet_leaves_out_is_refused_in_one_line():
+def test_partial_fit_with_early_stopping_is_refused_as_scikit_learn_refuses_it():
     X, ys, _ = _problem()
-    with pytest.raises(ValueError, match="multilabel"):
-        MLPClassifier(max_iter=1).fit(X, np.c_[ys["binary"], 1 - ys["binary"]])
-    with pytest.raises(ValueError, match="squared_error' only"):
-        MLPRegressor(loss="poisson", max_iter=1).fit(X, np.abs(ys["1 output"]))
     with pytest.raises(ValueError, match="partial_fit does not support early_stopping"):
         MLPClassifier(early_stopping=True).partial_fit(X, ys["binary"], classes=[0, 1])
 
@@ -237,7 +240,7 @@ def test_sklearn_estimator_checks(estimator, monkeypatch):
     assert ran.count("check_array_api_input") >= 5 and "check_array_api_same_namespace" in ran
     if sklearn.__version__ == "1.9.1":  # docs/sklearn.md's counts, for the version they were read from
         counts = (len(results), sum(r["status"] == "passed" for r in results))
-        assert counts == {"MLPClassifier": (82, 66), "MLPRegressor": (80, 64)}[type(estimator).__name__]
+        assert counts == {"MLPClassifier": (83, 69), "MLPRegressor": (81, 67)}[type(estimator).__name__]
 
 
 ARRAY_API_CASES = [("numpy", None, "float64"), ("array_api_strict", "CPU_DEVICE", "float64"),
@@ -390,3 +393,73 @@ def test_a_backend_that_cannot_train_is_one_line():
     with pytest.raises(ValueError, match=r"^backend='ndonnx' cannot train \(its arrays record a graph") as info:
         MLPClassifier(backend="ndonnx", max_iter=2).fit(X, targets["binary"])
     assert "\n" not in str(info.value)
+
+
+# -- multilabel, sparse X, assignable weights ----------------------------------------------------------
+def test_multilabel_partial_fit_and_predict_are_scikit_learns():
+    X, ys, _ = _problem()
+    y = ys["multilabel"]
+    theirs, ours = (cls(hidden_layer_sizes=(8,), random_state=2, solver="sgd", batch_size=16)
+                    for cls in (neural_network.MLPClassifier, MLPClassifier))
+    for _ in range(3):
+        theirs.partial_fit(X, y, classes=[0, 1, 2])
+        ours.partial_fit(X, y, classes=[0, 1, 2])
+    assert_same_fit(ours, theirs)
+    np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-9)
+    assert ours.predict(X).shape == y.shape and ours.score(X, y) == theirs.score(X, y)
+
+
+SPARSE = ["csr_matrix", "csc_matrix", "csr_array"]
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict", "torch", "jax"], indirect=True)
+@pytest.mark.parametrize("solver", ["adam", "lbfgs"])
+def test_sparse_x_gives_scikit_learns_numbers_and_the_dense_weights(backend, solver):
+    import scipy.sparse
+
+    X, ys, _ = _problem()
+    X = np.where(np.abs(X) > 1.0, X, 0.0)  # about 30 % of the entries kept
+    y = ys["3 classes"]
+    kind = SPARSE[["adam", "lbfgs"].index(solver) + (backend.name == "torch")]
+    sparse = getattr(scipy.sparse, kind)(X)
+    params = dict(hidden_layer_sizes=(8,), random_state=1, max_iter=20, solver=solver)
+    theirs = neural_network.MLPClassifier(**params)
+    ours, dense = MLPClassifier(**params, backend=backend), MLPClassifier(**params, backend=backend)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        theirs.fit(sparse, y)
+        ours.fit(sparse, y)
+        dense.fit(X, y)
+    assert_same_fit(ours, theirs)
+    assert_same_fit(ours, dense, rtol=1e-12)
+    np.testing.assert_allclose(ours.predict_proba(sparse), theirs.predict_proba(sparse), rtol=1e-9)
+    assert ours.score(sparse, y) == theirs.score(sparse, y)
+    if solver == "adam":  # one more epoch on sparse rows, the optimizer's state kept
+        theirs.partial_fit(sparse, y)
+        ours.partial_fit(sparse, y)
+        assert_same_fit(ours, theirs)
+
+
+def test_assigned_weights_are_what_predict_and_partial_fit_use():
+    X, ys, _ = _problem()
+    y = ys["binary"]
+    fitted = neural_network.MLPClassifier(hidden_layer_sizes=(4,), random_state=0, max_iter=5, solver="sgd").fit(X, y)
+    theirs = neural_network.MLPClassifier(hidden_layer_sizes=(4,), random_state=3, max_iter=1, solver="sgd").fit(X, y)
+    ours = MLPClassifier(hidden_layer_sizes=(4,), random_state=3, max_iter=1, solver="sgd").fit(X, y)
+    for est in (theirs, ours):
+        est.coefs_ = [W.copy() for W in fitted.coefs_]
+        est.intercepts_ = [b.copy() for b in fitted.intercepts_]
+    np.testing.assert_allclose(ours.predict_proba(X), fitted.predict_proba(X), rtol=1e-12)
+    ours.coefs_[0][0, 0] += 1.0  # edited in place: scikit-learn's attribute is its truth
+    theirs.coefs_[0][0, 0] += 1.0
+    np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=1e-12)
+    theirs.partial_fit(X, y)
+    ours.partial_fit(X, y)
+    assert_same_fit(ours, theirs)
+    ours.coefs_ = ours.coefs_[:1]
+    with pytest.raises(ValueError, match=r"coefs_ and intercepts_ must be lists of 2 arrays for layers \[6, 4, 1\]"):
+        ours.predict(X)
+    ours.coefs_ = [np.zeros((6, 3)), np.zeros((3, 1))]
+    with pytest.raises(ValueError, match=r"coefs_\[0\] and intercepts_\[0\] must have shapes \(6, 4\) and \(4,\)"):
+        ours.predict(X)

@@ -314,6 +314,12 @@ class TorchBackend(Backend):
     def device_of(cls, x):
         return str(x.device)
 
+    def asarray(self, host, dtype=None):
+        host = np.asarray(host)
+        if not host.flags.writeable:  # torch would share its memory and warn that it may not write to it
+            host = host.copy()
+        return super().asarray(host, dtype)
+
     def to_host(self, x):
         return x.detach().cpu().numpy()
 
@@ -818,9 +824,17 @@ def transpose(xp, x):
     return x.mT if xp is np else xp.matrix_transpose(x)
 
 
+def is_sparse(x) -> bool:
+    """``x`` is a SciPy sparse matrix or array (rows on the host; NumPy multiplies by them natively)."""
+    return type(x).__module__.startswith("scipy.sparse")
+
+
 def weight_gradient(xp, a, delta):
     """``a^T @ delta`` over the rows: (..., n, i) and (..., n, o) -> (..., i, o). For one row it is an
-    outer product, which BLAS does badly as a k = 1 matrix product, so it is computed as one."""
+    outer product, which BLAS does badly as a k = 1 matrix product, so it is computed as one. A SciPy
+    sparse ``a`` (NumPy's first layer) takes the sparse product."""
+    if is_sparse(a):
+        return np.asarray(a.T @ delta)
     if a.shape[-2] == 1:
         return transpose(xp, a) * delta
     return transpose(xp, a) @ delta

@@ -86,7 +86,8 @@ ACTIVATIONS: dict[str, Activation] = {
 #       *summed* over the batch, one number per network (callers divide by the batch size for the mean);
 #   delta(xp, z, out, t) -> dl/dz: the derivative of each sample's own loss with respect to z
 #       (backward divides it by the batch size, because xpnet minimises the batch mean).
-# Targets t are rows: one-hot (or probability) rows for softmax, a 0/1 column for the logistic loss.
+# Targets t are rows: one-hot (or probability) rows for softmax; for the logistic loss a 0/1 column, or one 0/1
+# column per output unit (independent labels: multilabel); counts (or rates) for the Poisson loss.
 def softmax(xp, z):
     """softmax(z) along the last axis, shifted by the row max so exp never overflows."""
     e = xp.exp(z - row_max(xp, z))
@@ -123,8 +124,22 @@ def sigmoid_squared(xp, z, t):
     return out, 0.5 * model_sum(xp, err * err)
 
 
+def exponential(xp, z):
+    return xp.exp(z)
+
+
+def exp_poisson(xp, z, t):
+    # Half the Poisson deviance of the rate e^z: t log(t / e^z) - t + e^z = t log t - t z - t + e^z, the
+    # t log t term 0 where t = 0 (scikit-learn's xlogy); its derivative in z is e^z - t.
+    out = xp.exp(z)
+    positive = t > 0
+    t_log_t = xp.where(positive, t * xp.log(xp.where(positive, t, xp.ones_like(t))), xp.zeros_like(t))
+    return out, model_sum(xp, t_log_t - t * z - t + out)
+
+
 def output_error(xp, z, out, t):
-    """dl/dz = out - t: softmax + cross-entropy, sigmoid + logistic, identity + squared (docs/math.md)."""
+    """dl/dz = out - t: softmax + cross-entropy, sigmoid + logistic, identity + squared, exp + Poisson
+    (each the canonical link of its loss; docs/math.md)."""
     return out - t
 
 
@@ -148,11 +163,12 @@ HEADS: dict[tuple[str, str], Head] = {
     ("sigmoid", "logistic"): Head("sigmoid", "logistic", sigmoid, sigmoid_logistic, output_error),
     ("identity", "squared"): Head("identity", "squared", identity, identity_squared, output_error),
     ("sigmoid", "squared"): Head("sigmoid", "squared", sigmoid, sigmoid_squared, sigmoid_squared_delta),
+    ("exp", "poisson"): Head("exp", "poisson", exponential, exp_poisson, output_error),
 }
 #: The output each loss uses when none is named.
-DEFAULT_OUTPUT = {"cross-entropy": "softmax", "logistic": "sigmoid", "squared": "identity"}
+DEFAULT_OUTPUT = {"cross-entropy": "softmax", "logistic": "sigmoid", "squared": "identity", "poisson": "exp"}
 LOSSES = tuple(DEFAULT_OUTPUT)
-OUTPUTS = ("softmax", "sigmoid", "identity")
+OUTPUTS = ("softmax", "sigmoid", "identity", "exp")
 
 
 def get_activation(name: str) -> Activation:
@@ -192,8 +208,6 @@ def hidden_activations(names, sizes) -> tuple[Activation, ...]:
 def head_for(loss: str, output: str | None, n_out: int) -> Head:
     """The output/loss pair for a network with ``n_out`` output units (see :func:`get_head`)."""
     head = get_head(loss, output)
-    if head.loss == "logistic" and n_out != 1:
-        raise ValidationError(f"the logistic loss takes one output unit (labels 0/1); layers end in {n_out}")
     if head.loss == "cross-entropy" and n_out < 2:
         raise ValidationError("softmax + cross-entropy needs at least 2 output units; use loss='logistic' for 1")
     return head

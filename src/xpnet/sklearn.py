@@ -24,7 +24,8 @@ backend, an array-api-strict array on its device -- and ``predict``, ``predict_p
 follow ``X`` (read to the host once). ``backend=``/``device=`` given explicitly must agree with a non-NumPy
 ``X``; with NumPy inputs they choose where to train, and results come back as NumPy.
 
-Left out: sparse ``X``, multilabel targets and ``loss="poisson"`` (each refused in one line at ``fit``).
+Multilabel targets, sparse ``X`` (SciPy csr/csc) and ``loss="poisson"`` are scikit-learn's too; ``coefs_`` and
+``intercepts_`` are plain lists the caller may assign.
 Needs scikit-learn (``pip install "xpnet[peers]"``).
 """
 
@@ -45,17 +46,20 @@ try:
     from sklearn.utils import check_random_state, gen_batches, shuffle
     from sklearn.utils._param_validation import Interval, Options, StrOptions
     from sklearn.utils.metaestimators import available_if
-    from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets, unique_labels
+    from sklearn.utils.multiclass import (_check_partial_fit_first_call, check_classification_targets, type_of_target,
+                                          unique_labels)
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 except ImportError as exc:  # pragma: no cover - exercised only without scikit-learn
     raise ImportError("xpnet.sklearn needs scikit-learn: pip install 'xpnet[peers]'") from exc
 
 from . import kernels
-from .backends import Backend, backend_of, get_backend, host_copy
+from .backends import Backend, backend_of, get_backend, host_copy, is_sparse
 from .errors import BackendError
 from .mlp import MLP
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
+#: Rows of sparse ``X`` densified at once on a backend without SciPy's sparse product (predictions).
+SPARSE_CHUNK = 4096
 
 
 def _dispatch() -> bool:
@@ -63,7 +67,7 @@ def _dispatch() -> bool:
 
 
 def _is_host(X) -> bool:
-    return isinstance(X, (np.ndarray, np.generic, list, tuple))
+    return isinstance(X, (np.ndarray, np.generic, list, tuple)) or is_sparse(X)
 
 
 def _own(names: dict) -> dict:
@@ -223,7 +227,7 @@ class _BaseMLP(BaseEstimator):
         """``validate_data`` keeping non-NumPy arrays in their namespace when dispatch is on (float64 or
         float32 kept as scikit-learn's MLP keeps them, otherwise)."""
         dtype = "numeric" if _dispatch() else (np.float64, np.float32)
-        return validate_data(self, X, y, reset=reset, dtype=dtype, **kwargs)
+        return validate_data(self, X, y, reset=reset, dtype=dtype, accept_sparse=["csr", "csc"], **kwargs)
 
     def _placement(self, X):
         """The backend to train on for ``X``, and whether results go back to the host (NumPy)."""
@@ -253,7 +257,7 @@ class _BaseMLP(BaseEstimator):
             return self.dtype
         name = "float64"
         if _is_host(X):
-            name = "float32" if np.asarray(X).dtype == np.float32 else "float64"
+            name = "float32" if (X.dtype if is_sparse(X) else np.asarray(X).dtype) == np.float32 else "float64"
         elif X.dtype == backend.xp.float32:
             name = "float32"
         try:
@@ -283,10 +287,10 @@ class _BaseMLP(BaseEstimator):
         hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
         if np.any(np.array(hidden) <= 0):
             raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
-        first_pass = not hasattr(self, "net_") or (not self.warm_start and not incremental)
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
         X, Y = self._validate_input(X, y, incremental, reset=first_pass)  # Y: the host's 2-D targets
         n_samples, n_features = X.shape
-        if first_pass:
+        if first_pass or not hasattr(self, "net_"):  # (coefs_ assigned to an estimator never fitted)
             backend, self._to_host = self._placement(X)
             dtype = self._dtype_for(X, backend)
         else:
@@ -299,28 +303,36 @@ class _BaseMLP(BaseEstimator):
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(layer_units, backend, dtype)
-        elif list(self.net_.sizes) != layer_units:
-            raise ValueError(f"the network has layers {self.net_.sizes}; this data and hidden_layer_sizes need "
-                             f"{layer_units}")
+        else:
+            if not hasattr(self, "net_"):
+                self._make_net(layer_units, backend, dtype)
+            self._adopt()
+            if list(self.net_.sizes) != layer_units:
+                raise ValueError(f"the network has layers {self.net_.sizes}; this data and hidden_layer_sizes need "
+                                 f"{layer_units}")
         net = self.net_
-        data = (net.inputs(X), backend.asarray(Y, net.dtype), sample_weight)
+        data = (self._sparse_rows(X) if is_sparse(X) else net.inputs(X), backend.asarray(Y, net.dtype), sample_weight)
         with backend.context():  # CuPy's device current, JAX's full float32 products, as xpnet's own fit
             if self.solver in _STOCHASTIC_SOLVERS:
                 self._fit_stochastic(data, Y, incremental)
             else:
                 self._fit_lbfgs(data)
+        self._publish()
         if not all(bool(net.xp.all(net.xp.isfinite(a))) for pair in net.params for a in pair):
             raise ValueError("Solver produced non-finite parameter weights. The input data may contain large "
                              "values and need to be preprocessed.")
         return self
 
+    def _make_net(self, layer_units, backend, dtype):
+        activation = [self.activation] * (len(layer_units) - 2)
+        loss, output = {"softmax": ("cross-entropy", "softmax"), "logistic": ("logistic", "sigmoid"),
+                        "identity": ("squared", "identity"), "exp": ("poisson", "exp")}[self.out_activation_]
+        self.net_ = MLP(layer_units, activation, loss=loss, output=output, backend=backend, dtype=dtype)
+
     def _initialize(self, layer_units, backend, dtype):
         self.n_iter_, self.t_ = 0, 0
         self.n_layers_ = len(layer_units)
-        activation = [self.activation] * (len(layer_units) - 2)
-        loss, output = {"softmax": ("cross-entropy", "softmax"), "logistic": ("logistic", "sigmoid"),
-                        "identity": ("squared", "identity")}[self.out_activation_]
-        self.net_ = MLP(layer_units, activation, loss=loss, output=output, backend=backend, dtype=dtype)
+        self._make_net(layer_units, backend, dtype)
         weights = []
         for fan_in, fan_out in zip(layer_units[:-1], layer_units[1:]):  # Glorot-uniform, as scikit-learn draws it
             bound = np.sqrt((2.0 if self.activation == "logistic" else 6.0) / (fan_in + fan_out))
@@ -328,6 +340,7 @@ class _BaseMLP(BaseEstimator):
             b = self._random_state.uniform(-bound, bound, fan_out)
             weights.append((W.astype(dtype, copy=False), b.astype(dtype, copy=False)))
         self.net_.set_weights(weights)
+        self._publish()
         self._best_params = self._flat()
         if self.solver in _STOCHASTIC_SOLVERS:
             self.loss_curve_ = []
@@ -344,24 +357,102 @@ class _BaseMLP(BaseEstimator):
     def _set_flat(self, flat):
         L = len(flat) // 2
         self.net_.params = list(zip(flat[:L], flat[L:]))
+        self._publish()
+
+    def _publish(self):
+        """``coefs_`` and ``intercepts_`` from the network: lists of arrays where ``X`` lives, which the
+        caller may assign or edit (scikit-learn's attributes are its truth; :meth:`_adopt` reads them)."""
+        if self._to_host:
+            weights = self.net_.get_weights()
+            self.coefs_, self.intercepts_ = [W for W, _ in weights], [b.reshape(-1) for _, b in weights]
+        else:
+            self.coefs_ = [W for W, _ in self.net_.params]
+            self.intercepts_ = [self.net_.xp.reshape(b, (b.shape[-1],)) for _, b in self.net_.params]
+
+    def _adopt(self):
+        """The network's parameters from ``coefs_`` and ``intercepts_`` as they are now (assigned or edited
+        in place, in any namespace the estimator takes): one line for a wrong count or shape."""
+        net, sizes = self.net_, self.net_.sizes
+        coefs, intercepts = getattr(self, "coefs_", None), getattr(self, "intercepts_", None)
+        wanted = len(sizes) - 1
+        if not isinstance(coefs, (list, tuple)) or not isinstance(intercepts, (list, tuple)) \
+                or len(coefs) != wanted or len(intercepts) != wanted:
+            raise ValueError(f"coefs_ and intercepts_ must be lists of {wanted} arrays for layers {sizes}; got "
+                             f"{type(coefs).__name__} and {type(intercepts).__name__} of "
+                             f"{len(coefs) if hasattr(coefs, '__len__') else '?'} and "
+                             f"{len(intercepts) if hasattr(intercepts, '__len__') else '?'}")
+        params = []
+        for i, (W, b) in enumerate(zip(coefs, intercepts)):
+            W, b = self._device_array(W), self._device_array(b)
+            if tuple(W.shape) != (sizes[i], sizes[i + 1]) or tuple(b.shape) != (sizes[i + 1],):
+                raise ValueError(f"coefs_[{i}] and intercepts_[{i}] must have shapes {(sizes[i], sizes[i + 1])} and "
+                                 f"{(sizes[i + 1],)}; got {tuple(W.shape)} and {tuple(b.shape)}")
+            params.append((W, net.xp.reshape(b, (1, sizes[i + 1]))))
+        net.params = params
+
+    def _sparse_rows(self, X):
+        """Sparse ``X`` kept on the host in CSR form (its rows taken by batch): NumPy's first layer multiplies
+        by it as it is (scikit-learn's sparse product); another backend gets each batch densified."""
+        X = X.tocsr().astype(self.net_.dtype)
+        if X.shape[1] != self.net_.sizes[0]:
+            raise ValueError(f"X must have {self.net_.sizes[0]} features; got {X.shape[1]}")
+        return X
+
+    def _batch(self, X, rows):
+        """Rows ``rows`` of ``X`` (a slice or host indices for sparse ``X``, device indices otherwise), as
+        the network's first layer takes them."""
+        if not is_sparse(X):
+            return X[rows, :] if isinstance(rows, slice) else self.net_.xp.take(X, rows, axis=0)
+        part = X[rows]
+        return part if self.net_.backend.name == "numpy" else self.net_.backend.asarray(part.toarray(), self.net_.dtype)
+
+    def _device_array(self, a):
+        """``a`` (host, or an array of any backend) as an array of the network's backend and dtype."""
+        backend, dtype = self.net_.backend, self.net_.backend.dtype(self.net_.dtype)
+        try:
+            source = None if _is_host(a) else backend_of(a)
+        except (BackendError, TypeError):
+            source = None
+        if source is not None and source.name == backend.name and source.device == backend.device:
+            return a if a.dtype == dtype else self.net_.xp.astype(a, dtype)
+        return backend.asarray(_host(a), self.net_.dtype)
 
     def _loss_grad(self, flat, X, Y, weights=None, weight_sum=None):
         """scikit-learn's ``_backprop`` on xpnet's kernels: its loss (with ``0.5 * alpha * ||W||^2`` over
-        the rows or the summed weights) as a 0-d array and the flat gradients, L2 included."""
-        xp, net, alpha = self.net_.xp, self.net_.network, self.alpha
+        the rows or the summed weights) as a 0-d array and the flat gradients, L2 included. Sparse ``X``
+        on a backend without SciPy's sparse product goes by chunks of rows, densified, and sums them."""
+        xp, alpha = self.net_.xp, self.alpha
+        L = len(flat) // 2
+        total = float(X.shape[0]) if weights is None else weight_sum
+        if is_sparse(X) and self.net_.backend.name != "numpy":
+            backend, loss, grads = self.net_.backend, 0.0, None
+            for first in range(0, X.shape[0], SPARSE_CHUNK):
+                chunk = slice(first, min(first + SPARSE_CHUNK, X.shape[0]))
+                w = weights[chunk, :] if weights is not None else \
+                    backend.asarray(np.ones((chunk.stop - first, 1)), self.net_.dtype)  # each row counts 1 / total
+                part_loss, part = self._data_loss_grad(flat, self._batch(X, chunk), Y[chunk, :], w, total)
+                loss = loss + part_loss
+                grads = part if grads is None else [g + h for g, h in zip(grads, part)]
+        else:
+            loss, grads = self._data_loss_grad(flat, X, Y, weights, total)
+        if alpha:
+            loss = loss + (0.5 * alpha) * sum(xp.sum(W * W) for W in flat[:L]) / total
+            grads = [dW + alpha * W / total for dW, W in zip(grads[:L], flat[:L])] + grads[L:]
+        return loss, grads
+
+    def _data_loss_grad(self, flat, X, Y, weights, total):
+        """The loss of rows ``X`` (times their ``weights``) summed and divided by ``total``, and its flat
+        gradients likewise (no L2)."""
+        xp, net = self.net_.xp, self.net_.network
         L = len(flat) // 2
         params = list(zip(flat[:L], flat[L:]))
         rows = X.shape[0]
-        total = float(rows) if weights is None else weight_sum
         z, acts = kernels.forward(xp, net, params, X)
         out = net.head.activation(xp, z)
         loss = self._batch_loss(xp, out, Y, weights, total)
-        if alpha:
-            loss = loss + (0.5 * alpha) * sum(xp.sum(W * W) for W in flat[:L]) / total
         grads = kernels.backward(xp, net, params, acts, out, z, Y, scale=1.0 if weights is None else rows / total,
                                  row_weights=weights)
-        dWs = [dW + alpha * W / total if alpha else dW for (dW, _), W in zip(grads, flat[:L])]
-        return loss, dWs + [db for _, db in grads]
+        return loss, [dW for dW, _ in grads] + [db for _, db in grads]
 
     def _batch_loss(self, xp, out, Y, weights, total):
         """scikit-learn's loss of one batch (its ``LOSS_FUNCTIONS``, probabilities clipped to [eps, 1 -
@@ -371,6 +462,10 @@ class _BaseMLP(BaseEstimator):
 
         if self.out_activation_ == "identity":
             return 0.5 * weighted((Y - out) ** 2) / (total * Y.shape[1])
+        if self.out_activation_ == "exp":  # half the Poisson deviance, y log(y / p) (0 where y = 0) - y + p
+            positive = Y > 0
+            t_log = xp.where(positive, Y * xp.log(xp.where(positive, Y, xp.ones_like(Y)) / out), xp.zeros_like(Y))
+            return weighted(t_log - Y + out) / total
         eps = float(xp.finfo(out.dtype).eps)
         p = xp.clip(out, eps, 1 - eps)
         if self.out_activation_ == "logistic":
@@ -395,9 +490,13 @@ class _BaseMLP(BaseEstimator):
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
                                  "your dataset.")
             rows = backend.asarray(train.astype(np.int32))
-            X_val = xp.take(X, backend.asarray(val.astype(np.int32)), axis=0)
+            if is_sparse(X):  # kept sparse on the host: the validation rows are scored in chunks
+                X_val, X = X[val], X[train]
+            else:
+                X_val = xp.take(X, backend.asarray(val.astype(np.int32)), axis=0)
+                X = xp.take(X, rows, axis=0)
             y_val, sw_val = self._validation_targets(targets[val]), None if sample_weight is None else sample_weight[val]
-            X, Y = xp.take(X, rows, axis=0), xp.take(Y, rows, axis=0)
+            Y = xp.take(Y, rows, axis=0)
             sample_weight = None if sample_weight is None else sample_weight[train]
         else:
             X_val = y_val = sw_val = None
@@ -411,7 +510,11 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         def rows(A, batch):  # a batch's rows: gathered in the epoch's order, or a slice
-            return None if A is None else xp.take(A, order[batch], axis=0) if self.shuffle else A[batch, :]
+            if A is None:
+                return None
+            if is_sparse(A):
+                return self._batch(A, sample_idx[batch] if self.shuffle else batch)
+            return xp.take(A, order[batch], axis=0) if self.shuffle else A[batch, :]
 
         order = None
         try:
@@ -526,35 +629,30 @@ class _BaseMLP(BaseEstimator):
 
     # -- using the network --------------------------------------------------------------------------
     def _activations(self, X):
-        """The output activations for validated ``X``, as an array of the network's backend."""
-        return self.net_.head.activation(self.net_.xp, self.net_.logits(X))
+        """The output activations for validated ``X``, as an array of the network's backend (sparse ``X``:
+        NumPy's sparse product, or chunks of rows densified on another backend)."""
+        net = self.net_
+        if not is_sparse(X):
+            return net.head.activation(net.xp, net.logits(X))
+        X = self._sparse_rows(X)
+        with net.backend.context():
+            chunks = [kernels.forward(net.xp, net.network, net.params, self._batch(X, slice(i, i + SPARSE_CHUNK)))[0]
+                      for i in range(0, X.shape[0], SPARSE_CHUNK)]
+        z = chunks[0] if len(chunks) == 1 else net.xp.concat(chunks, axis=0)
+        return net.head.activation(net.xp, z)
 
     def _outputs(self, X, method):
         check_is_fitted(self, "net_")
         X = self._validate(X, reset=False)
         self._check_same_place(X, method)
+        self._adopt()
         return self._activations(X)
-
-    @property
-    def coefs_(self):
-        """The weight matrices, ``coefs_[i]`` of shape (n_in, n_out), where ``X`` lives."""
-        check_is_fitted(self, "net_")
-        if self._to_host:
-            return [W for W, _ in self.net_.get_weights()]
-        return [W for W, _ in self.net_.params]
-
-    @property
-    def intercepts_(self):
-        """The bias vectors, ``intercepts_[i]`` of shape (n_out,), where ``X`` lives."""
-        check_is_fitted(self, "net_")
-        if self._to_host:
-            return [b.reshape(-1) for _, b in self.net_.get_weights()]
-        return [self.net_.xp.reshape(b, (b.shape[-1],)) for _, b in self.net_.params]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         tags.array_api_support = True
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -591,8 +689,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
                                  f"'y' has {classes}.")
-        if self._label_binarizer.y_type_.startswith("multilabel"):
-            raise ValueError("xpnet's MLPClassifier does not take multilabel targets (one label per sample)")
         self.out_activation_ = "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
         return X, self._label_binarizer.transform(y).astype(bool)
 
@@ -610,7 +706,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """One more epoch over ``(X, y)``, the optimizer's state kept; the first call needs ``classes``."""
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(classes)
+            self._label_binarizer.fit(y if type_of_target(_host(y)).startswith("multilabel") else classes)
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _proba(self, X, method):
@@ -629,11 +725,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """Mean accuracy, computed on the host in float64 whatever the namespace (scikit-learn's own
         ``accuracy_score`` averages in the namespace's default float, float32 for PyTorch)."""
         right = host_copy(self.predict(X)) == host_copy(y)
+        if right.ndim == 2:  # multilabel: a row is right when every label is (scikit-learn's subset accuracy)
+            right = right.all(axis=1)
         weights = None if sample_weight is None else host_copy(sample_weight)
         return float(np.average(right, weights=weights))
 
     def predict(self, X):
         proba = self._proba(X, "predict")  # checks that the estimator is fitted
+        if self._label_binarizer.y_type_.startswith("multilabel"):  # each label's own probability > 0.5
+            chosen = self._label_binarizer.inverse_transform(host_copy(proba))
+            return chosen if self._to_host else self.net_.backend.asarray(chosen)
         index = self.net_.xp.argmax(proba, axis=1)
         if len(self.classes_) == 1:  # trained on one class: scikit-learn predicts it, whatever the output
             index = self.net_.xp.zeros_like(index)
@@ -660,13 +761,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     _score_function = staticmethod(r2_score)
 
     def _validate_input(self, X, y, incremental, reset):
-        if self.loss == "poisson":
-            raise ValueError("xpnet's MLPRegressor has loss='squared_error' only (no exp output for 'poisson')")
         X, y = self._validate(X, y, reset=reset, multi_output=True, y_numeric=True)
         y = host_copy(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        self.out_activation_ = "identity"
+        self.out_activation_ = "exp" if self.loss == "poisson" else "identity"
         return X, y.reshape(len(y), -1)
 
     def _validation_targets(self, targets):
