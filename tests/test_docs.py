@@ -72,14 +72,14 @@ PLACEHOLDERS = {" --seed S": " --seed 0", " --lr LR": " --lr 0.1", " --digits A,
 
 
 def shell_commands(path):
-    """``(command, exit status)`` for each line of the ```bash blocks: continuations joined, [optional]
-    parts and comments dropped; a comment saying "exit status N" gives the status expected."""
+    """``(command, exit status)`` for each line of the ```bash blocks: continuations joined, [--optional]
+    options and comments dropped; a comment saying "exit status N" gives the status expected."""
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
             status = re.search(r"#.*exit status (\d+)", line)
             line = re.sub(r"\s+#.*$", "", line)
-            line = re.sub(r"\s*\[[^\]]*\]", "", line).strip()
+            line = re.sub(r"\s*\[--[^\]]*\]", "", line).strip()  # [--json]: an option to leave out
             for placeholder, value in PLACEHOLDERS.items():
                 line = line.replace(placeholder, value)
             if line:

@@ -26,9 +26,6 @@ class Setting:
     switch: bool = False
     metavar: str | None = None
 
-    def parse(self, text: str):
-        return float(text)
-
 
 #: Options several rules share, each rule giving its own default and help.
 MOMENTUM = Setting(0.0, "momentum", checks.nonnegative, metavar="M")
@@ -38,7 +35,8 @@ EPS = Setting(1e-8, "added to the denominator", checks.positive)
 
 
 class Rule:
-    """What every registered rule has (see the module's docstring); subclasses are frozen dataclasses."""
+    """What every registered rule has (:mod:`xpnet.optim` says what each part does); subclasses are frozen
+    dataclasses whose fields say how the rule is built (saved and restored by name)."""
 
     name: str = ""
     lr: float = 0.0
