@@ -117,7 +117,7 @@ def test_nothing_is_ever_unpickled(tmp_path):
         (lambda: xpnet.MLP("4-3", dtype="float16"), "dtype must be one of"),
         (lambda: xpnet.MLP("4-3", seed=-1), "seed must be a non-negative integer"),
         (lambda: xpnet.MLP("4-3-3", activation=["relu", "tanh"]), "1 hidden layer"),
-        (lambda: xpnet.MLP("4-3", loss="logistic"), "one output unit"),
+        (lambda: xpnet.MLP("4-1", loss="cross-entropy"), "needs at least 2 output units"),
         (lambda: xpnet.MLP("4-3").predict(np.array([["a"] * 4])), "X must hold numbers"),
         (lambda: xpnet.MLP("4-3").predict(np.full((1, 4), np.inf)), "X contains NaN or infinity"),
         (lambda: xpnet.MLP("4-3").fit(np.zeros((0, 4)), np.zeros(0, int)), "empty"),
