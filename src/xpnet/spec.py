@@ -230,8 +230,10 @@ def _rule_fields() -> list:
     for name, users in optim.options().items():
         setting = users[0][1]
         rules = tuple(rule for rule, _ in users)
-        helps = dict.fromkeys(s.help for _, s in users)
-        text = f"{', '.join(rules)}: " + "; ".join(helps)
+        helps: dict[str, list] = {}
+        for rule, s in users:
+            helps.setdefault(s.help, []).append(rule)
+        text = "; ".join(f"{', '.join(named)}: {help}" for help, named in helps.items())
         if setting.switch:
             out.append((name, bool, _option(False, _flag(name), check=setting.check, action="store_true",
                                             optimizers=rules, network=False, help=text)))

@@ -95,4 +95,4 @@ class AdamW(Adam):
 
     name = "adamw"
     settings = {**Adam.settings, "weight_decay": dataclasses.replace(
-        WEIGHT_DECAY, default=0.01, help="L2 on the weights, not the biases (decoupled: W *= 1 - lr * L)")}
+        WEIGHT_DECAY, default=0.01, help="L2 on the weights, not the biases, decoupled (W *= 1 - lr * L)")}

@@ -29,7 +29,7 @@ class Setting:
 
 #: Options several rules share, each rule giving its own default and help.
 MOMENTUM = Setting(0.0, "momentum", checks.nonnegative, metavar="M")
-WEIGHT_DECAY = Setting(0.0, "L2 on the weights, not the biases (coupled: added to the gradient)", checks.nonnegative,
+WEIGHT_DECAY = Setting(0.0, "L2 on the weights, not the biases, coupled (added to the gradient)", checks.nonnegative,
                        metavar="L")
 EPS = Setting(1e-8, "added to the denominator", checks.positive)
 

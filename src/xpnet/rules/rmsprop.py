@@ -4,7 +4,6 @@ weight decay (on the weights only)."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from .. import checks
@@ -33,7 +32,7 @@ class RMSprop(Rule):
     settings = {
         "alpha": Setting(0.99, "smoothing constant of the squared gradients' average", checks.below_one),
         "eps": EPS,
-        "momentum": dataclasses.replace(MOMENTUM, help="momentum of the scaled steps"),
+        "momentum": MOMENTUM,
         "centered": Setting(False, "divide by the gradients' estimated variance, not their mean square",
                             checks.flag, network=False, switch=True),
         "weight_decay": WEIGHT_DECAY,

@@ -3,7 +3,6 @@ chunks exact by deferring the first layer's updates (in closed form with momentu
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +32,7 @@ class SGD(Rule):
     name = "sgd"
     lr = 0.003
     settings = {
-        "momentum": dataclasses.replace(MOMENTUM, help="momentum"),
+        "momentum": MOMENTUM,
         "nesterov": Setting(False, "Nesterov momentum (needs --momentum > 0)", checks.flag, network=False, switch=True),
         "weight_decay": WEIGHT_DECAY,
     }
