@@ -24,6 +24,31 @@ def fresh(script, *args, env=None, timeout=1800):
     return json.loads(proc.stdout)
 
 
+def fit_rounds(makers: dict, X, y, rounds: int, warm_up: bool = False):
+    """Each estimator of ``makers`` (name -> a function making one) fitted on ``(X, y)`` in ``rounds``
+    rounds in this process, the order rotated every round: ``(seconds, fitted)`` -- each name's fit times
+    and its last fitted estimator. ``warm_up``: one untimed ``max_iter=1`` fit of each first (imports,
+    JAX's compilations). scikit-learn's convergence warnings are silenced."""
+    import time
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    names, seconds, fitted = list(makers), {name: [] for name in makers}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for name in names if warm_up else ():
+            makers[name]().set_params(max_iter=1).fit(X, y)
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[: r % len(names)]:
+                model = makers[name]()
+                start = time.perf_counter()
+                model.fit(X, y)
+                seconds[name].append(time.perf_counter() - start)
+                fitted[name] = model
+    return seconds, fitted
+
+
 def figure(rows=1, cols=1, width=6.4, height=4.6, **kwargs):
     """``(fig, axes)`` for a PNG (matplotlib without a display), ``axes`` a 2-D array."""
     import matplotlib

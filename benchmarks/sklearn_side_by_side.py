@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-import warnings
 
 import numpy as np
+
+from common import fit_rounds
 
 
 def main(argv=None):
@@ -27,7 +27,6 @@ def main(argv=None):
     parser.add_argument("--backends", default="numpy,torch,jax")
     args = parser.parse_args(argv)
 
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier as Theirs
 
     from xpnet import datasets
@@ -38,18 +37,7 @@ def main(argv=None):
     params = dict(hidden_layer_sizes=(args.hidden,), solver=args.solver, max_iter=args.max_iter, random_state=0)
     makers = {"scikit-learn": lambda: Theirs(**params)}
     makers.update({f"xpnet ({b})": (lambda b=b: Ours(backend=b, **params)) for b in args.backends.split(",")})
-    seconds = {name: [] for name in makers}
-    fitted = {}
-    names = list(makers)
-    for r in range(args.rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            model = makers[name]()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                start = time.perf_counter()
-                model.fit(X, y)
-                seconds[name].append(time.perf_counter() - start)
-            fitted[name] = model
+    seconds, fitted = fit_rounds(makers, X, y, args.rounds)
     ref = fitted["scikit-learn"]
 
     def rel(a, b):

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
-import warnings
 
 import numpy as np
+
+from common import fit_rounds
 
 
 def tfidf_like(rows: int, features: int, density: float, classes: int, seed: int = 0):
@@ -48,7 +48,6 @@ def main(argv=None):
     parser.add_argument("--backends", default="numpy,torch,jax")
     args = parser.parse_args(argv)
 
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier as Theirs
 
     from xpnet.sklearn import MLPClassifier as Ours
@@ -57,22 +56,9 @@ def main(argv=None):
     params = dict(hidden_layer_sizes=(args.hidden,), solver="adam", max_iter=args.epochs, random_state=0)
     makers = {"scikit-learn": lambda: Theirs(**params)}
     makers.update({f"xpnet ({b})": (lambda b=b: Ours(backend=b, **params)) for b in args.backends.split(",")})
-    seconds = {name: [] for name in makers}
-    fitted = {}
+    seconds, fitted = fit_rounds(makers, X, y, args.rounds, warm_up=True)
+    seconds = {name: [s / args.epochs for s in times] for name, times in seconds.items()}
     names = list(makers)
-    for name in names:  # untimed: imports, JAX's compilations
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            makers[name]().set_params(max_iter=1).fit(X, y)
-    for r in range(args.rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            est = makers[name]()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                start = time.perf_counter()
-                est.fit(X, y)
-                seconds[name].append((time.perf_counter() - start) / args.epochs)
-            fitted[name] = est
     reference = fitted["scikit-learn"]
     print(f"{X.shape[0]} rows x {X.shape[1]} features, {X.nnz / np.prod(X.shape):.2%} non-zero (CSR, float64), "
           f"{args.classes} classes, {X.shape[1]}-{args.hidden}-{args.classes}, adam, {args.epochs} epochs, "

@@ -357,7 +357,6 @@ class _BaseMLP(BaseEstimator):
     def _set_flat(self, flat):
         L = len(flat) // 2
         self.net_.params = list(zip(flat[:L], flat[L:]))
-        self._publish()
 
     def _publish(self):
         """``coefs_`` and ``intercepts_`` from the network: lists of arrays where ``X`` lives, which the
