@@ -27,6 +27,7 @@ import numpy as np
 
 import xpnet
 from xpnet import bench, kernels, optim, spec, train
+from xpnet.session import Session
 
 SGD = optim.SGD()
 
@@ -62,9 +63,10 @@ def graph_step(net, X, T, lr, wait):
 def backend_step(net, X, T, lr):
     """xpnet's Dask backend as fit runs it: one full-batch epoch is one step -- the weights to the chunks,
     the kernels per chunk on NumPy, the gradients added up -- plus the epoch's checks."""
-    training = spec.Training(epochs=1, batch_size=X.shape[0])
-    trainer = train.Trainer(net, train.Sets(X, T), training, [spec.Optimizer(lr=lr)], net.seeds)
-    return lambda: trainer.epoch(1)
+    run = spec.Run(training=spec.Training(epochs=1, batch_size=X.shape[0]), optimizer=spec.Optimizer(lr=lr),
+                   seed=net.seeds[0])
+    trainer = Session(net, train.Sets(X, T), [run]).trainer
+    return lambda: trainer.run(range(1, 2), rows=(0, X.shape[0]))
 
 
 def timed(step, steps) -> float:

@@ -25,6 +25,7 @@ import numpy as np
 
 from xpnet import MLP, bench, kernels, optim, spec, train
 from xpnet.backends import column_sum, row_max
+from xpnet.session import Session
 
 SGD = optim.SGD()
 
@@ -43,9 +44,10 @@ def network(name="small", backend="numpy", n=16384):
 
 def epoch(net, X, T, batch_size, **settings):
     """A function that trains one epoch over ``X`` (the Trainer that :func:`xpnet.fit` uses)."""
-    training = spec.Training(epochs=1, batch_size=batch_size, shuffle=False, **settings)
-    trainer = train.Trainer(net, train.Sets(X, T), training, [spec.Optimizer(lr=0.01)], net.seeds)
-    return lambda: trainer.epoch(1)
+    run = spec.Run(training=spec.Training(epochs=1, batch_size=batch_size, shuffle=False, **settings),
+                   optimizer=spec.Optimizer(lr=0.01), seed=net.seeds[0])
+    trainer = Session(net, train.Sets(X, T), [run]).trainer
+    return lambda: trainer.run(range(1, 2), rows=(0, X.shape[0]))  # a pass: the run's state stays as it was
 
 
 def sgd_step(xp, net, params, X, T, lr):

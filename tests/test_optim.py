@@ -334,3 +334,39 @@ def test_per_sample_chunks_stay_exact_with_momentum_and_decay(backend, options):
     for (W, b), (eW, eb) in zip(chunked.get_weights(), plain.get_weights()):
         np.testing.assert_allclose(W, eW, rtol=1e-11, atol=1e-11 * np.abs(eW).max())
         np.testing.assert_allclose(b, eb, rtol=1e-11, atol=1e-11 * np.abs(eW).max())
+
+
+def test_a_second_fit_that_adds_weight_decay_carries_adams_moments_on():
+    """fit(optimizer="adam") then fit(..., weight_decay=0.01): the moments and step count carry over, as
+    torch.optim.Adam does when its group's weight_decay is changed between steps."""
+    X, y = _problem()
+    net = xpnet.MLP(LAYERS, activation="tanh", seed=3, dtype="float64")
+    start = net.get_weights()
+    net.fit(X, y, epochs=2, lr=0.01, batch_size=5, shuffle=False, optimizer="adam")
+    net.fit(X, y, epochs=2, lr=0.01, batch_size=5, shuffle=False, optimizer="adam", weight_decay=0.01)
+    params = [(torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)) for W, b in start]
+    groups = [{"params": [W for W, _ in params], "weight_decay": 0.0}, {"params": [b for _, b in params]}]
+    opt = torch.optim.Adam(groups, lr=0.01)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    for epoch in range(4):
+        if epoch == 2:
+            opt.param_groups[0]["weight_decay"] = 0.01
+        for i in range(0, len(y), 5):
+            a = Xt[i : i + 5]
+            for W, b in params[:-1]:
+                a = torch.tanh(a @ W + b)
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(a @ params[-1][0] + params[-1][1], yt[i : i + 5]).backward()
+            opt.step()
+    assert_same_weights(net.get_weights(), [(W.detach().numpy(), b.detach().numpy()) for W, b in params], "float64")
+
+
+def test_a_second_fit_that_would_drop_the_rules_state_is_refused():
+    X, y = _problem()
+    net = xpnet.MLP(LAYERS, activation="tanh", seed=3, dtype="float64")
+    net.fit(X, y, epochs=1, lr=0.01, batch_size=5, optimizer="sgd", momentum=0.9)
+    before = net.get_weights()
+    with pytest.raises(xpnet.ValidationError, match="this network's sgd state was made with momentum=True, which keeps other arrays than momentum=False"):
+        net.fit(X, y, epochs=1, lr=0.01, batch_size=5, optimizer="sgd")
+    assert_same_weights(net.get_weights(), before, "float64")  # refused before any step
+    net.fit(X, y, epochs=1, lr=0.01, batch_size=5, optimizer="adam")  # another rule starts afresh

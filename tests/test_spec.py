@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet import spec, train
+from xpnet import session, spec, train
 from xpnet.cli import build_parser, main, options
 from xpnet.errors import ValidationError
 
@@ -158,7 +158,9 @@ def test_a_supplied_row_order_is_the_order_trained():
 def test_the_stepper_is_chosen_once_from_the_backends_capabilities(backend, stepper):
     net = xpnet.MLP("8-3", backend=backend)
     X, y = random_problem(8, 3, n=16)
-    trainer = train.Trainer(net, train.prepare(net, X, y), spec.Training(batch_size=4), [spec.Optimizer()], [0])
-    assert type(trainer.stepper) is stepper
-    eager = train.Trainer(net, train.prepare(net, X, y), spec.Training(batch_size=4, compile=False), [spec.Optimizer()], [0])
-    assert type(eager.stepper) is train.Stepper
+    def trainer(**training):
+        run = spec.Run(training=spec.Training(batch_size=4, **training))
+        return session.Session(net, train.prepare(net, X, y), [run]).trainer
+
+    assert type(trainer().stepper) is stepper
+    assert type(trainer(compile=False).stepper) is train.Stepper

@@ -20,7 +20,8 @@ from .errors import DataError, ValidationError
 from .init import initial_weights
 from .io import load_weights
 from .metrics import predicted_classes
-from .session import Checkpoint, Session
+from .datasets import own
+from .session import Checkpoint, start
 
 
 #: Layer sizes from ``"784-32-10"`` or ``[784, 32, 10]``, with a one-line error otherwise.
@@ -307,19 +308,44 @@ class BaseNetwork:
                                  sample_chunk=sample_chunk, unroll=unroll, threads=threads)
         optimizers = _optimizers(K, optimizer, lr, options)
         seeds = self.seeds if seed is None else checks.per_network("seed", seed, K, checks.seed)
-        data = train.prepare(self, X, y, test=(X_test, y_test), validation=validation)
-        callback = None if on_epoch is None else (lambda records: on_epoch(self.unstack(records)))
-        saving = None if checkpoint is None else Checkpoint(checkpoint, checkpoint_every)
         if checkpoint is None and (checkpoint_every is not None or resume):
             raise ValidationError("checkpoint_every and resume need checkpoint=PATH")
-        session = Session(self, data, training, optimizers, seeds, checkpoint=saving, resume=resume)
-        session.initial_epoch = max(session.initial_epoch, checks.integer("initial_epoch", initial_epoch, 0))
-        histories = session.train(progress=progress, on_epoch=callback, order=order)
-        return self.unstack(histories)
+        saving = None if checkpoint is None else Checkpoint(checkpoint, checkpoint_every)
+        # The data's identity is what a checkpoint compares on resuming: taken only where there is one.
+        digest = None if saving is None else own.digest_arrays(*map(_host_or_none, (X, y, *(validation or ()))))
+        data = spec.Data(dataset=spec.ARRAYS, sha256=digest)
+        session = start(self.runs(data, training, optimizers, seeds),
+                        spec.Arrays(X, y, X_test, y_test, None if validation is None else tuple(validation)), self,
+                        checkpoint=saving, resume=resume, order=order, initial_epoch=initial_epoch)
+        callback = None if on_epoch is None else (lambda records: on_epoch(self.unstack(records)))
+        return self.unstack(session.train(progress=progress, on_epoch=callback))
+
+    def runs(self, data: "spec.Data", training: "spec.Training", optimizers, seeds) -> list:
+        """The run specifications of training this network (a stack: each of its networks) on ``data`` as
+        ``training`` says, network ``k`` with ``optimizers[k]`` and shuffling seed ``seeds[k]``."""
+        m = self.network
+        base = spec.Run(data=data, model=spec.Model(layers="-".join(map(str, self.sizes)),
+                                                    activation="/".join(self.activation_names) or spec.default_of("activation"), loss=m.head.loss,
+                                                    output=m.head.output, init=self.inits[0],
+                                                    init_scale=self.init_scales[0]),
+                        training=training, optimizer=optimizers[0], placement=spec.Placement(
+                            backend=self.backend.name, device=self.device_name, dtype=self.dtype), seed=seeds[0])
+        made = {}  # one run per distinct network: a stack's networks often differ in the seed only
+        for key in zip(seeds, self.inits, self.init_scales, optimizers):
+            if key not in made:
+                seed, init, init_scale, optimizer = key
+                run = base if (init, init_scale) == (self.inits[0], self.init_scales[0]) else base.replace(
+                    init=init, init_scale=init_scale)
+                made[key] = dataclasses.replace(run, seed=seed, optimizer=optimizer)
+        return [made[key] for key in zip(seeds, self.inits, self.init_scales, optimizers)]
 
     def evaluate(self, X, y, **kwargs):
         """Mean loss, accuracy and confusion matrix on a dataset; see :func:`xpnet.train.evaluate`."""
         return train.evaluate(self, X, y, **kwargs)
+
+
+def _host_or_none(a):
+    return None if a is None else host_copy(a)
 
 
 def _optimizers(K, optimizer, lr, options) -> list:
@@ -404,6 +430,14 @@ class MLP(BaseNetwork):
     def seeds(self) -> list[int]:
         """The shuffling seed, as the training loop takes it (one per network)."""
         return [self.seed]
+
+    @property
+    def inits(self) -> list[str]:
+        return [self.init]
+
+    @property
+    def init_scales(self) -> list[float]:
+        return [self.init_scale]
 
     # -- parameters ---------------------------------------------------------------------------------
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:

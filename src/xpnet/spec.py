@@ -25,7 +25,7 @@ import itertools
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, NamedTuple
 
-from . import checks, datasets, optim
+from . import checks, datasets, optim, schedules
 from .backends import DTYPES
 from .datasets import DATASETS, SCALINGS, own, parse_digits
 from .errors import ValidationError
@@ -121,6 +121,11 @@ class _Group:
             object.__setattr__(self, f.name, value)
 
 
+#: The data set of a run whose data was given as arrays (``fit``): its ``sha256`` says which, when a
+#: checkpoint needs to know.
+ARRAYS = "arrays"
+
+
 @dataclass(frozen=True)
 class Data(_Group):
     """Which data: the data set, its scaling, a digit pair, the validation fraction and the seed that
@@ -152,7 +157,7 @@ class Data(_Group):
             name, digest = own.identify(self.file)
             object.__setattr__(self, "dataset", name)
             object.__setattr__(self, "sha256", digest)
-        elif self.sha256 is None:
+        elif self.sha256 is None and self.dataset != ARRAYS:
             checks.choice("dataset", self.dataset, DATASETS)
         super().__post_init__()
 
@@ -217,7 +222,7 @@ def _at_least_one(name, value):
     return checks.integer(name, value, 1)
 
 
-SCHEDULES = ("constant", "step", "exponential", "cosine", "invscaling", "plateau")
+SCHEDULES = tuple(schedules.SCHEDULES)
 #: The value a schedule's or early stopping's option takes when it is not given (an update rule's options
 #: take their rule's defaults: :func:`xpnet.optim.default`).
 DEFAULTS = {"gamma": 0.1, "power_t": 0.5, "patience": 10, "min_delta": 0.0}
@@ -279,12 +284,9 @@ class _OptimizerGroup(_Group):
                                       f"{','.join(_values(self.optimizer))} --schedule {self.schedule}{early}")
         for kind in _values(self.optimizer):
             optim.get(kind).validate({name: _values(getattr(self, name)) for name in optim.get(kind).settings})
-        if self.schedule == "step" and self.step_size is None:
-            raise ValidationError("--schedule step needs --step-size N (epochs per decay)")
-        if self.schedule == "exponential" and self.gamma is None:
-            raise ValidationError("--schedule exponential needs --gamma (the factor per epoch)")
-        if self.schedule == "plateau" and any(g is not None and g >= 1 for g in _values(self.gamma)):
-            raise ValidationError(f"--schedule plateau needs --gamma < 1 (as ReduceLROnPlateau); got {self.gamma}")
+        kind = schedules.get(self.schedule)
+        if kind.check is not None:
+            kind.check({name: _values(getattr(self, name)) for name in kind.options})
 
     def uses(self, name: str) -> bool:
         """Whether this run uses option ``name`` (a grid: whether any of its optimizers does)."""
@@ -328,23 +330,22 @@ Optimizer = dataclasses.make_dataclass("Optimizer", [
                                    help=_lr_help())),
     *_rule_fields(),
     ("schedule", str, _option("constant", "--schedule", check=_choice(SCHEDULES), choices=SCHEDULES,
-                              help="learning rate per epoch: constant, step (StepLR), exponential (ExponentialLR), "
-                                   "cosine (CosineAnnealingLR over --epochs), invscaling (lr / (t + 1)^power_t, t "
-                                   "samples seen), plateau (ReduceLROnPlateau)")),
+                              help="learning rate per epoch: " + ", ".join(
+                                  f"{k.name} ({k.help})" for k in schedules.SCHEDULES.values()))),
     ("step_size", "int | None", _option(None, "--step-size", parse=int, check=_maybe(_at_least_one), sweep=True,
-                                        network=True, schedules=("step",), metavar="N", help="step: epochs per decay")),
+                                        network=True, schedules=schedules.users("step_size"), metavar="N", help="step: epochs per decay")),
     ("gamma", "float | None", _option(None, "--gamma", parse=float, check=_maybe(checks.positive), sweep=True,
-                                      network=True, schedules=("step", "exponential", "plateau"),
+                                      network=True, schedules=schedules.users("gamma"),
                                       help="step, exponential, plateau: the factor of each decay (default 0.1; "
                                            "exponential needs it)")),
     ("power_t", "float | None", _option(None, "--power-t", parse=float, check=_maybe(checks.nonnegative), sweep=True,
-                                        network=True, schedules=("invscaling",),
+                                        network=True, schedules=schedules.users("power_t"),
                                         help="invscaling: the power (default 0.5)")),
     ("patience", "int | None", _option(None, "--patience", parse=int, check=_maybe(_at_least_one), sweep=True,
-                                       network=True, schedules=("plateau",),
+                                       network=True, schedules=schedules.users("patience"),
                                        help="plateau: epochs without improvement before the rate drops (default 10)")),
     ("min_delta", "float | None", _option(None, "--min-delta", parse=float, check=_maybe(checks.nonnegative), sweep=True,
-                                          network=True, schedules=("plateau",),
+                                          network=True, schedules=schedules.users("min_delta"),
                                           help="plateau and --early-stopping: the least decrease that counts as an "
                                                "improvement (default 0)")),
     ("early_stopping", "int | None", _option(None, "--early-stopping", parse=int, check=_maybe(_at_least_one),
@@ -461,7 +462,8 @@ class Run(_Group):
 
     # -- grids --------------------------------------------------------------------------------------
     def is_grid(self) -> bool:
-        return any(isinstance(v, list) for v in self.flat().values())
+        return isinstance(self.seed, list) or any(isinstance(getattr(getattr(self, g), f.name), list)
+                                                  for g, cls in GROUPS.items() for f in _FIELDS_OF[cls])
 
     def stack_key(self) -> tuple:
         """Runs with the same key can train as networks of one stack: they differ only in fields the
@@ -474,6 +476,7 @@ class Run(_Group):
         return [(k, a[k], b[k]) for k in a if a[k] != b[k] and k not in ignore]
 
 
+_FIELDS_OF = {cls: fields(cls) for cls in GROUPS.values()}
 #: Flat field name -> its group (``None`` for the seed).
 FIELDS: dict[str, str | None] = {f.name: g for g, cls in GROUPS.items() for f in fields(cls)} | {"seed": None}
 #: Flat field name -> its :class:`Option`.
@@ -483,6 +486,16 @@ OPTIONS: dict[str, Option] = {f.name: f.metadata["option"] for cls in (*GROUPS.v
 UNCOMPARED = ("data_dir", "file")
 #: What a resumed run may change: how many epochs, and how and where its steps run.
 RESUMABLE = ("epochs", "compile", "sample_chunk", "unroll", "threads", "backend", "device")
+
+
+def identity(runs) -> dict:
+    """What identifies the training of ``runs`` (one run, or a stack's networks) for a checkpoint that
+    resumes only the same: the run's :meth:`~Run.record`, a stack's settings that differ between its
+    networks as one list each."""
+    records = [r.record() for r in runs]
+    if len(records) == 1:
+        return records[0]
+    return {k: v if all(r[k] == v for r in records) else [r[k] for r in records] for k, v in records[0].items()}
 
 
 def grid(**values) -> Run:

@@ -41,7 +41,9 @@ MEMORY_BUDGET = 1 << 30
 #: The settings a grid varies in, in the order tables show them.
 VARIED = spec.SWEPT
 #: The settings every sweep record holds (records written before the optimizers had only these).
-REQUIRED = VARIED[:7]
+REQUIRED = ("lr", "seed", "init", "init_scale", "layers", "activation", "batch_size")
+#: The update rules' and schedules' settings that a result file's name spells out where they are given.
+RULE_SETTINGS = tuple(k for k in VARIED if k not in (*REQUIRED, "optimizer"))
 
 
 def network_bytes(run: spec.Run, n_samples: int, own_order: bool = True) -> int:
@@ -141,7 +143,7 @@ def weights_name(record) -> str:
         and record.get("schedule", "constant") == "constant" and record.get("early_stopping") is None
     if not plain:
         name += f"_{record['optimizer']}_{record['schedule']}" + "".join(
-            f"_{k.replace('_', '')}{record[k]:g}" for k in VARIED[8:] if record.get(k) is not None)
+            f"_{k.replace('_', '')}{record[k]:g}" for k in RULE_SETTINGS if record.get(k) is not None)
     return f"{name}_{_digest(record)}.npz"
 
 

@@ -18,6 +18,7 @@ and the epoch's figures once per epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -28,11 +29,11 @@ from array_api_compat import array_namespace
 from array_api_compat import device as array_device
 
 from . import checks, kernels, optim
+from . import hooks as hooks_module
 from .backends import host_copy, model_sum
 from .errors import DivergenceError, ValidationError
 from .metrics import accuracy, confusion_matrix, predicted_classes
-from .progress import Progress
-from .schedules import EarlyStop, Schedule
+from .schedules import EarlyStopping, LearningRates
 from .state import TrainState
 
 #: Samples between two host reads of the running losses (divergence check and progress bar).
@@ -178,72 +179,23 @@ def fit(model, X, y, **options):
     return model.fit(X, y, **options)
 
 
-def train(model, data: Sets, training, optimizers, seeds, *, initial_epoch=0, progress=None, on_epoch=None,
-          order=None, checkpoint=None) -> list[list[dict]]:
-    """Train ``model`` in place on ``data`` (:func:`prepare`) as the specification's ``training`` group
-    says, network ``k`` with ``optimizers[k]`` and shuffling ``seeds[k]``; return one history per network
-    (this call's epochs).
-
-    ``order(epoch)``, when given, supplies each epoch's row order ((n,) or (K, n) host integers, or
-    ``None`` for the data's own order) instead of :func:`shuffled`. ``initial_epoch`` continues an
-    interrupted run from the state on the model (``model.state``, as :meth:`~xpnet.mlp.MLP.load` or a
-    checkpoint left it): epochs ``initial_epoch + 1 .. training.epochs`` are trained, each ordered as in
-    an uninterrupted run. ``on_epoch(records)`` is called after every epoch with one record per network
-    (``None`` for a frozen one). ``checkpoint`` (a :class:`~xpnet.session.Checkpoint`) is written at the
-    end of every ``checkpoint.every`` epochs before the last, and by a single network that diverges (with
-    its last finite weights, before the error is raised); the last write, with the final scores, is the
-    caller's (:meth:`xpnet.session.Session.train`). A single network raises
-    :class:`DivergenceError` (with ``history``); a stack freezes the network instead (``model.diverged``).
-    With early stopping a network stops (a stack: freezes, listed in ``model.stopped``) and ends with its
-    best epoch's weights (unless ``restore_best`` is off). ``model.state`` holds the run's state
-    (:class:`~xpnet.state.TrainState`) after every epoch.
-    """
+def check_training(model, training, n: int, initial_epoch: int = 0) -> int:
+    """Refuse, in one line, what cannot train: a backend without values to read back, an
+    ``initial_epoch`` past the run's epochs, a batch larger than the data or smaller than the backend
+    takes. Returns ``initial_epoch``, checked."""
     if not model.backend.can_train:
         raise ValidationError(f"backend {model.backend.name!r} cannot train (its arrays hold no values to read back); "
                               "it runs the forward pass only")
     initial_epoch = checks.integer("initial_epoch", initial_epoch, 0)
     if initial_epoch > training.epochs:
         raise ValidationError(f"initial_epoch must be at most epochs ({training.epochs}); got {initial_epoch}")
-    n = data.n
     if training.batch_size > n:
         raise ValidationError(f"batch_size must be at most the number of samples ({n}); got {training.batch_size}")
     smallest = min(model.backend.min_batch_size, n)
     if training.batch_size < smallest:
         raise ValidationError(f"backend {model.backend.name!r} builds a task graph per step; batch_size must be at "
                               f"least {smallest} there (the full batch is best); got {training.batch_size}")
-    with model.backend.context(), model.backend.threads(thread_choice(training)):
-        trainer = Trainer(model, data, training, optimizers, seeds, order, resume=initial_epoch > 0)
-        return _train(trainer, training, initial_epoch, progress, on_epoch, checkpoint)
-
-
-def _train(trainer, training, initial_epoch, progress, on_epoch, checkpoint):
-    model, data = trainer.model, trainer.data
-    histories: list[list[dict]] = [[] for _ in trainer.optimizers]
-    for epoch in range(initial_epoch + 1, training.epochs + 1):
-        try:
-            result = trainer.epoch(epoch, progress=progress, label=f"epoch {epoch}/{training.epochs}")
-        except DivergenceError as exc:
-            exc.history = trainer.state.history[0]
-            if checkpoint is not None:
-                checkpoint.write(model, diverged=str(exc))
-            raise
-        evaluations = {name: scores(model, *scored) for name, scored in data.scored.items()}
-        records = [None if k in trainer.guard.frozen else _record(epoch, result, evaluations, k, trainer.lrs[k])
-                   for k in range(len(histories))]
-        for k in trainer.end_epoch(epoch, evaluations, result):
-            records[k]["stopped"] = True
-        for history, record in zip(histories, records):
-            if record is not None:
-                history.append(record)
-        trainer.keep(epoch, records)
-        if on_epoch is not None:
-            on_epoch(records)
-        if trainer.done:
-            break
-        if checkpoint is not None and checkpoint.due(epoch) and epoch < training.epochs:
-            checkpoint.write(model)
-    trainer.finish()
-    return histories
+    return initial_epoch
 
 
 def _record(epoch, result, evaluations, k, lr) -> dict:
@@ -307,11 +259,18 @@ def _restore(xp, tree, kept, mask):
 class Rows:
     """The rows of one epoch: the data's own order, or an order ((n,) shared, (K, n) per network)."""
 
-    def __init__(self, xp, X, T, order=None):
-        self.xp, self.X, self.T, self.order = xp, X, T, order
+    def __init__(self, xp, X, T, order=None, offset=0, n=None):
+        self.xp, self.X, self.T, self.order, self.offset = xp, X, T, order, offset
+        self.n = (X.shape[0] if order is None else order.shape[-1]) if n is None else n
+
+    def part(self, start: int, stop: int) -> "Rows":
+        """Positions ``start .. stop`` of the epoch as rows of their own (a pass over part of an epoch);
+        nothing is copied."""
+        return Rows(self.xp, self.X, self.T, self.order, self.offset + start, stop - start)
 
     def get(self, start, stop, k=None):
-        """The samples at positions ``start .. stop`` of the epoch, for every network or network ``k``."""
+        """The samples at positions ``start .. stop`` of the rows, for every network or network ``k``."""
+        start, stop = start + self.offset, stop + self.offset
         if self.order is None:
             return self.X[start:stop, :], self.T[start:stop, :]
         order = self.order if k is None or self.order.ndim == 1 else self.order[k, :]
@@ -385,9 +344,10 @@ class CompiledStepper(Stepper):
         carry = (params, state, running)
         for calls, size in ((steps, self.size), (1 if tail else 0, tail)):
             if calls:
-                epoch = _compiled_epoch(self.backend, self.net, self.rule, self.per_sample, calls, size, start,
+                epoch = _compiled_epoch(self.backend, self.net, self.rule, self.per_sample, calls, size,
                                         rows.order is not None, self.unroll)
-                carry = epoch(carry, (rows.X, rows.T, rows.order, hyper))
+                first = self.backend.asarray(np.asarray(rows.offset + start, dtype=np.int32))  # traced, not baked in
+                carry = epoch(carry, (rows.X, rows.T, rows.order, hyper, first))
                 start += calls * size
         return carry
 
@@ -431,16 +391,16 @@ def stepper_for(backend, net, rule, per_sample, size, compile=None, unroll=1) ->
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_epoch(backend, net, rule, per_sample, steps, size, start, shuffled, unroll):
-    """``steps`` calls of ``size`` rows from row ``start`` as one compiled function ``(carry, data) ->
-    carry``, with ``carry = (params, state, summed losses)`` and ``data = (X, T, order, hyper)``; each
-    call's rows start at a position computed from the loop counter
-    (:meth:`~xpnet.backends.Backend.traced_rows`)."""
+def _compiled_epoch(backend, net, rule, per_sample, steps, size, shuffled, unroll):
+    """``steps`` calls of ``size`` rows as one compiled function ``(carry, data) -> carry``, with ``carry =
+    (params, state, summed losses)`` and ``data = (X, T, order, hyper, start)``: each call's rows start at
+    a position computed from ``start`` (a device integer, so that every start shares the compilation) and
+    the loop counter (:meth:`~xpnet.backends.Backend.traced_rows`)."""
     xp = backend.xp
 
     def body(carry, data, k):
         params, state, total = carry
-        X, T, order, hyper = data
+        X, T, order, hyper, start = data
         first = start + k * size
         if shuffled:
             batch = _gather(xp, X, T, backend.traced_rows(order, first, size, axis=-1))
@@ -487,27 +447,21 @@ class Guard:
         return np.isfinite(values).all(axis=0)
 
     def check(self, params, state, running, position, epoch, last=False):
-        """At row ``position``: freeze the networks that went non-finite since the last checkpoint (a
-        single network raises) and make this the new checkpoint (unless it is the epoch's ``last``).
-        Returns the parameters and rule state to go on with and whether a network was newly frozen."""
+        """At row ``position``: find the networks that went non-finite since the last checkpoint, freeze
+        them (a stack's; one network's is the trainer's to report) and make this the new checkpoint
+        (unless it is the epoch's ``last``). Returns the parameters and rule state to go on with and what
+        it found: ``(k, kept weights, kept rule state, where)`` per network newly gone bad."""
         finite = self.finite(params, running)
-        bad = [k for k in range(len(finite)) if not finite[k] and k not in self.frozen]
-        for k in bad:
-            kept, kept_state, where = self.locate(k, position, epoch)
-            if self.nets.single:  # one network raises; a stack freezes it and trains on
-                t = self.trainer
-                t.model.params, t.state.opt = kept, kept_state
-                t.state.frozen = [dict(where)]
-                raise DivergenceError(
-                    f"training diverged at {where['at']}: {where['problem']}; kept the last finite weights "
-                    "(from before that step); try a smaller learning rate",
-                    epoch=epoch, step=where["step"], lr=where["lr"],
-                )
+        found = [(k, *self.locate(k, position, epoch)) for k in range(len(finite))
+                 if not finite[k] and k not in self.frozen]
+        if found and self.nets.single:  # one network stops here: the trainer reports it
+            return params, state, found
+        for k, kept, kept_state, where in found:
             self.frozen[k] = {**where, "kept": kept, "kept_state": kept_state}
         params, state = self.hold(params, state)
         if not last:
             self.saved = (position, self.copy(params), self.copy(state))
-        return params, state, bool(bad)
+        return params, state, found
 
     def hold(self, params, state):
         """``params`` and ``state`` with every frozen network's set back to what it keeps."""
@@ -528,7 +482,7 @@ class Guard:
         position, saved, saved_state = self.saved
         kept, state = self.copy(self.nets.one(saved, k)), self.copy(self.nets.one(saved_state, k))
         hyper = optim.hyper(t.rule, [t.optimizers[k]], t.backend, t.model.dtype, lrs=[t.lrs[k]], chunk=t.stepper.chunk)
-        size, n, batch = t.stepper.size, t.data.n, t.batch_size
+        size, n, batch = t.stepper.size, t.rows.n, t.batch_size
         count, problem = 0, "a non-finite value appeared"  # kept only on a non-deterministic backend
         while position < stop:
             available = min(size, n - position)
@@ -576,23 +530,28 @@ class Guard:
                 else None for i in range(self.nets.count)]
 
 
-# -- the trainer ---------------------------------------------------------------------------------
+# -- the trainer: the epoch loop -------------------------------------------------------------------
 class Trainer:
-    """Epochs over device data for one network or a stack: the order, the stepper and the guard; the
-    update rule, each network's learning-rate schedule and early stopping -- and the run's state
-    (:class:`~xpnet.state.TrainState`), which the trainer keeps on the model (``model.state``) and brings
-    up to date at every epoch's end, so that a checkpoint written then holds all of it.
+    """The epoch loop, for one network or a stack: the order, the stepper and the guard, with hooks
+    (:mod:`xpnet.hooks`) for everything around the steps -- each network's learning-rate schedule and early
+    stopping are its own two hooks (:mod:`xpnet.schedules`); checkpoints, progress, reports and the
+    benchmark's timing are the caller's. It is the one writer of the run's state
+    (:class:`~xpnet.state.TrainState`), which it keeps on the model (``model.state``) and brings up to date
+    at every epoch's end, so that a checkpoint written then holds all of it.
 
     Per-sample training (batch size 1) runs :func:`~xpnet.kernels.sample_steps` over ``sample_chunk``
     samples per call where the rule can defer the first layer's updates, one step per sample otherwise;
-    larger batches run one step per call. ``resume`` continues the model's state where it stands (an
-    interrupted run: schedules, early stopping, history); otherwise a new run of epochs begins, and only
-    the rule's state carries over (when the rule is the same) and a stack's frozen networks stay frozen.
+    larger batches run one step per call. ``state`` is the run's state to start from (a resumed
+    checkpoint's; default the model's own). From ``initial_epoch`` > 0 the run continues that state where
+    it stands (an interrupted run: schedules, early stopping, history); otherwise a new run of epochs
+    begins, and only the rule's state carries over (the same rule: a second ``fit`` continues the
+    moments) and a stack's frozen networks stay frozen.
     """
 
-    def __init__(self, model, data: Sets, training, optimizers, seeds, order=None, resume=False):
-        self.model, self.backend, self.data = model, model.backend, data
-        self.nets = Networks(model.n_models)
+    def __init__(self, model, data: Sets, training, optimizers, seeds, order=None, state=None, initial_epoch=0):
+        self.initial_epoch = check_training(model, training, data.n, initial_epoch)
+        self.model, self.backend, self.data, self.training = model, model.backend, data, training
+        self.epochs, self.nets = training.epochs, Networks(model.n_models)
         optimizers = checks.per_network("optimizers", list(optimizers), self.nets.count)
         resolved = {o: o.resolved() for o in set(optimizers)}  # once per distinct setting, not per network
         self.optimizers = [resolved[o] for o in optimizers]
@@ -609,51 +568,131 @@ class Trainer:
         self.stepper = stepper_for(self.backend, model.network, self.rule, per_sample, size, training.compile,
                                    training.unroll)
         self.compiled = isinstance(self.stepper, CompiledStepper)
-        state = model.state if model.state is not None and model.state.count == self.nets.count else TrainState(self.nets.count)
-        if not resume:
+        if state is None and model.state is not None and model.state.count == self.nets.count:
+            state = model.state
+        state = state if state is not None else TrainState(self.nets.count)
+        if not self.initial_epoch:
             state = state.restart(keep_frozen=not self.nets.single)
-        if state.rule != self.rule or state.opt is None:
-            state.rule, state.opt = self.rule, self.rule.init_state(self.backend.xp, model.params)
+        state.rule, state.opt = self.rule, self._rule_state(state)
         self.state = model.state = state
         self.guard = Guard(self, state.frozen)
-        self.schedules = [Schedule(o, training.epochs, n, state.schedules[k]) for k, o in enumerate(self.optimizers)]
-        self.early = [EarlyStop(o["early_stopping"], o["min_delta"], o["restore_best"], state.early[k], state.best[k])
-                      if o["early_stopping"] else None for k, o in enumerate(self.optimizers)]
-        self.lrs, self.done = [o["lr"] for o in self.optimizers], False
+        self.learning_rates = LearningRates(self.optimizers, training.epochs, n, state.schedules)
+        self.early_stopping = (EarlyStopping(self.optimizers, state.early, state.best)
+                               if any(o["early_stopping"] for o in self.optimizers) else None)
+        self.lrs, self.done, self.final, self.pass_rows = [o["lr"] for o in self.optimizers], False, {}, n
+        self._stopped: list[int] = []
+
+    def _rule_state(self, state) -> list:
+        """The rule's state to go on with: the state's own where it was made by this rule with the same
+        arrays (a second ``fit`` that changes only a setting, ``weight_decay`` say, keeps Adam's moments),
+        fresh where there was none or another rule made it (a new optimizer starts afresh, as in
+        ``torch.optim``); a change of the same rule that would drop what its state holds is refused."""
+        fresh = self.rule.init_state(self.backend.xp, self.model.params)
+        old = state.opt
+        if old is None or state.rule is None or state.rule.name != self.rule.name:
+            return fresh
+        if [len(layer) for layer in old] == [len(layer) for layer in fresh]:
+            return old
+        if not any(old):  # nothing to lose (sgd without momentum before)
+            return fresh
+        old_rule, new_rule = dataclasses.asdict(state.rule), dataclasses.asdict(self.rule)
+        differ = [k for k in new_rule if old_rule.get(k) != new_rule[k]]
+        raise ValidationError(f"this network's {self.rule.name} state was made with "
+                              f"{', '.join(f'{k}={old_rule.get(k)}' for k in differ)}, which keeps other arrays than "
+                              f"{', '.join(f'{k}={new_rule[k]}' for k in differ)}: train on with the same settings, "
+                              "or start from a new network")
 
     def hyper(self):
         return optim.hyper(self.rule, self.optimizers, self.backend, self.model.dtype, self.nets.lead, self.lrs,
                            self.guard.frozen, traced=self.compiled, chunk=self.stepper.chunk)
 
-    def epoch(self, epoch, progress=False, label="") -> dict:
-        """Train one epoch in place; returns ``train_loss`` (per network), ``weight_change`` (layers x
-        networks), ``seconds`` and ``samples_per_second``."""
-        self.lrs = [schedule.lr(epoch) for schedule in self.schedules]
-        with self.backend.context():
-            return self._epoch(epoch, progress, label)
+    # -- the loop ----------------------------------------------------------------------------------
+    def run(self, epochs, hooks=(), rows=None) -> list[list[dict]]:
+        """Train ``epochs`` (a range of epoch numbers, 1-based) in place, calling ``hooks`` (after the
+        schedules and early stopping, before those :func:`xpnet.hooks.hooked` adds); return one history per
+        network (these epochs' records). ``rows=(start, stop)`` makes each epoch a pass over only those
+        positions of its order (the benchmark's rounds): the passes leave the run's state as it was.
 
-    def _epoch(self, epoch, progress, label):
-        backend, n, guard = self.backend, self.data.n, self.guard
+        A single network that diverges raises :class:`DivergenceError` (with ``history``) holding its
+        last finite weights; a stack freezes the network instead (``model.diverged``). With early stopping
+        a network stops (a stack: freezes, listed in ``model.stopped``) and ends with its best epoch's
+        weights (unless ``restore_best`` is off)."""
+        hooks = [self.learning_rates, *([self.early_stopping] if self.early_stopping else []), *hooks,
+                 *hooks_module.EXTRA]
+        deciding, others = [h for h in hooks if h.decides], [h for h in hooks if not h.decides]
+        checking = hooks_module.checks_of(hooks)
+        histories: list[list[dict]] = [[] for _ in range(self.nets.count)]
+        self.done, self.pass_rows = False, self.data.n if rows is None else rows[1] - rows[0]
+        with self.backend.context(), self.backend.threads(thread_choice(self.training)):
+            for hook in hooks:
+                hook.on_train_begin(self)
+            for epoch in epochs:
+                for hook in hooks:
+                    hook.on_epoch_begin(self, epoch)
+                try:
+                    result = self._epoch(epoch, checking, rows)
+                except BaseException as exc:
+                    if isinstance(exc, DivergenceError):
+                        exc.history = self.state.history[0]
+                    for hook in hooks:
+                        hook.on_error(self, exc)
+                    raise
+                evaluations = {name: scores(self.model, *scored) for name, scored in self.data.scored.items()}
+                records = [None if k in self.guard.frozen else _record(epoch, result, evaluations, k, self.lrs[k])
+                           for k in range(self.nets.count)]
+                self._stopped = []
+                for hook in deciding:
+                    hook.on_epoch_end(self, epoch, records)
+                self.done = (self.nets.single and bool(self._stopped)) or len(self.guard.frozen) == self.nets.count
+                if rows is None:
+                    self._keep(epoch, records)
+                for history, record in zip(histories, records):
+                    if record is not None:
+                        history.append(record)
+                for hook in others:
+                    hook.on_epoch_end(self, epoch, records)
+                if self.done:
+                    break
+            for hook in deciding:
+                hook.on_train_end(self)
+            self.final = {name: scores(self.model, *scored) for name, scored in self.data.scored.items()}
+            for hook in others:
+                hook.on_train_end(self)
+        return histories
+
+    def _epoch(self, epoch, checking, rows=None) -> dict:
+        """Train one epoch (or the pass ``rows`` of it) in place; returns ``train_loss`` (per network),
+        ``weight_change`` (layers x networks), ``seconds`` and ``samples_per_second``: the steps and the
+        guard's checks, not the hooks at the checks."""
+        backend, guard = self.backend, self.guard
         order = None if self.order is None else self.order(epoch)
         self.rows = Rows(backend.xp, self.data.X, self.data.T,
                          None if order is None else backend.asarray(np.asarray(order, dtype=np.int32)))
+        if rows is not None:
+            self.rows = self.rows.part(*rows)
+        n = self.rows.n
         params, state = self.model.params, self.state.opt
         start = guard.copy(params)
         guard.begin(params, state)
         running = _zeros(params, self.nets.lead, self.model.dtype)
         hyper = self.hyper()
-        t0 = time.perf_counter()
-        with Progress(n, label, enabled=progress) as bar:
-            position = 0
-            for stop in self.stepper.stops(n):
-                params, state, running = self.stepper.run(params, state, running, self.rows, position, stop, hyper)
-                params, state, frozen = guard.check(params, state, running, stop, epoch, last=stop == n)
-                if frozen:
-                    hyper = self.hyper()
-                bar.update(stop - position)
-                position = stop
-            backend.synchronize(*params[-1])
-        seconds = time.perf_counter() - t0
+        seconds, t0, position = 0.0, time.perf_counter(), 0
+        for stop in self.stepper.stops(n):
+            params, state, running = self.stepper.run(params, state, running, self.rows, position, stop, hyper)
+            params, state, found = guard.check(params, state, running, stop, epoch, last=stop == n)
+            if found and self.nets.single:
+                self._diverged(epoch, *found[0][1:])
+            if found:
+                hyper = self.hyper()
+            position = stop
+            if checking:  # off the clock, with the weights where the steps left them
+                seconds += time.perf_counter() - t0
+                self.model.params, self.state.opt = params, state
+                for hook in checking:
+                    hook.on_check(self, epoch, position)
+                t0 = time.perf_counter()
+        backend.synchronize(*params[-1])
+        seconds += time.perf_counter() - t0
         self.model.params, self.state.opt = params, state
         change = [backend.to_host(_norm(W - W0)) for (W, _), (W0, _) in zip(params, start)]
         return {
@@ -663,28 +702,37 @@ class Trainer:
             "seconds": seconds,
         }
 
-    def end_epoch(self, epoch, evaluations, result) -> list[int]:
-        """After an epoch: each network's schedule and early stopping see its monitored loss (the
-        validation loss where a validation set is scored, else the training loss). Returns the networks
-        that stopped; a stack freezes them (with their best weights, where those are restored)."""
-        stopped = []
-        for k, (schedule, early) in enumerate(zip(self.schedules, self.early)):
-            if k in self.guard.frozen:
-                continue
-            monitor = evaluations["val"][k]["loss"] if "val" in evaluations else float(result["train_loss"][k])
-            schedule.end(monitor)
-            if early is not None and early.end(epoch - 1, monitor, lambda: self.guard.copy(
-                    self.nets.one(self.model.params, k))):
-                stopped.append(k)
-                if not self.nets.single:
-                    if early.restore:
-                        self.model.params = self.nets.restore(self.backend, self.model.params, k, early.best_weights)
-                        self.state.restored[k] = True
-                    self.guard.freeze(k, stopped=epoch)
-        self.done = (self.nets.single and bool(stopped)) or len(self.guard.frozen) == self.nets.count
-        return stopped
+    # -- what the hooks and the guard report ---------------------------------------------------------
+    def _diverged(self, epoch, kept, kept_state, where):
+        """One network went non-finite: it ends with the weights and rule state from before that step."""
+        self.model.params, self.state.opt = kept, kept_state
+        self.state.frozen = [dict(where)]
+        raise DivergenceError(f"training diverged at {where['at']}: {where['problem']}; kept the last finite weights "
+                              "(from before that step); try a smaller learning rate",
+                              epoch=epoch, step=where["step"], lr=where["lr"])
 
-    def keep(self, epoch, records) -> None:
+    def weights_of(self, k):
+        """A copy of network ``k``'s weights now."""
+        return self.guard.copy(self.nets.one(self.model.params, k))
+
+    def diverged(self, k) -> bool:
+        return "problem" in self.guard.frozen.get(k, {})
+
+    def stop(self, k, epoch, best=None) -> None:
+        """Network ``k`` stops after ``epoch`` (early stopping): one network ends training; a stack's is
+        frozen, with the weights ``best`` where given, while the others train on."""
+        self._stopped.append(k)
+        if not self.nets.single:
+            if best is not None:
+                self.restore(k, best)
+            self.guard.freeze(k, stopped=epoch)
+
+    def restore(self, k, weights) -> None:
+        """Network ``k`` ends with ``weights`` (its best epoch's), and the run's state says so."""
+        self.model.params = self.nets.restore(self.backend, self.model.params, k, weights)
+        self.state.restored[k] = True
+
+    def _keep(self, epoch, records) -> None:
         """The epoch's end in the run's state: its records, the epochs done, the schedules' and early
         stopping's counters and best weights, the frozen networks (what a checkpoint then writes)."""
         s = self.state
@@ -692,22 +740,13 @@ class Trainer:
             if record is not None:
                 history.append(record)
         s.epochs_done = epoch
-        s.schedules = [schedule.state for schedule in self.schedules]
-        s.early = [None if e is None else e.state for e in self.early]
-        s.best = [None if e is None else e.best_weights for e in self.early]
+        s.schedules = self.learning_rates.state
+        if self.early_stopping is not None:
+            s.early, s.best = self.early_stopping.state, self.early_stopping.best
         if self.nets.single and self.done:
             s.frozen = [{"stopped": epoch}]
         elif not self.nets.single:
             s.frozen = self.guard.report()
-
-    def finish(self) -> None:
-        """Training ends: early stopping restores each network's best weights (where asked; the state
-        says so, ``restored``)."""
-        for k, early in enumerate(self.early):
-            diverged = "problem" in self.guard.frozen.get(k, {})
-            if early is not None and early.restore and early.best_weights is not None and not diverged:
-                self.model.params = self.nets.restore(self.backend, self.model.params, k, early.best_weights)
-                self.state.restored[k] = True
 
 
 def _zeros(params, lead, dtype):

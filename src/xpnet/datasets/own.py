@@ -41,6 +41,18 @@ def identify(path) -> tuple[str, str]:
     return path.name, _file_digest(path)
 
 
+def digest_arrays(*arrays) -> str:
+    """SHA-256 of arrays given in Python (``fit``'s data): each one's dtype, shape and bytes, in order
+    (``None`` for an array not given)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = None if a is None else np.ascontiguousarray(a)
+        h.update(b"-" if a is None else f"{a.dtype.str}{a.shape}".encode())
+        if a is not None:
+            h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
+
+
 def _file_digest(path: Path) -> str:
     try:
         stat = path.stat()
