@@ -7,11 +7,14 @@ import os
 import pytest
 
 from xpnet import bench
+from xpnet import workers as worker_processes
 
 
 @pytest.fixture(scope="session")
-def mnist():
-    return bench.load_training_set()
+def workers():
+    """A worker process per implementation (xpnet.workers), each loading the MNIST training set."""
+    with worker_processes.pool(bench.load_training_set) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="session", autouse=True)

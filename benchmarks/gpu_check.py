@@ -257,7 +257,7 @@ def run_benchmarks(report: Report, found, quick: bool, stand_in: bool, rounds: i
     """Every planned case that the budget leaves time for (the first ``most`` at most); each record goes
     into the report as it comes. Returns whether every case that ran succeeded."""
     _xpnet()
-    from xpnet import bench
+    from xpnet import bench, workers
 
     data = bench.load_training_set() if data is None else data
     results = report.data.setdefault("benchmarks", [])
@@ -275,9 +275,9 @@ def run_benchmarks(report: Report, found, quick: bool, stand_in: bool, rounds: i
                 **({"models": models} if models else {})}
         t0 = time.perf_counter()
         try:
-            result = bench.measure_case(impl, net, "float32", batch, data, rounds, target, models,
-                                        min_samples=QUICK_MIN_SAMPLES if quick else bench.MIN_SAMPLES,
-                                        deadline=time.monotonic() + report.left())
+            result = workers.measure_case(impl, net, "float32", batch, data, rounds, target, models,
+                                          min_samples=QUICK_MIN_SAMPLES if quick else bench.MIN_SAMPLES,
+                                          deadline=time.monotonic() + report.left())
         except Exception as exc:  # a failed case is recorded, and the next one runs
             result, ok = {**base, "error": f"{type(exc).__name__}: {exc}".splitlines()[0],
                           "traceback": traceback.format_exc()[-2000:]}, False
@@ -415,7 +415,7 @@ def main(argv=None, required=REQUIRED) -> int:
             + (f", {tests['timed_out']}" if tests.get("timed_out") else ""))
         report.write()
     _xpnet()
-    from xpnet import bench
+    from xpnet import bench, workers
 
     data = bench.load_training_set()
     report.data["training"] = []

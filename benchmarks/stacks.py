@@ -27,7 +27,7 @@ import numpy as np
 
 from common import figure, fresh
 
-from xpnet import bench
+from xpnet import bench, workers
 
 IMPLEMENTATIONS = ("xpnet-numpy", "xpnet-torch", "xpnet-jax", "torch-func", "jax-vmap")
 #: xpnet's implementation -> the peer it is compared with, case by case
@@ -70,7 +70,8 @@ def main(argv=None) -> int:
 
     if args.one:
         cases = [("small", "float32", batch, k) for batch in (1, 64) for k in models]
-        results = bench.run_suite([args.one], cases, rounds=args.rounds, target=args.target, on_result=show)
+        results = workers.run_suite([args.one], cases, rounds=args.rounds, target=args.target, on_result=show,
+                                     isolate=False)
         print(json.dumps(results))
         return 0
     runs = [fresh(__file__, name, "--models", args.models, "--rounds", args.rounds, "--target", args.target)

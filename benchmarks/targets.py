@@ -59,10 +59,10 @@ def measure_in_a_fresh_process(case) -> float:
 
 def measure_one(case):
     """Samples/s of one case in this process, or the reason it cannot run (a string)."""
-    from xpnet import bench
+    from xpnet import bench, workers
 
     implementation, net, dtype, batch_size = CASES[case]
-    result = bench.measure_case(implementation, net, dtype, batch_size, bench.load_training_set())
+    result = workers.measure_case(implementation, net, dtype, batch_size, bench.load_training_set())
     return result.get("samples_per_second", result.get("skipped"))
 
 

@@ -110,7 +110,7 @@ def test_the_whole_check_runs_on_cpu_stand_ins(gpu_check, tmp_path):
 def test_a_failed_case_is_recorded_the_rest_run_and_the_budget_stops_the_cases(gpu_check, tmp_path, monkeypatch):
     import types
 
-    from xpnet import bench
+    from xpnet import bench, workers
 
     def measure(impl, net, dtype, batch, data, rounds, target, models, min_samples, deadline):
         assert min_samples == gpu_check.QUICK_MIN_SAMPLES and deadline <= report.t0 + report.budget  # no round past it
@@ -118,7 +118,7 @@ def test_a_failed_case_is_recorded_the_rest_run_and_the_budget_stops_the_cases(g
             raise RuntimeError("CUDA error: an illegal memory access was encountered\nmore lines")
         return {"samples_per_second": 1000.0, "min": 1.0, "max": 1.0}
 
-    monkeypatch.setattr(bench, "measure_case", measure)
+    monkeypatch.setattr(workers, "measure_case", measure)
     monkeypatch.setattr(bench, "load_training_set", lambda: None)
     found = [types.SimpleNamespace(name="torch"), types.SimpleNamespace(name="jax")]
     report = gpu_check.Report(tmp_path, budget=1000.0, stand_in=True)

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import optim, spec, train
 from .backends import BACKENDS, GPU_DEVICES, installed_backends, library_versions, thread_pools
-from .errors import BackendError, DivergenceError, Unavailable, ValidationError
+from .errors import BackendError, DivergenceError, Unavailable, ValidationError, XpnetError
 
 NETS = {
     "small": spec.Model(layers="784-32-32-10", activation="sigmoid", init="normal-max"),
@@ -116,8 +116,11 @@ def implementations(devices=("cpu",)) -> list[str]:
 
 # -- learners ------------------------------------------------------------------------------------
 class XpnetLearner:
-    """xpnet trained by :func:`xpnet.train.train`, segment by segment; ``models=K`` trains a stack of K
-    networks (seeds ``run.seed .. run.seed + K - 1``) on the same rows."""
+    """xpnet trained through its one epoch loop: the session :func:`xpnet.runs.start` builds (as for
+    ``xpnet train``, ``xpnet sweep`` and ``fit``), each ``train(start, stop)`` one pass of the loop
+    (:meth:`xpnet.train.Trainer.run` with ``rows``) over those positions of the epoch's order, the hooks
+    of :func:`xpnet.hooks.hooked` called as in training; ``models=K`` trains a stack of K networks (seeds
+    ``run.seed .. run.seed + K - 1``) on the same rows."""
 
     def __init__(self, impl: Implementation, run: spec.Run, data: spec.Arrays, models=None):
         from .runs import start
@@ -125,20 +128,17 @@ class XpnetLearner:
         if impl.backend not in installed_backends():
             raise Unavailable(f"{BACKENDS[impl.backend].library} is not installed")
         run = run.replace(backend=impl.backend, device=impl.device, compile=impl.compile)
-        runs = [run] if models is None else [run.replace(seed=run.seed + k) for k in range(models)]
+        self.runs = [run] if models is None else [run.replace(seed=run.seed + k) for k in range(models)]
         try:
-            session = start(runs, data, stack=models is not None)
-        except BackendError as exc:
+            self.session = start(self.runs, spec.Arrays(data.X, data.y, None, None), stack=models is not None)
+        except (BackendError, ValidationError) as exc:  # what xpnet train refuses for this case
             raise Unavailable(str(exc)) from None
-        self.model, self.sets = session.model, session.data
-        self.run, self.backend = run, self.model.backend
+        self.model, self.run, self.data = self.session.model, run, data
+        self.backend = self.model.backend
+        self.test = train.check_data(self.model, data.X_test, data.y_test, "test")
         self.device = self.backend.device_name
         self.thread_choice = train.thread_choice(run.training)
-        self.data, self.models = data, models
-        self.optimizers = [run.optimizer] * (models or 1)
-        self.seeds = [run.seed + k for k in range(models or 1)]
-        self.shuffle = run.training.batch_size > 1 if run.training.shuffle is None else run.training.shuffle
-        self.epoch_rows, self.trainers = self.sets, {}
+        self.epoch = 1
 
     def threads(self):
         """The math-library threads xpnet's training runs with (:func:`xpnet.train.thread_choice`), set
@@ -150,46 +150,29 @@ class XpnetLearner:
 
     @property
     def compiles(self) -> bool:
-        """Whether each segment size compiles anew (JAX)."""
+        """Whether each pass size compiles anew (JAX)."""
         return train.compiles(self.backend, self.run.training.compile)
 
     def warm_up(self, sizes):
-        """Compile (where the backend compiles) the segment sizes time to accuracy trains, on a copy of
-        the network, before any clock runs."""
-        from .runs import build
+        """Compile (where the backend compiles) the pass sizes time to accuracy trains, on a copy of the
+        network (same backend: the compiled epochs are shared), before any clock runs."""
+        from .runs import start
 
         if not self.compiles:
             return
-        runs = [self.run.replace(seed=s) for s in self.seeds]
-        warm = build(runs, stack=bool(self.models))
+        copy = type(self.model).from_config(self.model.config(), backend=self.backend)
+        warm = start(self.runs, spec.Arrays(self.data.X, self.data.y, None, None), model=copy)
         for size in sizes:
-            rows = train.Sets(self.sets.X[:size, :], self.sets.T[:size, :])
-            train.Trainer(warm, rows, self._training(size), self.optimizers, self.seeds).epoch(1)
-
-    def _training(self, rows):
-        return spec.Training(epochs=1, batch_size=min(self.run.training.batch_size, rows), shuffle=False,
-                             compile=self.run.training.compile, sample_chunk=self.run.training.sample_chunk)
+            warm.trainer.run(range(1, 2), rows=(0, size))
 
     def start_epoch(self, epoch):
-        self.trainers = {}
-        if not self.shuffle:
-            self.epoch_rows = self.sets
-            return
-        order = self.backend.asarray(train.epoch_order(self.run.seed, epoch, self.sets.n).astype(np.int32))
-        xp = self.backend.xp
-        self.epoch_rows = train.Sets(xp.take(self.sets.X, order, axis=0), xp.take(self.sets.T, order, axis=0))
-        self.backend.synchronize(self.epoch_rows.X, self.epoch_rows.T)
+        self.epoch = epoch
 
     def train(self, start, stop):
-        key = (start, stop)
-        if key not in self.trainers:
-            rows = train.Sets(self.epoch_rows.X[start:stop, :], self.epoch_rows.T[start:stop, :])
-            self.trainers[key] = train.Trainer(self.model, rows, self._training(stop - start), self.optimizers,
-                                               self.seeds)
-        self.trainers[key].epoch(1)
+        self.session.trainer.run(range(self.epoch, self.epoch + 1), rows=(start, stop))
 
     def accuracy(self):
-        return train.scores(self.model, *self.sets.scored["test"])[0]["accuracy"]
+        return train.scores(self.model, *self.test)[0]["accuracy"]
 
 
 def make_learner(implementation: str, run: spec.Run, data: spec.Arrays, models=None):
@@ -258,8 +241,19 @@ def time_rounds(learner, n: int, rounds: int, deadline: float | None = None) -> 
     return rates
 
 
+#: A cell whose rounds spread more than this (slowest over fastest) is measured again, and marked unstable
+#: (with its spread) if it still does: never shown as a plain median.
+UNSTABLE_SPREAD = 1.5
+#: A cell that differs from the same case measured alone by more than this factor (either way) is marked.
+ALONE_FACTOR = 2.0
+
+
 def summary(rates) -> dict:
-    return {"samples_per_second": statistics.median(rates), "min": min(rates), "max": max(rates), "rounds": list(rates)}
+    """Median samples/s of the rounds, their min, max, interquartile range and spread (max / min)."""
+    rates = list(rates)
+    q1, _, q3 = statistics.quantiles(rates, n=4, method="inclusive") if len(rates) > 1 else (rates[0],) * 3
+    return {"samples_per_second": statistics.median(rates), "min": min(rates), "max": max(rates), "iqr": q3 - q1,
+            "spread": max(rates) / min(rates), "rounds": rates}
 
 
 def environment() -> dict:
@@ -269,38 +263,17 @@ def environment() -> dict:
             "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")}, **thread_pools()}
 
 
-def load_training_set() -> spec.Arrays:
-    """MNIST scaled to [0, 1] (host float64): training images and labels, and the test set."""
+def load_training_set(dtype: str = "float64") -> spec.Arrays:
+    """MNIST scaled to [0, 1] (host arrays of ``dtype``): training images and labels, and the test set."""
     from . import datasets
 
-    return spec.Arrays(*datasets.prepare(datasets.load_mnist()))
+    return spec.Arrays(*datasets.prepare(datasets.load_mnist(), dtype=dtype))
 
 
-def measure_case(implementation, net, dtype, batch_size, data, rounds=5, target=0.25, models=None,
-                 optimizer=None, min_samples=MIN_SAMPLES, deadline=None, threads=None) -> dict:
-    """One throughput case: the record of :func:`record`, or ``skipped`` with the reason. ``optimizer``
-    (a :class:`xpnet.spec.Optimizer`; default plain SGD at :data:`LR`) is what every implementation
-    trains with; ``min_samples`` is :func:`calibrate`'s shortest pass and ``deadline`` :func:`time_rounds`';
-    ``threads`` is xpnet's thread choice (``Training.threads``: ``None`` auto, 0 the library's own, N)."""
-    base = {"implementation": implementation, "net": net, "dtype": dtype, "batch_size": batch_size}
-    if models is not None:
-        base["models"] = models
-    batch = resolve_batch(batch_size, len(data.y))
-    run = case(net, dtype, batch).replace(threads=threads)
-    base["layers"] = run.model.layers
-    if optimizer is not None:
-        run = dataclasses.replace(run, optimizer=optimizer)
-        base["optimizer"] = described(optimizer)
-    try:
-        learner = make_learner(implementation, run, data, models)
-    except Unavailable as exc:
-        return {**base, "skipped": str(exc)}
-    if getattr(learner, "dtype", dtype) != dtype:  # a learner with a dtype of its own (the seeds' float64 loop)
-        base["ran_in_dtype"] = learner.dtype
-    with learner_threads(learner) as count:
-        n = calibrate(learner, batch, len(data.y), target, min_samples)
-        stats = summary(time_rounds(learner, n, rounds, deadline))
-    return {**record(base, learner, n, stats), "threads": count}
+def case_run(c, n_total: int) -> spec.Run:
+    """The run specification a benchmark cell (:class:`xpnet.workers.Case`) trains on ``n_total`` rows."""
+    run = case(c.net, c.dtype, resolve_batch(c.batch_size, n_total)).replace(threads=c.threads)
+    return run if c.optimizer is None else dataclasses.replace(run, optimizer=spec.Optimizer(**c.optimizer))
 
 
 @contextlib.contextmanager
@@ -325,24 +298,26 @@ def busy_cores(count: int):
             proc.wait()
 
 
-def run_suite(implementations_, cases, data=None, rounds=5, target=0.25, on_result=None, optimizer=None,
-              threads=None) -> list[dict]:
-    """Measure every implementation on every case ``(net, dtype, batch_size, models)``; skipped cases
-    carry a reason."""
-    data = data or load_training_set()
-    results = []
-    for net, dtype, batch_size, models in cases:
-        for implementation in implementations_:
-            result = measure_case(implementation, net, dtype, batch_size, data, rounds, target, models, optimizer,
-                                  threads=threads)
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-    return results
+@dataclass(frozen=True)
+class Case:
+    """One cell of the benchmark: an implementation's case (network, dtype, batch size, stack size), what
+    it trains with (``optimizer``: :class:`xpnet.spec.Optimizer`'s fields, ``None`` plain SGD;
+    ``threads``: xpnet's thread choice) and how its rounds are sized (``target`` seconds, at least
+    ``min_samples`` samples; ``n``: exactly this many samples, uncalibrated)."""
 
+    implementation: str
+    net: str
+    dtype: str
+    batch_size: int | str
+    models: int | None = None
+    optimizer: dict | None = None
+    threads: int | None = None
+    target: float = 0.25
+    min_samples: int = 1024
+    n: int | None = None
 
-def record(base: dict, learner, n: int, stats: dict) -> dict:
-    return {**base, **stats, "samples_per_round": n, "device": str(getattr(learner, "device", "cpu"))}
+    def with_n(self, n: int) -> "Case":
+        return dataclasses.replace(self, n=n)
 
 
 # -- time to accuracy ----------------------------------------------------------------------------
@@ -456,18 +431,43 @@ def _grid_table(rows, keys, header, cell) -> str:
     return "\n".join(lines)
 
 
+def _measured(results, net, dtype, stacked: bool) -> list[dict]:
+    return [r for r in results if r["net"] == net and r["dtype"] == dtype and "samples_per_second" in r
+            and bool(r.get("models")) == stacked]
+
+
+def flags(record) -> str:
+    """What a cell's value carries besides its number: ``?`` unstable (with its spread), ``!`` off from
+    the same case measured alone (with that median); empty for a cell to be taken as it is."""
+    out = []
+    if record.get("unstable"):
+        out.append(f"? spread {record['spread']:.1f}×")
+    if record.get("differs"):
+        out.append(f"! alone {_si(record['alone']['samples_per_second'] * (record.get('models') or 1))}")
+    return f" [{'; '.join(out)}]" if out else ""
+
+
+#: What the marks in a table mean (printed under tables that have any).
+LEGEND = (f"[? spread S×]: the cell's rounds spread more than {UNSTABLE_SPREAD:g}× (slowest to fastest) even when "
+          f"measured a second time: its median is not to be trusted; [! alone V]: the same case measured alone "
+          f"(--check-alone) gave V, more than {ALONE_FACTOR:g}× away")
+
+
 def markdown_table(results, net: str, dtype: str) -> str:
-    """Rows: implementations; columns: batch sizes; cells: median samples/s and the ratio to batch 1."""
-    rows = [r for r in results if r["net"] == net and r["dtype"] == dtype and "skipped" not in r and not r.get("models")]
+    """Rows: implementations; columns: batch sizes; cells: median samples/s and the ratio to batch 1, and
+    the cell's :func:`flags`."""
+    rows = _measured(results, net, dtype, stacked=False)
     if not rows:
         return f"(no measurements for the {net} net in {dtype})"
-    rate = {(_label(r), r["batch_size"]): r["samples_per_second"] for r in rows}
+    found = {(_label(r), r["batch_size"]): r for r in rows}
 
     def cell(key, b):
-        value, one = rate.get((key[0], b)), rate.get((key[0], 1))
-        if value is None:
+        record, one = found.get((key[0], b)), found.get((key[0], 1))
+        if record is None:
             return None
-        return f"{_si(value)} (×{value / one:.1f})" if one and b != 1 else _si(value)
+        value = record["samples_per_second"]
+        text = f"{_si(value)} (×{value / one['samples_per_second']:.1f})" if one and b != 1 else _si(value)
+        return text + flags(record)
 
     return _grid_table(rows, [(n,) for n in dict.fromkeys(map(_label, rows))], ["implementation"], cell)
 
@@ -480,17 +480,20 @@ def _label(record) -> str:
 
 def models_table(results, net: str, dtype: str) -> str:
     """Rows: implementation and network count K; columns: batch sizes; cells: median model-samples/s
-    (K x samples/s) and the ratio to the same implementation with one network."""
-    rows = [r for r in results if r["net"] == net and r["dtype"] == dtype and "skipped" not in r and r.get("models")]
+    (K x samples/s) and the ratio to the same implementation with one network, and the cell's
+    :func:`flags`."""
+    rows = _measured(results, net, dtype, stacked=True)
     if not rows:
         return f"(no stacked measurements for the {net} net in {dtype})"
-    rate = {(r["implementation"], r["models"], r["batch_size"]): r["models"] * r["samples_per_second"] for r in rows}
+    found = {(r["implementation"], r["models"], r["batch_size"]): r for r in rows}
 
     def cell(key, b):
-        value, one = rate.get((*key, b)), rate.get((key[0], 1, b))
-        if value is None:
+        record, one = found.get((*key, b)), found.get((key[0], 1, b))
+        if record is None:
             return None
-        return f"{_si(value)} (×{value / one:.1f})" if one and key[1] != 1 else _si(value)
+        value = record["models"] * record["samples_per_second"]
+        text = f"{_si(value)} (×{value / one['samples_per_second']:.1f})" if one and key[1] != 1 else _si(value)
+        return text + flags(record)
 
     keys = list(dict.fromkeys((r["implementation"], r["models"]) for r in rows))
     return _grid_table(rows, keys, ["implementation", "networks"], cell)

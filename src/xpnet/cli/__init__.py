@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 import numpy as np
 
@@ -320,7 +321,9 @@ def _bench_optimizer(args):
     return None if optimizer.plain else optimizer
 
 
-def _bench_to_accuracy(args, bench, data) -> int:
+def _bench_to_accuracy(args, bench) -> int:
+    from ..workers import pool
+
     targets = sorted(_list(args.to_accuracy, float, "--to-accuracy"))
     if not all(0 < t < 1 for t in targets):
         raise ValidationError(f"--to-accuracy takes accuracies between 0 and 1, e.g. 0.92,0.96; got {args.to_accuracy}")
@@ -334,10 +337,10 @@ def _bench_to_accuracy(args, bench, data) -> int:
     if bad:
         raise ValidationError(f"--to-accuracy takes --batch-sizes from 1, 16, 64, 256, 1024 and --net small/large; "
                               f"got {', '.join(map(str, bad))}")
-    data = spec.Arrays(*(np.asarray(a, np.float32) if a.dtype.kind == "f" else a for a in data[:4]))
+    data = bench.load_training_set("float32")
     optimizer = _bench_optimizer(args)
     results = []
-    with bench.busy_cores(args.busy_cores):
+    with bench.busy_cores(args.busy_cores), pool(data, not args.in_process) as workers:
         for net in nets:
             for batch in batches:
                 lr, scores = bench.choose_lr(net, batch, data, optimizer=optimizer)
@@ -348,8 +351,16 @@ def _bench_to_accuracy(args, bench, data) -> int:
                 for impl in impls:
                     for seed in range(args.seeds):
                         run = bench.with_optimizer(bench.case(net, "float32", batch, lr, seed, shuffle=None), optimizer)
-                        results.append(_to_accuracy_case(bench, impl, run.replace(threads=args.threads), net, data,
-                                                         targets, args))
+                        run = run.replace(threads=args.threads)
+                        base = {"implementation": impl, "net": net, "batch_size": batch, "lr": lr, "seed": seed,
+                                "optimizer": bench.described(run.optimizer)}
+                        result = {**base, **workers.to_accuracy(bench.Case(impl, net, "float32", batch), targets,
+                                                                args.max_seconds, run.to_dict())}
+                        if not args.json and "skipped" not in result:
+                            got = ", ".join(f"{100 * float(t):g}%: " + (f"{r['seconds']:.2f} s" if r else "not reached")
+                                            for t, r in result["reached"].items())
+                            print(f"  {impl} seed {seed}: {got}", file=sys.stderr, flush=True)
+                        results.append(result)
     if args.json:
         print(json.dumps({"environment": {**bench.environment(), "busy_cores": args.busy_cores}, "targets": targets,
                           "results": results}))
@@ -362,29 +373,30 @@ def _bench_to_accuracy(args, bench, data) -> int:
     return 0
 
 
-def _to_accuracy_case(bench, impl, run, net, data, targets, args) -> dict:
-    base = {"implementation": impl, "net": net, "batch_size": run.training.batch_size, "lr": run.optimizer.lr,
-            "seed": run.seed, "optimizer": bench.described(run.optimizer)}
-    try:
-        learner = bench.make_learner(impl, run, data)
-    except bench.Unavailable as exc:
-        return {**base, "skipped": str(exc)}
-    result = {**base, **bench.time_to_accuracy(learner, targets, len(data.y), max_seconds=args.max_seconds)}
-    if not args.json:
-        got = ", ".join(f"{100 * float(t):g}%: " + (f"{r['seconds']:.2f} s" if r else "not reached")
-                        for t, r in result["reached"].items())
-        print(f"  {impl} seed {run.seed}: {got}", file=sys.stderr, flush=True)
-    return result
+def _cell_line(result) -> str:
+    """One measured (or skipped) cell, as ``xpnet bench`` reports it while it runs."""
+    from .. import bench
+
+    what = f"{result['implementation']} {result['net']} {result['dtype']} batch {result['batch_size']}"
+    if result.get("models"):
+        what += f", {result['models']} models"
+    if "skipped" in result or "failed" in result:
+        return f"{what}: {'skipped' if 'skipped' in result else 'FAILED'} ({result.get('skipped') or result['failed']})"
+    again = ", measured twice" if result.get("remeasured") else ""
+    return (f"{what}: {result['samples_per_second']:,.0f} samples/s (min {result['min']:,.0f}, max {result['max']:,.0f}"
+            f"{again}; {result['samples_per_round']} samples a round){bench.flags(result)}")
 
 
 def cmd_bench(args) -> int:
     import itertools
 
-    from .. import bench
+    from .. import bench, workers
+    from ..progress import Progress, duration
 
-    data = bench.load_training_set()
     if args.to_accuracy:
-        return _bench_to_accuracy(args, bench, data)
+        return _bench_to_accuracy(args, bench)
+    if args.check_alone and args.in_process:
+        raise ValidationError("--check-alone measures in processes of their own; it does not go with --in-process")
     impls = _list(args.impl, name="--impl") if args.impl else [
         i for i in bench.implementations(("cpu", "cuda")) if i not in ("xpnet-array_api_strict", "hand-tuned-numpy")]
     for impl in impls:
@@ -399,28 +411,34 @@ def cmd_bench(args) -> int:
             raise ValidationError(f"{name} takes {', '.join(map(str, allowed))}; got {', '.join(map(str, bad))}")
     if any(k is not None and k < 1 for k in models):
         raise ValidationError(f"--models takes network counts >= 1; got {args.models}")
+    optimizer = _bench_optimizer(args)
     cases = list(itertools.product(nets, dtypes, batches, models))
-    total, done = len(impls) * len(cases), []
+    groups = workers.cells(impls, cases, args.rounds, args.target, optimizer, args.threads)
+    total = len(impls) * len(cases)
+    expected = workers.expected_seconds(groups, args.rounds, args.target) * (2 if args.check_alone else 1)
+    where = "all in this process" if args.in_process else "each implementation in a process of its own"
+    print(f"xpnet bench: {total} cells ({len(impls)} implementations x {len(cases)} cases), {args.rounds} rounds of "
+          f"about {args.target:g} s each, {where}{', then each cell alone' if args.check_alone else ''}: expect "
+          f"about {duration(expected)}", file=sys.stderr, flush=True)
+    done = []
+    bar = Progress(total * args.rounds * (2 if args.check_alone else 1), "bench", enabled=None if not args.no_progress
+                   else False, unit="rounds")
 
     def show(result):
         done.append(result)
-        if args.json:
-            return
-        what = f"[{len(done)}/{total}] {result['implementation']} {result['net']} {result['dtype']} batch {result['batch_size']}"
-        if result.get("models"):
-            what += f", {result['models']} models"
-        if "skipped" in result:
-            line = f"{what}: skipped ({result['skipped']})"
-        else:
-            line = (f"{what}: {result['samples_per_second']:,.0f} samples/s "
-                    f"(min {result['min']:,.0f}, max {result['max']:,.0f}; {result['samples_per_round']} samples a round)")
-        print(line, file=sys.stderr, flush=True)
+        ran = len(result.get("rounds", ())) + len(result.get("first_rounds", ()))
+        bar.total += (ran - args.rounds) * (2 if args.check_alone else 1)
+        if not args.json:
+            bar.write(f"[{len(done)}/{total}] {_cell_line(result)}")
 
-    with bench.busy_cores(args.busy_cores):
-        results = bench.run_suite(impls, cases, data, rounds=args.rounds, target=args.target, on_result=show,
-                                  optimizer=_bench_optimizer(args), threads=args.threads)
+    with bar, bench.busy_cores(args.busy_cores):
+        results = workers.run_suite(impls, cases, rounds=args.rounds, target=args.target, on_result=show,
+                                  optimizer=optimizer, threads=args.threads, isolate=not args.in_process,
+                                  check_alone=args.check_alone, on_round=lambda c: bar.update(1))
+    seconds = bar.done and time.perf_counter() - bar.start
     if args.json:
-        print(json.dumps({"environment": {**bench.environment(), "busy_cores": args.busy_cores}, "results": results},
+        print(json.dumps({"environment": {**bench.environment(), "busy_cores": args.busy_cores,
+                                          "isolated": not args.in_process, "seconds": seconds}, "results": results},
                          indent=1))
         return 0
     for net, dtype in itertools.product(nets, dtypes):
@@ -432,6 +450,9 @@ def cmd_bench(args) -> int:
             print(f"\n{net} net {bench.NETS[net].layers}, {dtype}: median model-samples/s (networks x "
                   f"samples/s) of {args.rounds} rounds (ratio to one network)")
             print(bench.models_table(results, net, dtype))
+    if any(bench.flags(r) for r in results):
+        print(f"\n{bench.LEGEND}")
+    print(f"xpnet bench: {len(results)} cells in {duration(seconds)}", file=sys.stderr)
     return 0
 
 
@@ -565,6 +586,12 @@ def _bench_parser(sub):
     p.add_argument("--max-seconds", type=float, default=20.0, help="training budget per time-to-accuracy run (20)")
     p.add_argument("--busy-cores", type=_at_least(0), default=0, metavar="N",
                    help="keep N cores busy (a busy loop each) while measuring: a shared CPU (default 0)")
+    p.add_argument("--in-process", action="store_true", help="measure every implementation in this process "
+                   "(default: each in a process of its own, where no other library's threads run; in one process "
+                   "they can slow each other down many times over)")
+    p.add_argument("--check-alone", action="store_true", help="then measure every cell again in a fresh process "
+                   "with no other implementation started, and mark a cell more than 2x away from that")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the raw measurements as JSON")
     options.add_arguments(p, ("optimizer", *optim.options(), "threads"))
     p.set_defaults(run=cmd_bench)
