@@ -440,7 +440,7 @@ def flags(record) -> str:
     """What a cell's value carries besides its number: ``?`` unstable (with its spread), ``!`` off from
     the same case measured alone (with that median); empty for a cell to be taken as it is."""
     out = []
-    if record.get("unstable"):
+    if record.get("unstable") and record["spread"] > UNSTABLE_SPREAD:
         out.append(f"? spread {record['spread']:.1f}×")
     if record.get("differs"):
         out.append(f"! alone {_si(record['alone']['samples_per_second'] * (record.get('models') or 1))}")
@@ -450,7 +450,7 @@ def flags(record) -> str:
 #: What the marks in a table mean (printed under tables that have any).
 LEGEND = (f"[? spread S×]: the cell's rounds spread more than {UNSTABLE_SPREAD:g}× (slowest to fastest) even when "
           f"measured a second time: its median is not to be trusted; [! alone V]: the same case measured alone "
-          f"(--check-alone) gave V, more than {ALONE_FACTOR:g}× away")
+          f"(--check-alone), twice, gave V, more than {ALONE_FACTOR:g}× away: not to be trusted either")
 
 
 def markdown_table(results, net: str, dtype: str) -> str:
