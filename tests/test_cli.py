@@ -39,8 +39,8 @@ def test_train_json_save_and_evaluate(capsys, tmp_path):
     code, out, _ = run(capsys, "evaluate", "--weights", str(path))
     lines = out.splitlines()
     header = lines.index("confusion matrix (rows: true class, columns: predicted class):")
-    assert lines[header + 1].split() == ["true\\pred", "0", "1"]  # the predicted labels head the columns
-    assert [row.split()[0] for row in lines[header + 2:header + 4]] == ["0", "1"]
+    assert lines[header + 1].split() == ["true\\pred", "1", "5"]  # the classes by name (--digits 1,5)
+    assert [row.split()[0] for row in lines[header + 2:header + 4]] == ["1", "5"]
 
 
 def test_epochs_zero_scores_the_untrained_net(capsys):

@@ -17,16 +17,52 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BLOCKS = [(path.relative_to(ROOT), i, code) for path in DOCS for i, code in enumerate(python_blocks(path))]
 
 
+NUMBER = r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+
+
+def printed_as_said(expected: str, line: str) -> bool:
+    """Whether ``line`` is what a ``# prints:`` comment says: the same text, ``…`` for anything (what
+    depends on the machine, a speed), each number within 1 % (or 0.005) of the one written."""
+    parts = re.split(f"({NUMBER}|…)", expected.strip())
+    pattern = "".join("(.*?)" if p == "…" else f"({NUMBER})" if re.fullmatch(NUMBER, p) else re.escape(p)
+                      for p in parts if p)
+    found = re.fullmatch(pattern, line.strip())
+    if not found:
+        return False
+    numbers = [p for p in parts if p and p != "…" and re.fullmatch(NUMBER, p)]
+    got = [g for p, g in zip([p for p in parts if p and (p == "…" or re.fullmatch(NUMBER, p))], found.groups())
+           if p != "…"]
+    return all(abs(float(g) - float(n)) <= max(0.01 * abs(float(n)), 0.005) for g, n in zip(got, numbers))
+
+
 @pytest.mark.parametrize("path,index,code", BLOCKS, ids=[f"{p}[{i}]" for p, i, _ in BLOCKS])
 def test_python_examples_in_the_docs_run(path, index, code):
+    """Each block runs as written, and prints what its ``# prints:`` comments say, in that order."""
+    import contextlib
+    import io
+
     if "sklearn" in code:
         pytest.importorskip("sklearn")
     environment = dict(os.environ)  # a block may set variables (SCIPY_ARRAY_API) for itself only
+    out = io.StringIO()
     try:
-        exec(compile(code, f"{path}[python block {index}]", "exec"), {})
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, f"{path}[python block {index}]", "exec"), {})
     finally:
         os.environ.clear()
         os.environ.update(environment)
+    lines = out.getvalue().splitlines()
+    for expected in re.findall(r"# prints: (.*)$", code, flags=re.M):
+        while lines and not printed_as_said(expected, lines[0]):
+            lines.pop(0)
+        assert lines, f"{path}[python block {index}] does not print {expected!r}:\n{out.getvalue()}"
+        lines.pop(0)
+
+
+def test_the_printed_values_check_fails_when_a_value_is_off():
+    assert printed_as_said("0.599 …", "0.5991 210201.7") and printed_as_said("[7 6 1] x", "[7 6 1] x")
+    assert not printed_as_said("0.599 …", "0.65 210201.7") and not printed_as_said("| 0.1 | no |", "| 0.1 | yes |")
+    assert printed_as_said("[0.859, None]", "[0.8589, None]") and not printed_as_said("step 16", "step 18")
 
 
 def test_cli_page_lists_every_option():

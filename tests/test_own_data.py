@@ -77,7 +77,7 @@ def test_the_same_rows_as_npz_csv_and_idx_folder_train_the_same_network(capsys, 
         code, out, err = run(capsys, "train", "--data", tmp_path / source, "--layers", "16-8-4", "--epochs", "3",
                              "--lr", "0.5", "--batch-size", "4", "--json", "--no-progress")
         assert code == 0, err
-        assert "has no test split: the test rows are all its rows" in err
+        assert "has no test split: 40 of its 200 rows" in err and "held out as the test set, never trained on" in err
         histories.append([{k: v for k, v in r.items() if k not in ("samples_per_second", "seconds")} for r in json.loads(out)["history"]])
     assert histories[0] == histories[1] == histories[2]
     assert histories[0][-1]["test_loss"] < histories[0][0]["test_loss"]
@@ -91,7 +91,7 @@ def test_a_csv_finds_its_label_column_and_class_names(capsys, tmp_path, iris, la
     code, out, err = run(capsys, "train", "--data", path, *IRIS_RUN, "--save", tmp_path / "w.npz")
     assert code == 0 and float(out.split("test accuracy ")[-1].split("%")[0]) >= 90, out + err
     code, out, _ = run(capsys, "evaluate", "--weights", tmp_path / "w.npz", "--json")
-    assert code == 0 and json.loads(out)["n"] == 150
+    assert code == 0 and json.loads(out)["n"] == 30  # the held-out fifth of each class, as in training
 
 
 def test_digits_select_two_classes_of_ones_own_data(capsys, tmp_path, iris):
@@ -146,8 +146,8 @@ def test_a_sweep_records_the_data_and_refuses_another_on_resume(capsys, tmp_path
 
 def test_pixel_scaling_is_refused_for_features_that_are_not_pixels(capsys, tmp_path, iris):
     np.savez(tmp_path / "iris.npz", X=iris[0], y=iris[1])
-    code, _, err = run(capsys, "train", "--data", tmp_path / "iris.npz", "--layers", "4-8-3")
-    assert code == 2 and "not pixel values 0..255" in err and "--scale standardize" in err
+    code, _, err = run(capsys, "train", "--data", tmp_path / "iris.npz", "--layers", "4-8-3", "--scale", "255")
+    assert code == 2 and "not pixel values 0..255" in err and "give --scale auto (the default)" in err
 
 
 def _npz(**arrays):

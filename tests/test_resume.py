@@ -214,3 +214,29 @@ def test_a_checkpoint_of_the_previous_release_resumes_to_the_run_of_this_one(tmp
     for name, value in fresh[0].items():
         np.testing.assert_array_equal(resumed[0][name], value, err_msg=name)
     assert resumed[1]["history"] == fresh[1]["history"]
+
+
+def test_a_checkpoint_whose_run_records_another_rule_than_its_state_is_refused_untouched(tmp_path, capsys):
+    """A checkpoint of an Adam run whose recorded run was edited to say sgd: resuming it with --optimizer
+    sgd would train on with Adam's moments as if they were nothing; it is refused in one line, the file
+    left as it was."""
+    import json as _json
+
+    from xpnet.cli import main as cli
+
+    small = ["train", "--digits", "1,5", "--layers", "784-4-1", "--loss", "logistic", "--batch-size", "64",
+             "--no-progress", "--json"]
+    adam, sgd = tmp_path / "adam.npz", tmp_path / "sgd.npz"
+    assert cli([*small, "--epochs", "1", "--optimizer", "adam", "--save", str(adam)]) == 0
+    assert cli([*small, "--epochs", "1", "--optimizer", "sgd", "--save", str(sgd)]) == 0
+    capsys.readouterr()
+    arrays = dict(np.load(adam))
+    meta, theirs = _json.loads(str(arrays["meta"])), _json.loads(str(np.load(sgd)["meta"]))
+    meta["run"], meta["identity"] = theirs["run"], theirs["identity"]  # what an sgd run records
+    arrays["meta"] = np.array(_json.dumps(meta))
+    np.savez(adam, **arrays)
+    before = adam.read_bytes()
+    assert cli([*small, "--epochs", "2", "--optimizer", "sgd", "--save", str(adam), "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "its run records optimizer 'sgd', but its training state was made by 'adam'" in err
+    assert err.count("\n") == 1 and adam.read_bytes() == before

@@ -190,7 +190,7 @@ class NumpyBackend(Backend):
     @classmethod
     def resolve(cls, module, device):
         if device not in (None, "cpu"):
-            raise BackendError(f"backend 'numpy' runs on device 'cpu' only; got {device!r}")
+            raise BackendError(f"backend 'numpy' runs on device 'cpu' only; got {device!r}{_cuda_hint(device)}")
         if tuple(int(p) for p in module.__version__.split(".")[:2]) >= (2, 1):
             return cls(module, "cpu")
         import array_api_compat.numpy as xp
@@ -273,6 +273,15 @@ class CupyBackend(Backend):
                 "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
                 "cuda_runtime": _cuda_version(runtime.runtimeGetVersion()),
                 "cuda_driver": _cuda_version(runtime.driverGetVersion())}
+
+
+#: The backends that compute on a CUDA GPU, and how each names it.
+CUDA_BACKENDS = "--backend cupy (--device cuda), torch (--device cuda) or jax (--device cuda, JAX with CUDA)"
+
+
+def _cuda_hint(device) -> str:
+    """What to say where a backend that has no CUDA device was asked for one."""
+    return f"; CUDA runs on {CUDA_BACKENDS}" if str(device).startswith(("cuda", "gpu")) else ""
 
 
 def _cuda_version(number: int) -> str:
@@ -378,7 +387,8 @@ class JaxBackend(Backend):
             devices = []
         index = int(index) if index.isdigit() else 0
         if index >= len(devices):
-            raise BackendError(f"backend 'jax' has no device {device!r}; available: {jax.devices()}")
+            hint = "; this JAX has no CUDA support (pip install 'jax[cuda13]')" if platform == "gpu" else ""
+            raise BackendError(f"backend 'jax' has no device {device!r}; available: {jax.devices()}{hint}")
         return cls(xp, devices[index])
 
     @classmethod
@@ -498,7 +508,8 @@ class StrictBackend(Backend):
         if wanted in names:
             return cls(strict, wanted)
         available = ", ".join(map(_strict_name, names))
-        raise BackendError(f"backend 'array_api_strict' has no device {device!r}; available: {available}")
+        raise BackendError(f"backend 'array_api_strict' has no device {device!r}; available: {available}"
+                           f"{_cuda_hint(device)}")
 
     @classmethod
     def holds(cls, x):
@@ -576,7 +587,8 @@ class DaskBackend(Backend):
     @classmethod
     def resolve(cls, dask, device):
         if device not in (None, "cpu"):
-            raise BackendError(f"backend 'dask' runs its chunks on NumPy, device 'cpu'; got {device!r}")
+            raise BackendError(f"backend 'dask' runs its chunks on NumPy, device 'cpu'; got {device!r}"
+                               f"{_cuda_hint(device)}")
         import array_api_compat.dask.array as xp
 
         return cls(xp, "cpu")

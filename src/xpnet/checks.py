@@ -84,11 +84,19 @@ def flag(name: str, value, allow_none: bool = False):
     return bool(value)
 
 
+def nearest(word, names) -> str:
+    """``; did you mean 'X'?`` for the name of ``names`` nearest ``word`` where one is near, else ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.6) if isinstance(word, str) else []
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def choice(name: str, value, table: Iterable[str]):
     """One of the names of ``table`` (a dict's keys, or a sequence of names)."""
     names = list(table)
     if not isinstance(value, str) or value not in names:
-        raise ValidationError(f"{name} must be one of {', '.join(names)}; got {value!r}")
+        raise ValidationError(f"{name} must be one of {', '.join(names)}; got {value!r}{nearest(value, names)}")
     return value
 
 

@@ -34,6 +34,7 @@ import dataclasses
 
 import numpy as np
 
+from . import checks
 from .errors import ValidationError
 from .rules import RULES, SGD, Adagrad, Adam, AdamW, RMSprop, Rule, Setting, register
 
@@ -41,7 +42,7 @@ from .rules import RULES, SGD, Adagrad, Adam, AdamW, RMSprop, Rule, Setting, reg
 def get(name) -> type:
     """The rule called ``name``; a one-line error naming the known ones otherwise (never a fallback)."""
     if name not in RULES:
-        raise ValidationError(f"optimizer must be one of {', '.join(RULES)}; got {name!r}")
+        raise ValidationError(f"optimizer must be one of {', '.join(RULES)}; got {name!r}{checks.nearest(name, RULES)}")
     return RULES[name]
 
 

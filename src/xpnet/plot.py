@@ -48,15 +48,24 @@ def history(records, path, title=""):
     return _save(fig, path)
 
 
-def _show(ax, row):
-    """One sample: a square image when its features make one (MNIST's 784 = 28 x 28), else a strip."""
-    side = math.isqrt(row.size)
-    shape = (side, side) if side * side == row.size else (1, row.size)
-    ax.imshow(np.reshape(row, shape), cmap="gray_r", aspect="equal" if shape[0] > 1 else "auto")
+def _show(ax, row, shape):
+    """One sample drawn as the image of ``shape`` its features make (MNIST's 28 x 28)."""
+    ax.imshow(np.reshape(row, shape), cmap="gray_r", aspect="equal")
 
 
-def misclassified(images, y_true, y_pred, classes, path, count=25):
-    """A grid of the first ``count`` misclassified images, each titled 'predicted (true)'."""
+def image_shape(n_features: int):
+    """The image a feature count makes where it is a square of 64 or more (8 x 8 and up), else ``None``:
+    four features are a table's row, not a 2 x 2 image."""
+    side = math.isqrt(n_features)
+    return (side, side) if side * side == n_features and side >= 8 else None
+
+
+def misclassified(images, y_true, y_pred, classes, path, count=25, shape=None):
+    """A grid of the first ``count`` misclassified images (``shape``: each row's image shape; default a
+    square feature count), each titled 'predicted (true)'."""
+    shape = shape or image_shape(images.shape[1])
+    if shape is None:
+        raise ValueError(f"{images.shape[1]} features are not an image; write the rows as a table (misclassified_table)")
     wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))[:count]
     cols = 5
     rows = max(1, -(-len(wrong) // cols))
@@ -64,11 +73,29 @@ def misclassified(images, y_true, y_pred, classes, path, count=25):
     for ax in axes.flat:
         ax.axis("off")
     for ax, i in zip(axes.flat, wrong):
-        _show(ax, images[i])
+        _show(ax, images[i], shape)
         ax.set_title(f"{classes[y_pred[i]]} ({classes[y_true[i]]})", fontsize=9, color="C3")
     fig.suptitle(f"misclassified: predicted (true) — {len(wrong)} shown of "
                  f"{int(np.sum(np.asarray(y_true) != np.asarray(y_pred)))}")
     return _save(fig, path)
+
+
+def misclassified_table(features, y_true, y_pred, probs, classes, path, names=None):
+    """The misclassified rows of a table of features as CSV: the row of the test set, the true and the
+    predicted class (by name), the predicted probability, then the features (``features``: as the data
+    holds them, before scaling)."""
+    import csv
+
+    probs = probs if probs.shape[1] > 1 else np.hstack([1 - probs, probs])
+    wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))
+    names = names or [f"feature_{j}" for j in range(features.shape[1])]
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["test_row", "true", "predicted", "probability", *names])
+        for i in wrong:
+            out.writerow([int(i), classes[y_true[i]], classes[y_pred[i]], f"{probs[i, y_pred[i]]:.4f}",
+                          *(f"{v:.6g}" for v in features[i])])
+    return path
 
 
 def weight_histograms(weights, path):
@@ -82,37 +109,53 @@ def weight_histograms(weights, path):
     return _save(fig, path)
 
 
-def probabilities(images, probs, y_true, classes, path, count=6):
-    """The ``count`` least confident predictions: each image beside bars of its predicted class
-    probabilities, the true class in green (confident, correct predictions teach little)."""
+def probabilities(images, probs, y_true, classes, path, count=6, shape=None):
+    """The ``count`` least confident predictions: bars of each one's predicted class probabilities (the
+    true class in green), beside its image where the features are images (``shape``; default a square
+    feature count of 64 or more), else named by its test row (confident, correct predictions teach little)."""
     probs = probs if probs.shape[1] > 1 else np.hstack([1 - probs, probs])
+    shape = shape or image_shape(images.shape[1])
     picks = np.argsort(probs.max(axis=1))[: min(count, len(images))]
-    fig, axes = plt.subplots(len(picks), 2, figsize=(7, 1.5 * len(picks)), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 3]})
+    k = probs.shape[1]
+    fig, axes = plt.subplots(len(picks), 2 if shape else 1, figsize=(7, max(1.5, 0.25 * k + 0.6) * len(picks)),
+                             squeeze=False, gridspec_kw={"width_ratios": [1, 3]} if shape else None)
     for row, i in zip(axes, picks):
-        _show(row[0], images[i])
-        row[0].axis("off")
-        colours = ["C2" if k == y_true[i] else "C0" for k in range(probs.shape[1])]
-        row[1].barh(range(probs.shape[1]), probs[i], color=colours)
-        row[1].set_yticks(range(probs.shape[1]), [str(c) for c in classes], fontsize=7)
-        row[1].set_xlim(0, 1)
-        row[1].invert_yaxis()
-    axes[0][1].set_title("the least confident predictions (green: true class)", fontsize=10)
-    axes[-1][1].set_xlabel("predicted probability")
+        if shape:
+            _show(row[0], images[i], shape)
+            row[0].axis("off")
+        bars = row[-1]
+        bars.barh(range(k), probs[i], color=["C2" if c == y_true[i] else "C0" for c in range(k)])
+        bars.set_yticks(range(k), [str(c) for c in classes], fontsize=7)
+        bars.set_xlim(0, 1)
+        bars.invert_yaxis()
+        if not shape:
+            bars.set_ylabel(f"test row {i}", fontsize=8)
+    axes[0][-1].set_title("the least confident predictions (green: true class)", fontsize=10)
+    axes[-1][-1].set_xlabel("predicted probability")
     return _save(fig, path)
 
 
 def confusion(matrix, classes, path):
-    """The confusion matrix: rows are true classes, columns predictions; counts in the cells."""
+    """The confusion matrix: rows are true classes, columns predictions, labelled with the class names;
+    counts in the cells (up to 30 classes), the figure sized to the class count and the names."""
     matrix = np.asarray(matrix)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(classes), 0.8 + 0.55 * len(classes)))
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(classes)), [str(c) for c in classes], rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(classes)), [str(c) for c in classes], fontsize=8)
-    ax.set(xlabel="predicted", ylabel="true", title=f"confusion matrix ({matrix.sum()} samples)")
-    threshold = matrix.max() / 2
-    for (i, j), v in np.ndenumerate(matrix):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > threshold else "black")
+    n = len(classes)
+    labels = [str(c) if len(str(c)) <= 18 else str(c)[:17] + "…" for c in classes]
+    room = 0.09 * max(map(len, labels))  # inches the longest name needs
+    side = min(max(4.0, 0.45 * n + 1.5), 24.0)
+    fig, ax = plt.subplots(figsize=(side + room, side + room))
+    image = ax.imshow(matrix, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    size = max(4, min(10, 240 / max(n, 1) / 2))
+    ax.set_xticks(range(n), labels, rotation=45 if n > 3 or room > 0.5 else 0, ha="right" if n > 3 else "center",
+                  fontsize=size)
+    ax.set_yticks(range(n), labels, fontsize=size)
+    ax.set(xlabel="predicted class", ylabel="true class")
+    ax.set_title(f"confusion matrix\n{matrix.sum()} test samples, {np.trace(matrix)} right", fontsize=10)
+    if n <= 30:
+        threshold = matrix.max() / 2
+        for (i, j), v in np.ndenumerate(matrix):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=size, color="white" if v > threshold else "black")
     return _save(fig, path)
 
 
@@ -163,7 +206,7 @@ def sweep_curves(records, path):
         if not epochs:
             continue
         colour = cmap(lrs.index(r["lr"]) / max(1, len(lrs) - 1))
-        ax.plot(epochs, accs, "-", color=colour, alpha=0.7, linewidth=1)
+        ax.plot(epochs, accs, "o-", color=colour, alpha=0.7, linewidth=1, markersize=4)  # a one-epoch run: a dot
     scalar = matplotlib.cm.ScalarMappable(cmap=cmap, norm=matplotlib.colors.Normalize(0, max(1, len(lrs) - 1)))
     bar = fig.colorbar(scalar, ax=ax, ticks=range(len(lrs)))
     bar.ax.set_yticklabels([f"{lr:g}" for lr in lrs], fontsize=8)

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from . import checks
 from .errors import ValidationError
 from .hooks import Hook
 
@@ -56,7 +57,8 @@ def register(name, help, options=(), check=None):
 def get(name) -> Kind:
     """The schedule called ``name``; a one-line error naming the known ones otherwise (never a fallback)."""
     if not isinstance(name, str) or name not in SCHEDULES:
-        raise ValidationError(f"schedule must be one of {', '.join(SCHEDULES)}; got {name!r}")
+        raise ValidationError(f"schedule must be one of {', '.join(SCHEDULES)}; got {name!r}"
+                              f"{checks.nearest(name, SCHEDULES)}")
     return SCHEDULES[name]
 
 

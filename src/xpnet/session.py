@@ -89,7 +89,9 @@ class Session:
 
     def __init__(self, model, data: train.Sets, runs, *, checkpoint: Checkpoint | None = None, resume: bool = False,
                  order=None, initial_epoch: int = 0):
-        self.model, self.data, self.runs = model, data, list(runs)
+        self.model, self.data = model, data
+        self.runs = [r if r.training.epochs is not None else r.replace(epochs=spec.auto_epochs(r.data, data.n))
+                     for r in runs]
         self.training = self.runs[0].training
         self.optimizers, self.seeds = [r.optimizer for r in self.runs], [r.seed for r in self.runs]
         self.checkpoint, self.identity = checkpoint, None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import json
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, NamedTuple
 
@@ -74,8 +75,45 @@ def _maybe(check):
     return lambda name, v: None if v is None else check(name, v)
 
 
+#: Layers whose ends come from the data: ``in-32-32-out`` is the input size, two hidden layers of 32, the
+#: class count (:func:`fit_layers`).
+DATA_ENDS = ("in", "out")
+
+
 def _layers(name, value) -> str:
+    if isinstance(value, str) and (value.split("-")[0] == "in" or value.split("-")[-1] == "out"):
+        parts = value.split("-")
+        if parts[0] != "in" or parts[-1] != "out":
+            raise ValidationError(f"layers leave both ends to the data ('in-32-32-out') or give both sizes "
+                                  f"('784-32-32-10'); got {value!r}")
+        if len(parts) > 2:
+            checks.layers("-".join(["1", *parts[1:-1], "1"]))
+        return value
     return "-".join(map(str, checks.layers(value)))
+
+
+#: The training samples an own data set's default epochs add up to (MNIST's 3 epochs), and their bounds.
+AUTO_SAMPLES, AUTO_EPOCHS = 180_000, (3, 200)
+
+
+def auto_epochs(data: "Data", n_rows: int, epochs: int | None = None) -> int:
+    """``epochs``, or where it is not given the default: 3 on the built-in data sets; on one's own data
+    enough epochs for about :data:`AUTO_SAMPLES` samples, within :data:`AUTO_EPOCHS` (150 rows: 200)."""
+    if epochs is not None:
+        return epochs
+    if data.sha256 is None or data.dataset == ARRAYS:
+        return AUTO_EPOCHS[0]
+    return int(min(max(-(-AUTO_SAMPLES // max(n_rows, 1)), AUTO_EPOCHS[0]), AUTO_EPOCHS[1]))
+
+
+def fit_layers(layers: str, n_features: int, n_classes: int, loss: str = "cross-entropy") -> str:
+    """``layers`` with the ends it leaves to the data (``in-32-32-out``) given: the data's feature count
+    and class count (one output for two classes under the logistic loss); other layers as they are."""
+    parts = str(layers).split("-")
+    if parts[0] != DATA_ENDS[0]:
+        return layers
+    outputs = 1 if n_classes == 2 and loss == "logistic" else n_classes
+    return "-".join([str(n_features), *parts[1:-1], str(outputs)])
 
 
 def _activation(name, value) -> str:
@@ -132,8 +170,10 @@ class Data(_Group):
     chooses the held-out rows (``split_seed``, independent of the run's ``seed``)."""
 
     dataset: str = _option("mnist", "--dataset", choices=DATASETS, help="data set")
-    scaling: str = _option("255", "--scale", check=_choice(SCALINGS), choices=SCALINGS,
-                           help="pixel scaling: /255, per-image max, standardize, or none (raw 0-255)")
+    scaling: str = _option("auto", "--scale", check=_choice(SCALINGS), choices=SCALINGS,
+                           help="feature scaling: auto (pixels 0..255 divided by 255, other features standardized "
+                                "each with the training rows' mean and deviation), /255, per-image max, "
+                                "standardize (one mean and deviation), or none")
     digits: str | None = _option(None, "--digits", check=_maybe(_digits), metavar="A,B",
                                  help="use two classes only, labelled 0 and 1 (e.g. 3,9)")
     validation: float | None = _option(None, "--validation", parse=float, metavar="FRACTION",
@@ -159,6 +199,8 @@ class Data(_Group):
             object.__setattr__(self, "sha256", digest)
         elif self.sha256 is None and self.dataset != ARRAYS:
             checks.choice("dataset", self.dataset, DATASETS)
+        if self.scaling == "auto" and self.sha256 is None:  # MNIST's pixels; fit's arrays, which it never scales
+            object.__setattr__(self, "scaling", "none" if self.dataset == ARRAYS else "255")
         super().__post_init__()
 
 
@@ -166,7 +208,9 @@ class Data(_Group):
 class Model(_Group):
     """The network: layer sizes, hidden activation(s), output/loss pair and initialisation."""
 
-    layers: str = _option("784-32-32-10", "--layers", check=_layers, sweep=True, help="layer sizes joined by '-'")
+    layers: str = _option("in-32-32-out", "--layers", check=_layers, sweep=True,
+                          help="layer sizes joined by '-'; 'in' and 'out' take the input size and the class count "
+                               "from the data")
     activation: str = _option("sigmoid", "--activation", check=_activation, sweep=True,
                               help="hidden activation (sigmoid, tanh, relu, identity), or one per hidden layer joined by '/'")
     loss: str = _option("cross-entropy", "--loss", check=_choice(LOSSES), choices=LOSSES)
@@ -180,12 +224,21 @@ class Model(_Group):
 
     @property
     def sizes(self) -> list[int]:
+        if self.layers.startswith("in-"):
+            raise ValidationError(f"layers {self.layers} take their input and output sizes from the data; give the "
+                                  "sizes (e.g. 784-32-32-10) where there is no data")
         return checks.layers(self.layers)
+
+    @property
+    def hidden(self) -> list[int]:
+        """The hidden layers' sizes (known before the data is)."""
+        parts = self.layers.split("-")[1:-1]
+        return [int(p) for p in parts]
 
     @property
     def activations(self) -> list[str]:
         """One activation name per hidden layer."""
-        return [a.name for a in hidden_activations(self.activation, self.sizes)]
+        return [a.name for a in hidden_activations(self.activation, [1, *self.hidden, 1])]
 
 
 def _threads(text: str):
@@ -198,8 +251,9 @@ class Training(_Group):
     """How the data is stepped through: epochs, batch size, shuffling, and how steps run (compiled
     epochs; samples per call of the per-sample kernel; JAX's scan unroll)."""
 
-    epochs: int = _option(3, "--epochs", parse=int, check=lambda n, v: checks.integer(n, v, 0), metavar="N",
-                          help="epochs; 0 evaluates the untrained net")
+    epochs: int | None = _option(None, "--epochs", parse=int, check=_maybe(lambda n, v: checks.integer(n, v, 0)),
+                                 metavar="N", help="epochs; 0 evaluates the untrained net (default: 3 on MNIST and "
+                                 "Fashion-MNIST; on your own data about 180,000 samples' worth, 3 to 200 epochs)")
     batch_size: int = _option(1, "--batch-size", parse=int, check=lambda n, v: checks.integer(n, v, 1), sweep=True,
                               metavar="B",
                               help="samples per step; 1 is the textbook per-sample algorithm")
@@ -405,8 +459,9 @@ class Run(_Group):
         super().__post_init__()
         if not self.is_grid():
             model = self.model
-            head_for(model.loss, model.output, model.sizes[-1])
-            hidden_activations(model.activation, model.sizes)
+            if not model.layers.startswith("in-"):  # else once the data gives the output size
+                head_for(model.loss, model.output, model.sizes[-1])
+            hidden_activations(model.activation, [1, *model.hidden, 1])
 
     # -- flat names ---------------------------------------------------------------------------------
     def flat(self, resolved: bool = False) -> dict:
@@ -430,6 +485,15 @@ class Run(_Group):
         """The run with these flat fields (others: ``base``'s, or the defaults); unknown keys are ignored,
         so a sweep record or a weights file's ``meta`` gives its run."""
         return (base or cls()).replace(**{k: v for k, v in values.items() if k in FIELDS})
+
+    def fitted(self, n_features: int, n_classes: int, n_rows: int) -> "Run":
+        """The run (or grid) with what it leaves to the data given: the layer ends (:func:`fit_layers`)
+        and the epochs (:func:`auto_epochs`)."""
+        layers = self.model.layers
+        fit = [fit_layers(l, n_features, n_classes, self.model.loss) for l in
+               (layers if isinstance(layers, list) else [layers])]
+        return self.replace(layers=fit if isinstance(layers, list) else fit[0],
+                            epochs=auto_epochs(self.data, n_rows, self.training.epochs))
 
     def replace(self, **values) -> "Run":
         """A copy with the flat fields ``values`` changed (each checked)."""
@@ -563,6 +627,12 @@ class Arrays(NamedTuple):
     validation: tuple | None = None
     classes: list | None = None
     note: str | None = None
+    #: What scaled the features (:func:`xpnet.datasets.choose_scaling`): recorded with the weights.
+    scaling: dict | None = None
+    #: The file's rows held out as the test set (own data without a test split of its own), else ``None``.
+    held_out: list | None = None
+    #: The features' shape as images, where they are images (``None`` for a table of features).
+    image_shape: tuple | None = None
 
 
 def split(arrays: Arrays, data: Data) -> Arrays:
@@ -570,28 +640,35 @@ def split(arrays: Arrays, data: Data) -> Arrays:
     if not data.validation:
         return arrays
     X, y, X_val, y_val = datasets.validation_split(arrays.X, arrays.y, data.validation, data.split_seed)
-    return Arrays(X, y, arrays.X_test, arrays.y_test, (X_val, y_val), arrays.classes, arrays.note)
+    return Arrays(X, y, arrays.X_test, arrays.y_test, (X_val, y_val), *arrays[5:])
 
 
-def load_data(data: Data, dtype="float64", download: bool = True, progress: bool | None = None) -> Arrays:
-    """The data ``data`` describes: loaded, scaled, a digit pair, the validation rows held out (host
-    arrays of ``dtype``). Cached, so a Dask worker loads each data set once."""
-    return _load(data, data.data_dir, data.file, dtype, download, progress)
+def load_data(data: Data, dtype="float64", download: bool = True, progress: bool | None = None,
+              scaling: dict | None = None) -> Arrays:
+    """The data ``data`` describes: loaded (own data without a test split: its held-out rows as the test
+    set), scaled, a digit pair, the validation rows held out (host arrays of ``dtype``); ``scaling`` is
+    what a weights file recorded of its training data's scaling, used instead of choosing anew. Cached,
+    so a Dask worker loads each data set once."""
+    recorded = None if scaling is None else json.dumps(scaling, sort_keys=True)
+    return _load(data, data.data_dir, data.file, dtype, download, progress, recorded)
 
 
 @functools.lru_cache(maxsize=4)
-def _load(data, data_dir, file, dtype, download, progress):
+def _load(data, data_dir, file, dtype, download, progress, recorded):
     if data.sha256 is None:
         loaded = datasets.load(data.dataset, data_dir, allow_download=download, progress=progress)
     elif file is None:
         raise ValidationError(f"this run was made on your own data {data.dataset} (sha256 {data.sha256[:12]}...): "
                               "give --data FILE")
     else:
-        loaded = own.load(file, data.sha256)
+        loaded = own.load(file, data.sha256, data.split_seed)
         datasets.check_scaling(loaded, data.scaling)
-    X, y, X_test, y_test = datasets.prepare(loaded, data.scaling, data.digits, dtype=dtype)
+    scaling = datasets.choose_scaling(loaded, data.scaling, None if recorded is None else json.loads(recorded))
+    X, y, X_test, y_test = datasets.prepare(loaded, scaling, data.digits, dtype=dtype)
     classes = [loaded.classes[d] for d in parse_digits(data.digits)] if data.digits else loaded.classes
-    return split(Arrays(X, y, X_test, y_test, classes=classes, note=loaded.note), data)
+    held = None if loaded.held_out is None else loaded.held_out.tolist()
+    return split(Arrays(X, y, X_test, y_test, classes=classes, note=loaded.note, scaling=scaling, held_out=held,
+                        image_shape=loaded.image_shape), data)
 
 
 #: The flat keys weights files held before they recorded the run (``meta["run"]``).
@@ -618,4 +695,4 @@ def from_meta(meta: dict) -> Run:
 
 
 __all__ = ["Run", "Data", "Model", "Training", "Optimizer", "Placement", "Option", "SWEPT", "FIELDS", "OPTIONS",
-           "grid", "expand"]
+           "grid", "expand", "fit_layers"]

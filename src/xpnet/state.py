@@ -135,6 +135,17 @@ def restore(path, model, meta: dict, arrays: dict) -> TrainState:
         raise DataError(f"{path}: damaged training state ({type(exc).__name__}: {exc})") from None
 
 
+def _recorded_optimizer(meta):
+    """The update rule a file's run records (one name for all its networks), or ``None`` where it records
+    none or several."""
+    run = meta.get("run")
+    names = run.get("optimizer", {}).get("optimizer") if isinstance(run, dict) else None
+    if names is None and isinstance(meta.get("identity"), dict):
+        names = meta["identity"].get("optimizer")
+    names = names if isinstance(names, list) else [names]
+    return names[0] if len(set(map(str, names))) == 1 and isinstance(names[0], str) else None
+
+
 def _restore(model, meta, arrays) -> TrainState:
     K = model.n_models
     count = K or 1
@@ -146,6 +157,10 @@ def _restore(model, meta, arrays) -> TrainState:
     if record is not None:
         _type(record, dict, "optimizer_state")
         rule = optim.rule_from(record)
+        recorded = _recorded_optimizer(meta)
+        if recorded is not None and recorded != rule.name:
+            raise DataError(f"its run records optimizer {recorded!r}, but its training state was made by {rule.name!r} "
+                            "(an edited or damaged file): training on would use another rule's state")
         zeros = [(np.zeros(w), np.zeros(b)) for w, b in shapes]
         wanted = [tuple(a.shape for a in layer) for layer in rule.init_state(np, zeros)]
         if record.get("layers") != [len(s) for s in wanted]:

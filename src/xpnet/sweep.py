@@ -196,6 +196,8 @@ class Sweep:
         dtype = grid.placement.dtype
         self.data = spec.load_data(grid.data, dtype) if data is None else spec.split(spec.Arrays(*data), grid.data)
         n = len(self.data.y)
+        classes = len(self.data.classes) if self.data.classes is not None else int(np.max(self.data.y)) + 1
+        grid = grid.fitted(self.data.X.shape[1], classes, n)  # the layer ends and epochs left to the data
         if data is None:
             for layers in _values(grid.model.layers):
                 spec.check_fits(checks.layers(layers), self.data.X.shape[1], len(self.data.classes))

@@ -13,13 +13,14 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import time
 
 import numpy as np
 
-from .. import optim, spec
+from .. import checks, datasets, optim, spec
 from . import options
 from ..errors import DivergenceError, ValidationError, XpnetError
 
@@ -45,10 +46,14 @@ def cmd_train(args) -> int:
         check_writable(args.save, "--save")
     progress = False if args.no_progress else None
     data = spec.load_data(run.data, run.placement.dtype, progress=progress)
+    run = run.fitted(data.X.shape[1], len(data.classes), len(data.y))
     spec.check_fits(run.model.sizes, data.X.shape[1], len(data.classes))
-    checkpoint = Checkpoint(args.save, args.checkpoint_every) if args.save else None
+    recorded = {"input_scaling": data.scaling, "classes": data.classes,
+                **({"held_out_rows": data.held_out} if data.held_out is not None else {})}
+    checkpoint = Checkpoint(args.save, args.checkpoint_every, recorded) if args.save else None
     session = start([run], data, checkpoint=checkpoint, resume=args.resume)
-    for note in (data.note, session.note):
+    scaled = datasets.describe_scaling(data.scaling) if run.data.sha256 else None  # own data: said once
+    for note in (data.note, scaled, session.note):
         if note:
             print(f"xpnet train: {note}", file=sys.stderr)
     if session.finished:
@@ -71,7 +76,8 @@ def cmd_train(args) -> int:
             print(f"xpnet train: early stopping after epoch {record['epoch']}", file=sys.stderr)
 
     if not args.json:
-        print(f"{net!r}\ntraining on {len(data.y)} {run.data.dataset} samples, testing on {len(data.y_test)}; "
+        print(f"{net!r}\ntraining on {len(data.y)} {run.data.dataset} samples for {run.training.epochs} epoch(s), "
+              f"testing on {len(data.y_test)}; "
               f"before {'this run' if session.initial_epoch else 'training'}: test accuracy "
               f"{100 * initial['accuracy']:.2f}%", flush=True)
     status = 0
@@ -86,7 +92,8 @@ def cmd_train(args) -> int:
     if args.json:
         print(json.dumps({"history": net.state.history[0], "test_accuracy": final["accuracy"], "test_loss": final["loss"],
                           "initial_test_accuracy": initial["accuracy"], "initial_test_loss": initial["loss"],
-                          **run.record(), "run": run.to_dict(), "model": net.config(),
+                          **run.record(), "run": run.to_dict(), "model": net.config(), "input_scaling": data.scaling,
+                          "held_out_rows": data.held_out,
                           "trained_with_threads": threads[-1] if threads else None}))
     elif status == 0:
         print(f"test accuracy {100 * final['accuracy']:.2f}%  test loss {final['loss']:.4f}")
@@ -112,7 +119,7 @@ def cmd_sweep(args) -> int:
     def announce(where):
         if not args.json and sweep.stacks:
             print(f"{len(sweep.todo)} configurations in {len(sweep.stacks)} stack(s) of at most "
-                  f"{max(map(len, sweep.stacks))} networks, {grid.training.epochs} epoch(s) each, on "
+                  f"{max(map(len, sweep.stacks))} networks, {sweep.runs[0].training.epochs} epoch(s) each, on "
                   f"{grid.placement.backend}{where}", file=sys.stderr, flush=True)
 
     def show(records):
@@ -139,17 +146,26 @@ def cmd_sweep(args) -> int:
 # -- saved runs: evaluate, export, plot ----------------------------------------------------------
 def _saved_run(args, backend="numpy", device=None, dtype=None, data: dict | None = None):
     """A network saved by ``xpnet train --save`` (or a sweep) and the test set it was trained for (or the
-    one ``data`` names: dataset, scaling, digits). Returns ``(net, data group, class names, X_test,
-    y_test)``."""
+    one ``data`` names: dataset, scaling, digits). Returns ``(net, data group, arrays)``: the data's
+    :class:`xpnet.spec.Arrays`, its test set scaled as the network's training data was."""
     from ..mlp import MLP
 
     net = MLP.load(args.weights, backend=backend, device=device, dtype=dtype)
-    chosen = _test_data(spec.from_meta(net.meta).data, args, data)
-    arrays = spec.load_data(chosen, progress=False)
-    spec.check_fits(net.sizes, arrays.X_test.shape[1], len(arrays.classes))
+    trained = spec.from_meta(net.meta).data
+    chosen = _test_data(trained, args, data)
+    arrays = _test_arrays(chosen, trained, net.meta, net.sizes)
     if arrays.note:
         print(f"xpnet {args.command}: {arrays.note}", file=sys.stderr)
-    return net, chosen, arrays.classes, arrays.X_test, arrays.y_test
+    return net, chosen, arrays
+
+
+def _test_arrays(chosen: spec.Data, trained: spec.Data, meta: dict, sizes) -> spec.Arrays:
+    """The test data ``chosen`` names, scaled as the network's training data was (the numbers its file
+    recorded, where the scaling is still the one it was trained with), checked against its layers."""
+    recorded = meta.get("input_scaling") if chosen.scaling == trained.scaling else None
+    arrays = spec.load_data(chosen, progress=False, scaling=recorded)
+    spec.check_fits(sizes, arrays.X_test.shape[1], len(arrays.classes))
+    return arrays
 
 
 def _test_data(trained: spec.Data, args, given: dict | None) -> spec.Data:
@@ -175,8 +191,7 @@ def _evaluate_onnx(args) -> int:
     trained = spec.Data(dataset=meta.get("dataset") or "mnist", scaling=meta.get("scaling") or "255",
                         digits=meta.get("digits"), file=meta.get("file"), sha256=meta.get("sha256"))
     data = _test_data(trained, args, {"dataset": args.dataset, "scaling": args.scaling, "digits": args.digits})
-    arrays = spec.load_data(data, progress=False)
-    spec.check_fits(meta["sizes"], arrays.X_test.shape[1], len(arrays.classes))
+    arrays = _test_arrays(data, trained, meta, meta["sizes"])
     pred = exported.labels(arrays.X_test)
     result = {"test_accuracy": accuracy(arrays.y_test, pred), "n": len(arrays.y_test), "dataset": data.dataset,
               "confusion": confusion_matrix(arrays.y_test, pred, max(meta["sizes"][-1], 2)).tolist()}
@@ -191,20 +206,25 @@ def _evaluate_onnx(args) -> int:
 def cmd_evaluate(args) -> int:
     if args.onnx:
         return _evaluate_onnx(args)
-    net, data, _, X_test, y_test = _saved_run(args, args.backend, args.device, args.dtype,
-                                              {"dataset": args.dataset, "scaling": args.scaling, "digits": args.digits})
-    result = net.evaluate(X_test, y_test)
+    net, data, arrays = _saved_run(args, args.backend, args.device, args.dtype,
+                                   {"dataset": args.dataset, "scaling": args.scaling, "digits": args.digits})
+    result = net.evaluate(arrays.X_test, arrays.y_test)
     if args.json:
         print(json.dumps({"test_accuracy": result["accuracy"], "test_loss": result["loss"], "n": result["n"],
                           "confusion": result["confusion"].tolist(), "dataset": data.dataset, "digits": data.digits,
-                          "scaling": data.scaling, "backend": str(net.backend), "dtype": net.dtype}))
+                          "scaling": data.scaling, "classes": arrays.classes, "backend": str(net.backend),
+                          "dtype": net.dtype}))
         return 0
     print(f"{net!r}\n{data.dataset} test set ({result['n']} samples): accuracy {100 * result['accuracy']:.2f}%  "
           f"loss {result['loss']:.4f}")
     print("confusion matrix (rows: true class, columns: predicted class):")
-    print("  true\\pred " + " ".join(f"{j:5d}" for j in range(len(result["confusion"]))))
-    for i, row in enumerate(result["confusion"]):
-        print(f"  {i:>9} " + " ".join(f"{v:5d}" for v in row))
+    names = [str(c) for c in arrays.classes][: len(result["confusion"])]
+    names += [str(j) for j in range(len(names), len(result["confusion"]))]
+    width = max(5, *map(len, names))
+    first = max(10, width)
+    print("  " + "true\\pred".rjust(first) + " " + " ".join(n.rjust(width) for n in names))
+    for name, row in zip(names, result["confusion"]):
+        print("  " + name.rjust(first) + " " + " ".join(f"{v:{width}d}" for v in row))
     return 0
 
 
@@ -217,7 +237,7 @@ def cmd_export(args) -> int:
     net = MLP.load(args.weights)
     data = spec.from_meta(net.meta).data
     meta = {"dataset": data.dataset, "scaling": data.scaling, "digits": data.digits, "file": data.file,
-            "sha256": data.sha256}
+            "sha256": data.sha256, "input_scaling": net.meta.get("input_scaling")}
     if "test_accuracy" in net.meta:
         meta["test_accuracy"] = net.meta["test_accuracy"]
     proto = net.to_onnx(args.onnx, label=not args.no_label, metadata=meta)
@@ -225,8 +245,8 @@ def cmd_export(args) -> int:
             "outputs": [o.name for o in proto.graph.output], "dtype": net.dtype}
     status = 0
     if args.check:
-        _, data, _, X_test, _ = _saved_run(args)
-        result = check(net, args.onnx, X_test, (1, min(1000, len(X_test))))
+        _, data, arrays = _saved_run(args)
+        result = check(net, args.onnx, arrays.X_test, (1, min(1000, len(arrays.X_test))))
         info["check"] = {**result, "max_abs_diff": {str(k): v for k, v in result["max_abs_diff"].items()}}
         status = 0 if result["passed"] else 1
     if args.json:
@@ -260,16 +280,25 @@ def cmd_plot(args) -> int:
                      plot.sweep_curves(records, out / "sweep-curves.png")):
             print(path)
         return 0
-    net, data, classes, X_test, y_test = _saved_run(args)
+    net, data, arrays = _saved_run(args)
+    X_test, y_test, classes = arrays.X_test, arrays.y_test, arrays.classes
     probs = net.predict_proba(X_test)
     pred = np.asarray(predicted_classes(probs))
     written = []
     if net.meta.get("history"):
         title = f"{'-'.join(map(str, net.sizes))} {'/'.join(net.activation_names)}, {net.head.loss}, {data.dataset}"
         written.append(plot.history(net.meta["history"], out / "history.png", title=title))
-    written.append(plot.misclassified(X_test, y_test, pred, classes, out / "misclassified.png"))
+    shape = arrays.image_shape if arrays.image_shape is not None else plot.image_shape(X_test.shape[1])
+    if shape is not None and int(np.prod(shape)) == X_test.shape[1]:
+        written.append(plot.misclassified(X_test, y_test, pred, classes, out / "misclassified.png", shape=shape))
+    else:
+        shape = None
+        print(f"xpnet plot: the {X_test.shape[1]} features are not an image: the misclassified test rows are a table "
+              "(misclassified.csv), not pictures", file=sys.stderr)
+        written.append(plot.misclassified_table(datasets.unscale(X_test, arrays.scaling), y_test, pred, probs, classes,
+                                                out / "misclassified.csv"))
     written.append(plot.weight_histograms(net.get_weights(), out / "weights.png"))
-    written.append(plot.probabilities(X_test, probs, y_test, classes, out / "probabilities.png"))
+    written.append(plot.probabilities(X_test, probs, y_test, classes, out / "probabilities.png", shape=shape))
     written.append(plot.confusion(confusion_matrix(y_test, pred, net.n_classes), classes, out / "confusion.png"))
     for path in written:
         print(path)
@@ -282,7 +311,7 @@ def cmd_gradcheck(args) -> int:
     from ..mlp import MLP
 
     run = options.from_args(args, base=spec.Run(placement=spec.Placement(dtype="float64")))
-    net = MLP.from_spec(run)
+    net = MLP.from_spec(run.fitted(784, 10, 60000))  # no data: layer ends left to it are MNIST's
     rng = np.random.default_rng(run.seed)
     # Random biases too, so that no ReLU unit sits exactly on its kink at z = 0.
     net.set_weights([(W, rng.normal(0.0, 0.1, size=b.shape)) for W, b in net.get_weights()])
@@ -481,7 +510,20 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line on stderr (status 2), like every other user error."""
 
     def error(self, message):
+        wrong = re.match(r"argument .*: invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if wrong:
+            message += checks.nearest(wrong.group(1), re.findall(r"'([^']*)'", wrong.group(2)))
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _unknown(parser, command: str, extras) -> str:
+    """One line for the arguments no option of ``command`` took, naming the nearest option of each."""
+    flags = set(re.findall(r"--[a-z][a-z0-9-]*", parser.commands[command].format_help()))
+    first = extras[0]
+    if not first.startswith("-"):
+        return f"unexpected argument {first!r}"
+    flag = first.split("=")[0]
+    return f"unknown option {flag}" + checks.nearest(flag, flags).replace("'", "")
 
 
 def _command(sub, name: str, summary: str, example: str):
@@ -501,6 +543,7 @@ def _train_parser(sub):
     p = _command(sub, "train", "train a network on MNIST or Fashion-MNIST",
                  "xpnet train --layers 784-128-10 --activation relu --batch-size 64 --epochs 5 --lr 0.1 --save w.npz")
     options.add_arguments(p)
+    options.add_hidden(p)
     p.add_argument("--save", default=None, metavar="PATH", help="write weights, run and history to this .npz (atomically)")
     p.add_argument("--checkpoint-every", type=_at_least(1), default=None, metavar="N",
                    help="also write --save after every N epochs (N >= 1; default: only at the end)")
@@ -514,6 +557,7 @@ def _sweep_parser(sub):
     p = _command(sub, "sweep", "train a grid of configurations, many networks at once (stacks)",
                  "xpnet sweep --lr 0.01,0.1,1 --seed 0-2 --epochs 1 --out sweep.jsonl")
     options.add_arguments(p, lists=True)
+    options.add_hidden(p, lists=True)
     p.add_argument("--stack-size", type=_one(_at_least(1)), default=None, metavar="K",
                    help="at most K networks per stack (default: as many as --memory allows)")
     p.add_argument("--memory", type=_one(_at_least(1)), default=1024, metavar="MIB",
@@ -623,11 +667,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for add in (_train_parser, _sweep_parser, _saved_parsers, _bench_parser, _gradcheck_parser):
         add(sub)
+    parser.commands = sub.choices
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        print(f"xpnet {args.command}: error: {_unknown(parser, args.command, extras)} (see 'xpnet {args.command} "
+              "--help')", file=sys.stderr)
+        return 2
     try:
         return args.run(args)
     except XpnetError as exc:

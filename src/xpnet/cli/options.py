@@ -55,7 +55,20 @@ def from_args(args, lists: bool = False, base: Run | None = None) -> Run:
         if hasattr(args, name):
             value = getattr(args, name)
             values[name] = _split(opt, value) if lists and opt.sweep and isinstance(value, str) else value
+    hidden = getattr(args, "hidden", None)
+    if hidden is not None:
+        if getattr(args, "layers", None) != spec.default_of("layers"):
+            raise ValidationError("give --hidden (the hidden layers; the ends from the data) or --layers, not both")
+        layers = [f"in-{h}-out" if h else "in-out" for h in (t.strip() for t in (hidden.split(",") if lists else [hidden]))]
+        values["layers"] = layers if len(layers) > 1 else layers[0]
     return Run.from_flat(values, base)
+
+
+def add_hidden(parser, lists: bool = False) -> None:
+    """``--hidden``: the hidden layers only, the input size and the class count taken from the data."""
+    parser.add_argument("--hidden", default=None, metavar="H-H", help="hidden layer sizes joined by '-' (e.g. 32-32; "
+                        "'' for none), the input size and the class count from the data: --layers in-32-32-out"
+                        + ("; a list joined by ','" if lists else ""))
 
 
 def _metavar(opt: Option) -> str:

@@ -51,7 +51,7 @@ CLASSES = {
     "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
 }
 DATASETS = tuple(SHA256)
-SCALINGS = ("255", "max", "standardize", "none")
+SCALINGS = ("auto", "255", "max", "standardize", "none")
 PACKAGED = Path(__file__).parent / "mnist"
 DEBIAN_DIR = Path("/usr/share/datasets")
 
@@ -83,6 +83,10 @@ class Dataset:
     source: str
     #: Said to the user about this data (your own data without a test split).
     note: str | None = None
+    #: The file's rows held out as the test set (own data without a test split), else ``None``.
+    held_out: np.ndarray | None = None
+    #: The features' shape as images (IDX files' own, a square count of 64 or more), ``None`` for a table.
+    image_shape: tuple | None = None
 
 
 def cache_dir() -> Path:
@@ -149,6 +153,7 @@ def load(name: str = "mnist", data_dir=None, allow_download: bool = True, progre
     return Dataset(
         name, X_train.reshape(len(X_train), -1), y_train.astype(np.int64),
         X_test.reshape(len(X_test), -1), y_test.astype(np.int64), CLASSES[name], str(paths[FILES[0]].parent),
+        image_shape=tuple(X_train.shape[1:]),
     )
 
 
@@ -191,9 +196,18 @@ def scale(X, method: str = "255", reference=None, dtype=np.float64) -> np.ndarra
     ``"255"`` divides by 255 (default); ``"max"`` divides each image by its own maximum (seed 004);
     ``"standardize"`` subtracts the mean and divides by the standard deviation of ``reference`` (the
     training images; default ``X`` itself), one scalar each; ``"none"`` keeps raw 0-255 values (the seed
-    notebooks). The result is computed in place in one array of ``dtype``: float32 halves the memory.
+    notebooks); ``"auto"`` is ``"255"`` for pixels (whole numbers 0..255, in ``X`` and ``reference``) and
+    otherwise standardizes each feature with the mean and deviation of ``reference`` (:func:`choose_scaling`).
+    The result is computed in place in one array of ``dtype``: float32 halves the memory.
     """
     checks.choice("scale", method, SCALINGS)
+    if method == "auto":
+        reference = X if reference is None else reference
+        if not is_pixels(X, reference):
+            numbers = choose_scaling(Dataset("", reference, None, X, None, [], ""))
+            return (np.asarray(X, dtype=dtype) - np.asarray(numbers["mean"], dtype=dtype)) / np.asarray(
+                numbers["std"], dtype=dtype)
+        method = "255"
     out = np.array(X, dtype=dtype)
     if method == "255":
         out /= 255.0
@@ -208,6 +222,51 @@ def scale(X, method: str = "255", reference=None, dtype=np.float64) -> np.ndarra
     return out
 
 
+def is_pixels(*arrays) -> bool:
+    """Whether every value is a whole number in 0..255 (``uint8`` arrays are)."""
+    return all(X.dtype == np.uint8 or (X.size and X.min() >= 0 and X.max() <= 255 and np.array_equal(X, np.round(X)))
+               for X in arrays)
+
+
+def choose_scaling(data: Dataset, method: str = "auto", recorded: dict | None = None) -> dict:
+    """What ``method`` scales ``data``'s features with, as a run records it: ``{"method": ...}``, and for
+    ``"auto"`` the choice (``"chose"``) and its numbers. ``"auto"`` divides pixels (whole numbers 0..255)
+    by 255 and standardizes anything else, each feature with the mean and deviation of the training rows
+    (a feature that never varies: deviation 1). ``recorded`` (what a weights file holds) is used as it is,
+    so that data scored later is scaled as the training data was."""
+    if recorded is not None:
+        return recorded
+    if method != "auto":
+        return {"method": method}
+    if is_pixels(data.X_train, data.X_test):
+        return {"method": "auto", "chose": "255"}
+    X = np.asarray(data.X_train, dtype=np.float64)
+    std = X.std(axis=0)
+    return {"method": "auto", "chose": "standardize each feature", "mean": X.mean(axis=0).tolist(),
+            "std": np.where(std > 0, std, 1.0).tolist()}
+
+
+def unscale(X, scaling: dict | None) -> np.ndarray:
+    """Features scaled by :func:`choose_scaling`'s ``scaling`` back as the data held them (where that
+    is known: /255 and per-feature standardization; others as they are)."""
+    X = np.asarray(X, dtype=np.float64)
+    if scaling and "mean" in scaling:
+        return X * np.asarray(scaling["std"]) + np.asarray(scaling["mean"])
+    if scaling and scaling.get("chose", scaling.get("method")) == "255":
+        return X * 255.0
+    return X
+
+
+def describe_scaling(scaling: dict) -> str:
+    """One line for what :func:`choose_scaling` chose."""
+    if scaling.get("chose") == "255":
+        return "--scale auto: the features are pixel values 0..255, divided by 255"
+    if "mean" in scaling:
+        return (f"--scale auto: the {len(scaling['mean'])} features are not pixel values: each is standardized with "
+                "the training rows' mean and deviation (recorded with the weights)")
+    return f"--scale {scaling['method']}"
+
+
 def check_scaling(data: Dataset, method: str) -> None:
     """``"255"`` is for pixels: refused (one line) for features that are not whole numbers in 0..255."""
     if method != "255":
@@ -216,8 +275,8 @@ def check_scaling(data: Dataset, method: str) -> None:
         if X.dtype != np.uint8 and (X.min() < 0 or X.max() > 255 or not np.array_equal(X, np.round(X))):
             odd = X.flat[int(np.argmax((X < 0) | (X > 255) | (X != np.round(X))))]
             raise ValidationError(f"{data.name} holds features that are not pixel values 0..255 (such as {odd:g}), "
-                                  "which --scale 255 (the default) divides by 255: give --scale standardize or "
-                                  "--scale none")
+                                  "which --scale 255 divides by 255: give --scale auto (the default), standardize or "
+                                  "none")
 
 
 def digit_pair(X, y, digits) -> tuple[np.ndarray, np.ndarray]:
@@ -247,11 +306,27 @@ def validation_split(X, y, fraction: float, seed: int = 0):
     return X[order[:cut]], y[order[:cut]], X[order[cut:]], y[order[cut:]]
 
 
-def prepare(data: Dataset, scaling: str = "255", digits=None, dtype=np.float64):
-    """``(X_train, y_train, X_test, y_test)`` as float features of ``dtype``, optionally one digit pair."""
+def prepare(data: Dataset, scaling="255", digits=None, dtype=np.float64):
+    """``(X_train, y_train, X_test, y_test)`` as float features of ``dtype``, optionally one digit pair;
+    ``scaling`` is a method of :data:`SCALINGS` or what :func:`choose_scaling` gives."""
+    if scaling == "auto":
+        scaling = choose_scaling(data)
+    if isinstance(scaling, dict):
+        if "mean" in scaling:
+            mean, std = np.asarray(scaling["mean"]), np.asarray(scaling["std"])
+            if mean.shape != (data.X_train.shape[1],):
+                raise ValidationError(f"the recorded scaling has {mean.size} features' numbers; the data has "
+                                      f"{data.X_train.shape[1]} features")
+            X_train, X_test = ((np.asarray(X, dtype=dtype) - mean.astype(dtype)) / std.astype(dtype)
+                               for X in (data.X_train, data.X_test))
+            return _pair(X_train, data.y_train, X_test, data.y_test, digits)
+        scaling = scaling.get("chose", scaling["method"])
     X_train = scale(data.X_train, scaling, dtype=dtype)
     X_test = scale(data.X_test, scaling, reference=data.X_train, dtype=dtype)
-    y_train, y_test = data.y_train, data.y_test
+    return _pair(X_train, data.y_train, X_test, data.y_test, digits)
+
+
+def _pair(X_train, y_train, X_test, y_test, digits):
     if digits is not None:
         X_train, y_train = digit_pair(X_train, y_train, digits)
         X_test, y_test = digit_pair(X_test, y_test, digits)

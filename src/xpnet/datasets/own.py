@@ -9,8 +9,9 @@
 - A folder of IDX files named as MNIST's (``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte``,
   gzip or raw; ``t10k-...`` optionally): images of any size, flattened.
 
-Without a test split (no ``X_test``/``y_test``, a CSV, no ``t10k`` files) the test rows are the training
-rows. Every problem -- a missing file, an unknown format, a wrong shape, a value that is not a finite
+Without a test split (no ``X_test``/``y_test``, a CSV, no ``t10k`` files) a fifth of the rows
+(:data:`TEST_FRACTION`; stratified: a fifth of each class, chosen by the run's split seed) is held out as
+the test set, never trained on; the :class:`~xpnet.datasets.Dataset` names them (``held_out``). Every problem -- a missing file, an unknown format, a wrong shape, a value that is not a finite
 number, a negative or fractional label -- is one :class:`~xpnet.errors.DataError` naming the file, raised
 before any work. :func:`identify` gives the name and SHA-256 a run records.
 """
@@ -28,6 +29,8 @@ import numpy as np
 from ..errors import DataError
 
 LABEL_COLUMNS = ("label", "y", "target", "class")
+#: The fraction of the rows held out as the test set of data without a test split of its own.
+TEST_FRACTION = 0.2
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
@@ -74,9 +77,10 @@ def _digest(path: str, mtime_ns: int, size: int) -> str:
     return digest.hexdigest()
 
 
-def load(path, sha256: str | None = None):
+def load(path, sha256: str | None = None, split_seed: int = 0):
     """The data at ``path`` as a :class:`~xpnet.datasets.Dataset` (features as stored, labels ``int64``),
-    checked; with ``sha256``, the data must still be the one a run recorded."""
+    checked; with ``sha256``, the data must still be the one a run recorded. Without a test split of its
+    own, :func:`held_out` rows (chosen by ``split_seed``) are the test set."""
     from . import Dataset
 
     path = Path(path)
@@ -84,19 +88,43 @@ def load(path, sha256: str | None = None):
     if sha256 is not None and digest != sha256:
         raise DataError(f"--data {path}: not the data this run was made with (sha256 {digest[:12]}..., recorded "
                         f"{sha256[:12]}...)")
+    shape = None
     if path.is_dir():
-        X, y, X_test, y_test, classes = _read_idx_folder(path)
+        X, y, X_test, y_test, classes, shape = _read_idx_folder(path)
     elif path.suffix.lower() == ".npz":
         X, y, X_test, y_test, classes = _read_npz(path)
     elif path.suffix.lower() in (".csv", ".txt"):
         X, y, X_test, y_test, classes = _read_csv(path)
     else:
         raise DataError(f"--data {path}: not a .npz, .csv or folder of IDX files")
-    note = None
+    note = rows = None
+    classes = _check(path, X, y, X if X_test is None else X_test, y if y_test is None else y_test, classes)
     if X_test is None:
-        X_test, y_test, note = X, y, f"{name} has no test split: the test rows are all its rows"
-    classes = _check(path, X, y, X_test, y_test, classes)
-    return Dataset(name, X, y.astype(np.int64), X_test, y_test.astype(np.int64), classes, str(path), note)
+        test = held_out(y, TEST_FRACTION, split_seed)
+        if not test.any() or test.all():
+            raise DataError(f"--data {path}: {len(y)} rows are too few to hold a test set out of them; give it "
+                            "a test split of its own (X_test, y_test)")
+        rows = np.flatnonzero(test)
+        X, y, X_test, y_test = X[~test], y[~test], X[test], y[test]
+        note = (f"{name} has no test split: {len(rows)} of its {len(test)} rows ({TEST_FRACTION:.0%} of each class, "
+                f"chosen by --split-seed {split_seed}) are held out as the test set, never trained on")
+    side = int(round(np.sqrt(X.shape[1])))
+    if shape is None and side * side == X.shape[1] and side >= 8:
+        shape = (side, side)
+    return Dataset(name, X, y.astype(np.int64), X_test, y_test.astype(np.int64), classes, str(path), note, rows,
+                   shape)
+
+
+def held_out(y, fraction: float, seed: int = 0) -> np.ndarray:
+    """Which rows (a boolean mask) form a test set of ``fraction`` of the rows of each class, chosen by
+    ``numpy.random.default_rng(seed)``: at least one row of a class of two rows or more, never all of it."""
+    y = np.asarray(y)
+    rng, test = np.random.default_rng(seed), np.zeros(len(y), dtype=bool)
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        count = min(max(int(round(fraction * len(rows))), 1), len(rows) - 1)
+        test[rng.permutation(rows)[:count]] = True
+    return test
 
 
 def _check(path, X, y, X_test, y_test, classes) -> list[str]:
@@ -215,4 +243,4 @@ def _read_idx_folder(folder: Path):
     found = _idx_files(folder)
     arrays = [read_idx(found[b]) if b in found else None for b in IDX_FILES]
     flat = [a if a is None or i % 2 else a.reshape(len(a), -1) for i, a in enumerate(arrays)]
-    return (*flat, None)
+    return (*flat, None, tuple(arrays[0].shape[1:]) if arrays[0].ndim == 3 else None)
