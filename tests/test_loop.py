@@ -126,3 +126,21 @@ def test_each_schedule_names_the_options_it_uses():
     assert "step_size" in schedules.get("step").options and "gamma" in schedules.get("exponential").options
     assert "power_t" in schedules.get("invscaling").options
     assert set(schedules.users("gamma")) == {"step", "exponential", "plateau"}
+
+
+def test_the_progress_bar_says_the_time_left_and_durations_read_as_people_say_them():
+    import io
+
+    from xpnet.progress import Progress, duration
+
+    assert [duration(s) for s in (4.4, 59.6, 130, 3600 + 300)] == ["4 s", "1 min", "2 min 10 s", "1 h 5 min"]
+    out = io.StringIO()
+    bar = Progress(100, "bench", enabled=True, unit="rounds", stream=out)
+    bar.start, bar.done = 0.0, 50
+    bar._draw(10.0)  # half done in 10 s: 10 s left (no clock is read: the instant is given)
+    assert "50/100" in out.getvalue() and "10 s left" in out.getvalue()
+    bar.total += 50  # the work turned out larger: the estimate follows
+    bar._draw(10.0)
+    assert out.getvalue().endswith("20 s left   ")
+    bar.write("a line")
+    assert "a line\n" in out.getvalue()

@@ -188,7 +188,8 @@ class Session:
         weights."""
         if self.finished:
             return [[] for _ in self.optimizers]
-        attached = [ProgressBar(progress), *([OnEpoch(on_epoch)] if on_epoch is not None else []), *hooks,
+        attached = [*([ProgressBar(progress)] if progress is not False else []),
+                    *([OnEpoch(on_epoch)] if on_epoch is not None else []), *hooks,
                     *([self.checkpoint] if self.checkpoint is not None else [])]
         return self.trainer.run(range(self.initial_epoch + 1, self.training.epochs + 1), attached)
 

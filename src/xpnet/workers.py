@@ -419,15 +419,19 @@ def alone(results, groups, data, rounds=5, on_round=None, pools=None) -> None:
             workers.close()
 
 
-def expected_seconds(groups, rounds: int, target: float) -> float:
+def expected_seconds(groups, rounds: int, target: float, busy_cores: int = 0) -> float:
     """About how long :func:`run_suite` takes for ``groups`` (:func:`cells`): each cell's rounds and about
-    two more for its calibration and warm-up, plus a second per implementation to start its process.
-    Cells of the GPU implementations on a machine without one take no time; cells whose rounds are
-    longer than ``target`` (a slow implementation's shortest pass) take longer."""
+    three more (its calibration and warm-up, and the rounds of the cells measured twice), plus 1.5 s per
+    implementation to start its process; beside ``busy_cores`` busy cores, as much longer as the cores
+    left are fewer (measured on 2 cores, 2026-12-05: 157 s quiet against 158 s estimated, 281 s beside
+    one busy core against 316 s). Cells of the GPU implementations on a machine without one take no
+    time."""
     implementations_ = {c.implementation for group in groups for c in group}
     gpu = os.path.exists("/dev/nvidia0")  # an estimate: a GPU cell where there is none is skipped at once
     here = [c for group in groups for c in group if gpu or "@" not in c.implementation]
-    return len(here) * (rounds + 2) * target + len(implementations_)
+    quiet = len(here) * (rounds + 3) * target + 1.5 * len(implementations_)
+    cores = os.cpu_count() or 1
+    return quiet * cores / max(cores - busy_cores, 1)
 
 
 @contextlib.contextmanager

@@ -444,7 +444,8 @@ def cmd_bench(args) -> int:
     cases = list(itertools.product(nets, dtypes, batches, models))
     groups = workers.cells(impls, cases, args.rounds, args.target, optimizer, args.threads)
     total = len(impls) * len(cases)
-    expected = workers.expected_seconds(groups, args.rounds, args.target) * (2 if args.check_alone else 1)
+    expected = workers.expected_seconds(groups, args.rounds, args.target, args.busy_cores) * (
+        2 if args.check_alone else 1)
     where = "all in this process" if args.in_process else "each implementation in a process of its own"
     print(f"xpnet bench: {total} cells ({len(impls)} implementations x {len(cases)} cases), {args.rounds} rounds of "
           f"about {args.target:g} s each, {where}{', then each cell alone' if args.check_alone else ''}: expect "
@@ -481,6 +482,13 @@ def cmd_bench(args) -> int:
             print(bench.models_table(results, net, dtype))
     if any(bench.flags(r) for r in results):
         print(f"\n{bench.LEGEND}")
+    checked = [r for r in results if "alone_ratio" in r]
+    if checked:
+        ratios = [r["alone_ratio"] for r in checked]
+        off = sum(r["differs"] for r in checked)
+        print(f"alone check: {len(checked) - off} of {len(checked)} cells within {bench.ALONE_FACTOR:g}× of the same "
+              f"case measured alone (ratios {min(ratios):.2f} to {max(ratios):.2f})"
+              + (f"; {off} not reproduced, marked [! alone V]" if off else ""))
     print(f"xpnet bench: {len(results)} cells in {duration(seconds)}", file=sys.stderr)
     return 0
 
