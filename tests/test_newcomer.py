@@ -166,3 +166,17 @@ def test_a_misspelt_name_gets_the_nearest_suggested(capsys, argv, suggestion):
 def test_cuda_on_a_host_backend_names_the_backends_that_have_it(capsys):
     code, _, err = run(capsys, "train", "--device", "cuda")
     assert code == 2 and "--backend cupy" in err and "torch" in err and err.count("\n") == 1
+
+
+def test_a_sweeps_weights_record_the_scaling_and_evaluate_applies_it(capsys, tmp_path):
+    X, y = five_features()
+    np.savez(tmp_path / "five.npz", X=X, y=y)
+    code, out, err = run(capsys, "sweep", "--data", tmp_path / "five.npz", "--epochs", "2", "--save-dir", tmp_path / "w",
+                       "--json", "--no-progress")
+    assert code == 0, err
+    (record,) = [json.loads(line) for line in out.splitlines()]
+    saved = np.load(record["weights"])
+    scaling = json.loads(str(saved["meta"]))["input_scaling"]
+    assert code == 0 and scaling["chose"] == "standardize each feature" and len(scaling["mean"]) == 5
+    code, out, _ = run(capsys, "evaluate", "--weights", record["weights"], "--data", tmp_path / "five.npz", "--json")
+    assert code == 0 and json.loads(out)["test_accuracy"] == record["test_accuracy"]

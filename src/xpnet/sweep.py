@@ -248,6 +248,8 @@ class Sweep:
                 if self.save_dir:
                     r["weights"] = str(Path(self.save_dir) / weights_name(r))
                     extra = {"diverged": r["diverged"]["at"]} if r["diverged"] else {}
+                    if self.data.scaling is not None:  # how the data was scaled, as xpnet train records it
+                        extra["input_scaling"] = self.data.scaling
                     model.save(r["weights"], **run_meta(spec.Run.from_flat(r)), test_accuracy=r["test_accuracy"],
                                **extra)
             records.extend(new)
