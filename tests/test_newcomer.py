@@ -45,6 +45,42 @@ def test_own_npz_and_csv_train_with_no_option_at_all(capsys, tmp_path, iris):
         assert err.count("standardized with the training rows' mean") == 1 and err.count("held out as the test set") == 1
 
 
+def test_keras_and_scikit_learn_named_npz_files_and_a_csv_labelled_last_train_with_no_option(capsys, tmp_path, iris):
+    """The files a newcomer has at hand: Keras' layout (x_train as images of rows x height x width, with
+    x_test), scikit-learn's names (data, target, target_names), a CSV without a header whose labels are its
+    last column (and one whose labels are its first, as MNIST's CSV files)."""
+    pytest.importorskip("matplotlib")
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images, y = (digits.images * 16).clip(0, 255).astype(np.uint8), digits.target  # 8x8 pixels 0..255
+    np.savez(tmp_path / "keras.npz", x_train=images[:1400], y_train=y[:1400], x_test=images[1400:], y_test=y[1400:])
+    X, labels = iris
+    np.savez(tmp_path / "sklearn.npz", data=X, target=labels, target_names=np.array(NAMES))
+    write_csv(tmp_path / "last.csv", X, labels, header=False, names=False)
+    write_csv(tmp_path / "first.csv", X, labels, header=False, names=False, label_first=True)
+    for name, layers, test_rows, said, better in (("keras.npz", "64-32-32-10", 397, None, 0.5),  # chance: 0.1
+                                                  ("sklearn.npz", "4-32-32-3", 30, None, 0.8),
+                                                  ("last.csv", "4-32-32-3", 30, "the labels are its last column", 0.8),
+                                                  ("first.csv", "4-32-32-3", 30, "the labels are its first column",
+                                                   0.8)):
+        weights = tmp_path / f"{name}.w.npz"
+        epochs = ["--epochs", "30"] if name == "keras.npz" else []  # iris: its own default, 200
+        code, out, err = run(capsys, "train", "--data", tmp_path / name, *epochs, "--save", weights, "--json",
+                             "--no-progress")
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["layers"] == layers and result["test_accuracy"] > better, (name, result["test_accuracy"])
+        assert (said is None and "labels are its" not in err) or err.count(said) == 1, err
+        code, out, _ = run(capsys, "evaluate", "--weights", weights, "--json")
+        assert code == 0 and sum(map(sum, json.loads(out)["confusion"])) == test_rows
+    code, out, _ = run(capsys, "evaluate", "--weights", tmp_path / "sklearn.npz.w.npz")
+    assert "virginica" in out  # target_names are the class names
+    plots = tmp_path / "plots"
+    code, _, err = run(capsys, "plot", "--weights", tmp_path / "keras.npz.w.npz", "--out", plots)
+    assert code == 0 and (plots / "misclassified.png").exists() and not (plots / "misclassified.csv").exists(), err
+
+
 def test_the_held_out_rows_are_the_test_set_stratified_seeded_and_never_trained_on(tmp_path, iris):
     X, y = iris
     np.savez(tmp_path / "iris.npz", X=X, y=y)

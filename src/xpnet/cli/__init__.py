@@ -54,8 +54,8 @@ def cmd_train(args) -> int:
     session = start([run], data, checkpoint=checkpoint, resume=args.resume)
     scaled = datasets.describe_scaling(data.scaling) if run.data.sha256 else None  # own data: said once
     for note in (data.note, scaled, session.note):
-        if note:
-            print(f"xpnet train: {note}", file=sys.stderr)
+        for line in (note or "").splitlines():
+            print(f"xpnet train: {line}", file=sys.stderr)
     if session.finished:
         print(f"xpnet train: {session.finished}", file=sys.stderr)
         return 0
@@ -154,8 +154,8 @@ def _saved_run(args, backend="numpy", device=None, dtype=None, data: dict | None
     trained = spec.from_meta(net.meta).data
     chosen = _test_data(trained, args, data)
     arrays = _test_arrays(chosen, trained, net.meta, net.sizes)
-    if arrays.note:
-        print(f"xpnet {args.command}: {arrays.note}", file=sys.stderr)
+    for line in (arrays.note or "").splitlines():
+        print(f"xpnet {args.command}: {line}", file=sys.stderr)
     return net, chosen, arrays
 
 

@@ -81,7 +81,7 @@ class Dataset:
     y_test: np.ndarray
     classes: list
     source: str
-    #: Said to the user about this data (your own data without a test split).
+    #: Said to the user about this data, a line each (the column a CSV's labels were taken from, the held-out test rows).
     note: str | None = None
     #: The file's rows held out as the test set (own data without a test split), else ``None``.
     held_out: np.ndarray | None = None

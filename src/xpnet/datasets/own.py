@@ -1,11 +1,15 @@
 """Your own data (``xpnet train --data FILE``): a ``.npz``, a CSV file or a folder of IDX files.
 
 - ``.npz``: arrays ``X`` (rows, features) and ``y`` (rows,) of whole-number labels; optionally
-  ``X_test`` and ``y_test``, and ``classes`` (one name per label).
+  ``X_test`` and ``y_test``, and ``classes`` (one name per label). The names Keras' and scikit-learn's
+  files use are read alike (:data:`NPZ_NAMES`: ``x_train``, ``y_train``, ``x_test``, ``y_test``,
+  ``data``, ``target``, ``target_names`` ...); images (rows, height, width, and any channels) are
+  flattened, and plotted as images where they have one channel.
 - CSV (comma-separated, an optional header line): the label is the column headed ``label``, ``y``,
-  ``target`` or ``class``; without such a header, the one column that is not numeric; otherwise the first
-  column (the layout of the common MNIST CSV files). Labels are whole numbers, or names (sorted, then
-  numbered from 0).
+  ``target``, ``class`` (:data:`LABEL_COLUMNS`); without such a header, the one column that is not
+  numeric; otherwise the first or the last column, whichever holds labels (whole numbers 0, 1, ... each
+  present; the first column when both do, as in the common MNIST CSV files), and the choice is said once.
+  Labels are whole numbers, or names (sorted, then numbered from 0).
 - A folder of IDX files named as MNIST's (``train-images-idx3-ubyte`` and ``train-labels-idx1-ubyte``,
   gzip or raw; ``t10k-...`` optionally): images of any size, flattened.
 
@@ -28,7 +32,12 @@ import numpy as np
 
 from ..errors import DataError
 
-LABEL_COLUMNS = ("label", "y", "target", "class")
+LABEL_COLUMNS = ("label", "labels", "y", "target", "targets", "class", "classes", "category", "species", "digit")
+#: The arrays of a ``.npz`` under each name they are read from, the first one present.
+NPZ_NAMES = {"X": ("X", "x", "X_train", "x_train", "data", "features"),
+             "y": ("y", "y_train", "Y", "Y_train", "labels", "label", "target", "targets"),
+             "X_test": ("X_test", "x_test"), "y_test": ("y_test", "Y_test"),
+             "classes": ("classes", "class_names", "target_names")}
 #: The fraction of the rows held out as the test set of data without a test split of its own.
 TEST_FRACTION = 0.2
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -88,16 +97,16 @@ def load(path, sha256: str | None = None, split_seed: int = 0):
     if sha256 is not None and digest != sha256:
         raise DataError(f"--data {path}: not the data this run was made with (sha256 {digest[:12]}..., recorded "
                         f"{sha256[:12]}...)")
-    shape = None
+    shape = label_note = None
     if path.is_dir():
         X, y, X_test, y_test, classes, shape = _read_idx_folder(path)
     elif path.suffix.lower() == ".npz":
-        X, y, X_test, y_test, classes = _read_npz(path)
+        X, y, X_test, y_test, classes, shape = _read_npz(path)
     elif path.suffix.lower() in (".csv", ".txt"):
-        X, y, X_test, y_test, classes = _read_csv(path)
+        X, y, X_test, y_test, classes, label_note = _read_csv(path)
     else:
         raise DataError(f"--data {path}: not a .npz, .csv or folder of IDX files")
-    note = rows = None
+    note, rows = label_note, None
     classes = _check(path, X, y, X if X_test is None else X_test, y if y_test is None else y_test, classes)
     if X_test is None:
         test = held_out(y, TEST_FRACTION, split_seed)
@@ -106,8 +115,8 @@ def load(path, sha256: str | None = None, split_seed: int = 0):
                             "a test split of its own (X_test, y_test)")
         rows = np.flatnonzero(test)
         X, y, X_test, y_test = X[~test], y[~test], X[test], y[test]
-        note = (f"{name} has no test split: {len(rows)} of its {len(test)} rows ({TEST_FRACTION:.0%} of each class, "
-                f"chosen by --split-seed {split_seed}) are held out as the test set, never trained on")
+        note = "\n".join(filter(None, [note, f"{name} has no test split: {len(rows)} of its {len(test)} rows ({TEST_FRACTION:.0%} of each class, "
+                f"chosen by --split-seed {split_seed}) are held out as the test set, never trained on"]))
     side = int(round(np.sqrt(X.shape[1])))
     if shape is None and side * side == X.shape[1] and side >= 8:
         shape = (side, side)
@@ -166,18 +175,26 @@ def _read_npz(path):
             arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise DataError(f"--data {path}: not a readable .npz ({type(exc).__name__}: {exc})") from None
-    missing = [k for k in ("X", "y") if k not in arrays]
+    found = {role: next((arrays[n] for n in names if n in arrays), None) for role, names in NPZ_NAMES.items()}
+    missing = [k for k in ("X", "y") if found[k] is None]
     if missing:
         raise DataError(f"--data {path}: no array {' or '.join(missing)} (it holds {', '.join(arrays) or 'nothing'}); "
-                        "expected X, y and optionally X_test, y_test, classes")
-    if ("X_test" in arrays) != ("y_test" in arrays):
+                        "expected X, y and optionally X_test, y_test, classes (or x_train, y_train, x_test, y_test)")
+    if (found["X_test"] is None) != (found["y_test"] is None):
         raise DataError(f"--data {path}: X_test and y_test come together; it holds only one")
-    classes = arrays.get("classes")
+    classes = found["classes"]
     if classes is not None:
         if classes.ndim != 1:
             raise DataError(f"--data {path}: classes must be a list of names; got shape {classes.shape}")
         classes = [str(c) for c in classes.tolist()]
-    return arrays["X"], arrays["y"], arrays.get("X_test"), arrays.get("y_test"), classes
+    X, X_test, shape = found["X"], found["X_test"], None
+    if X.ndim >= 3:  # images: flattened; drawn as images where they have one channel
+        shape = tuple(X.shape[1:3]) if X.ndim == 3 or (X.ndim == 4 and X.shape[-1] == 1) else None
+        if X_test is not None and X_test.shape[1:] != X.shape[1:]:
+            raise DataError(f"--data {path}: X_test holds rows of shape {X_test.shape[1:]}, X of {X.shape[1:]}")
+        X = X.reshape(len(X), -1)
+        X_test = None if X_test is None else X_test.reshape(len(X_test), -1)
+    return X, found["y"], X_test, found["y_test"], classes, shape
 
 
 def _read_csv(path):
@@ -196,9 +213,13 @@ def _read_csv(path):
     if row is None:
         raise DataError(f"--data {path}: a header and no rows")
     text = [i for i, c in enumerate(row) if not _number(c)]
-    label = next((names.index(n) for n in LABEL_COLUMNS if n in names), None)
-    if label is None:
-        label = text[0] if len(text) == 1 else 0
+    label, note = next((names.index(n) for n in LABEL_COLUMNS if n in names), None), None
+    if label is None and len(text) == 1:
+        label = text[0]
+    elif label is None:
+        label = _label_column(path, int(header), len(row))
+        note = (f"{path.name}: the labels are its {'first' if label == 0 else 'last'} column (a header naming a "
+                f"column {', '.join(LABEL_COLUMNS[:4])} or class chooses another)")
     features = [i for i in range(len(row)) if i != label]
     if not features:
         raise DataError(f"--data {path}: one column; expected a label and features")
@@ -209,9 +230,23 @@ def _read_csv(path):
         raise DataError(f"--data {path}: {str(exc).splitlines()[0]}") from None
     raw = np.char.strip(raw)
     if all(map(_number, raw)):
-        return X, raw.astype(np.float64), None, None, None
+        return X, raw.astype(np.float64), None, None, None, note
     classes, y = np.unique(raw, return_inverse=True)
-    return X, y, None, None, [str(c) for c in classes]
+    return X, y, None, None, [str(c) for c in classes], note
+
+
+def _label_column(path, skip: int, count: int) -> int:
+    """Of a CSV whose header (if any) names no label column and whose columns are all numbers: the first or
+    the last column, whichever holds labels -- whole numbers 0, 1, ..., k-1, each present, k >= 2 (a
+    corner pixel or a measurement does not); the first when both or neither do."""
+    for column in dict.fromkeys((0, count - 1)):
+        try:
+            values = np.unique(np.loadtxt(path, delimiter=",", skiprows=skip, usecols=[column], ndmin=1))
+        except (ValueError, IndexError):
+            return 0  # the read of the whole file says what is wrong with it
+        if len(values) >= 2 and np.array_equal(values, np.arange(len(values))):
+            return column
+    return 0
 
 
 def _number(text) -> bool:
