@@ -48,7 +48,7 @@ def test_own_npz_and_csv_train_with_no_option_at_all(capsys, tmp_path, iris):
 def test_keras_and_scikit_learn_named_npz_files_and_a_csv_labelled_last_train_with_no_option(capsys, tmp_path, iris):
     """The files a newcomer has at hand: Keras' layout (x_train as images of rows x height x width, with
     x_test), scikit-learn's names (data, target, target_names), a CSV without a header whose labels are its
-    last column (and one whose labels are its first, as MNIST's CSV files)."""
+    last column (and one whose labels are its first, as MNIST's CSV files), labels given as names."""
     pytest.importorskip("matplotlib")
     from sklearn.datasets import load_digits
 
@@ -57,10 +57,12 @@ def test_keras_and_scikit_learn_named_npz_files_and_a_csv_labelled_last_train_wi
     np.savez(tmp_path / "keras.npz", x_train=images[:1400], y_train=y[:1400], x_test=images[1400:], y_test=y[1400:])
     X, labels = iris
     np.savez(tmp_path / "sklearn.npz", data=X, target=labels, target_names=np.array(NAMES))
+    np.savez(tmp_path / "names.npz", X=X, y=np.array(NAMES)[labels])  # labels as names, numbered sorted
     write_csv(tmp_path / "last.csv", X, labels, header=False, names=False)
     write_csv(tmp_path / "first.csv", X, labels, header=False, names=False, label_first=True)
     for name, layers, test_rows, said, better in (("keras.npz", "64-32-32-10", 397, None, 0.5),  # chance: 0.1
                                                   ("sklearn.npz", "4-32-32-3", 30, None, 0.8),
+                                                  ("names.npz", "4-32-32-3", 30, None, 0.8),
                                                   ("last.csv", "4-32-32-3", 30, "the labels are its last column", 0.8),
                                                   ("first.csv", "4-32-32-3", 30, "the labels are its first column",
                                                    0.8)):
@@ -74,8 +76,9 @@ def test_keras_and_scikit_learn_named_npz_files_and_a_csv_labelled_last_train_wi
         assert (said is None and "labels are its" not in err) or err.count(said) == 1, err
         code, out, _ = run(capsys, "evaluate", "--weights", weights, "--json")
         assert code == 0 and sum(map(sum, json.loads(out)["confusion"])) == test_rows
-    code, out, _ = run(capsys, "evaluate", "--weights", tmp_path / "sklearn.npz.w.npz")
-    assert "virginica" in out  # target_names are the class names
+    for name in ("sklearn.npz", "names.npz"):  # target_names, or the names themselves, are the class names
+        code, out, _ = run(capsys, "evaluate", "--weights", tmp_path / f"{name}.w.npz")
+        assert code == 0 and out.splitlines()[-1].split()[0] == "virginica"
     plots = tmp_path / "plots"
     code, _, err = run(capsys, "plot", "--weights", tmp_path / "keras.npz.w.npz", "--out", plots)
     assert code == 0 and (plots / "misclassified.png").exists() and not (plots / "misclassified.csv").exists(), err

@@ -4,7 +4,8 @@
   ``X_test`` and ``y_test``, and ``classes`` (one name per label). The names Keras' and scikit-learn's
   files use are read alike (:data:`NPZ_NAMES`: ``x_train``, ``y_train``, ``x_test``, ``y_test``,
   ``data``, ``target``, ``target_names`` ...); images (rows, height, width, and any channels) are
-  flattened, and plotted as images where they have one channel.
+  flattened, and plotted as images where they have one channel; labels may be names (numbered in the
+  order of ``classes``, or sorted).
 - CSV (comma-separated, an optional header line): the label is the column headed ``label``, ``y``,
   ``target``, ``class`` (:data:`LABEL_COLUMNS`); without such a header, the one column that is not
   numeric; otherwise the first or the last column, whichever holds labels (whole numbers 0, 1, ... each
@@ -187,6 +188,9 @@ def _read_npz(path):
         if classes.ndim != 1:
             raise DataError(f"--data {path}: classes must be a list of names; got shape {classes.shape}")
         classes = [str(c) for c in classes.tolist()]
+    y, y_test = found["y"], found["y_test"]
+    if y.dtype.kind in "US" or (y_test is not None and y_test.dtype.kind in "US"):
+        y, y_test, classes = _named_labels(path, y, y_test, classes)
     X, X_test, shape = found["X"], found["X_test"], None
     if X.ndim >= 3:  # images: flattened; drawn as images where they have one channel
         shape = tuple(X.shape[1:3]) if X.ndim == 3 or (X.ndim == 4 and X.shape[-1] == 1) else None
@@ -194,7 +198,22 @@ def _read_npz(path):
             raise DataError(f"--data {path}: X_test holds rows of shape {X_test.shape[1:]}, X of {X.shape[1:]}")
         X = X.reshape(len(X), -1)
         X_test = None if X_test is None else X_test.reshape(len(X_test), -1)
-    return X, found["y"], X_test, found["y_test"], classes, shape
+    return X, y, X_test, y_test, classes, shape
+
+
+def _named_labels(path, y, y_test, classes):
+    """Labels given as names: numbered in the order of ``classes``, or sorted where it is not given."""
+    if y_test is not None and (y.dtype.kind in "US") != (y_test.dtype.kind in "US"):
+        raise DataError(f"--data {path}: y and y_test must both hold names or both numbers")
+    labels = [np.char.strip(a.astype(str)).tolist() for a in (y, y_test) if a is not None]
+    found = set().union(*labels)
+    names = classes or sorted(found)
+    unknown = sorted(found - set(names))
+    if unknown:
+        raise DataError(f"--data {path}: y holds the label {unknown[0]!r}, which classes does not name")
+    number = {name: i for i, name in enumerate(names)}
+    y, *rest = (np.array([number[v] for v in a], dtype=np.int64) for a in labels)
+    return y, (rest[0] if rest else None), [str(n) for n in names]
 
 
 def _read_csv(path):
