@@ -204,7 +204,9 @@ class Sweep:
         for batch in _values(grid.training.batch_size):
             if batch > n:
                 raise ValidationError(f"--batch-size {batch} is more than the {n} training samples")
-        self.notes: list[str] = []  # options some optimizers of the grid do not use, said in one line each
+        # what the data says of itself (held-out test rows), then options some optimizers of the grid do not
+        # use: said in one line each
+        self.notes: list[str] = (self.data.note or "").splitlines()
         self.runs = spec.expand(grid, self.notes)
         check(self.runs)
         for run in self.runs:
