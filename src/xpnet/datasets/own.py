@@ -116,8 +116,9 @@ def load(path, sha256: str | None = None, split_seed: int = 0):
                             "a test split of its own (X_test, y_test)")
         rows = np.flatnonzero(test)
         X, y, X_test, y_test = X[~test], y[~test], X[test], y[test]
-        note = "\n".join(filter(None, [note, f"{name} has no test split: {len(rows)} of its {len(test)} rows ({TEST_FRACTION:.0%} of each class, "
-                f"chosen by --split-seed {split_seed}) are held out as the test set, never trained on"]))
+        held = (f"{name} has no test split: {len(rows)} of its {len(test)} rows ({TEST_FRACTION:.0%} of each class, "
+                f"chosen by --split-seed {split_seed}) are held out as the test set, never trained on")
+        note = "\n".join(filter(None, (note, held)))
     side = int(round(np.sqrt(X.shape[1])))
     if shape is None and side * side == X.shape[1] and side >= 8:
         shape = (side, side)
