@@ -164,3 +164,18 @@ def test_the_stepper_is_chosen_once_from_the_backends_capabilities(backend, step
 
     assert type(trainer().stepper) is stepper
     assert type(trainer(compile=False).stepper) is train.Stepper
+
+
+def test_a_stacks_runs_made_without_checking_again_equal_the_checked_ones():
+    """``Run.for_network`` (a stack's K runs at each fit call) skips the checks ``replace`` runs: the runs
+    it makes equal the checked ones, seeds as plain ints (a NumPy seed would not go into JSON)."""
+    import json
+
+    from xpnet import Stack
+
+    stack = Stack(layers="4-3-2", seeds=np.arange(3))
+    optimizers = [spec.Optimizer(lr=lr) for lr in (0.1, 0.2, 0.3)]
+    runs = stack.runs(spec.Data(), spec.Training(), optimizers, stack.seeds)
+    for k, run in enumerate(runs):
+        assert run == runs[0].replace(seed=k, lr=optimizers[k].lr) and type(run.seed) is int
+        assert spec.Run.from_dict(json.loads(json.dumps(run.to_dict()))) == run

@@ -336,7 +336,7 @@ class BaseNetwork:
                 seed, init, init_scale, optimizer = key
                 run = base if (init, init_scale) == (self.inits[0], self.init_scales[0]) else base.replace(
                     init=init, init_scale=init_scale)
-                made[key] = dataclasses.replace(run, seed=seed, optimizer=optimizer)
+                made[key] = run.for_network(seed, optimizer)
         return [made[key] for key in zip(seeds, self.inits, self.init_scales, optimizers)]
 
     def evaluate(self, X, y, **kwargs):

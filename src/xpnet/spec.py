@@ -19,6 +19,7 @@ in the order of :data:`SWEPT` (the first varies slowest).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import itertools
@@ -509,6 +510,14 @@ class Run(_Group):
                 changes.setdefault(group, {})[name] = value
         return dataclasses.replace(self, **{g: dataclasses.replace(getattr(self, g), **v) if g in GROUPS else v
                                             for g, v in changes.items()})
+
+    def for_network(self, seed: int, optimizer: "Optimizer") -> "Run":
+        """This run with another seed and optimizer (checked when it was built), the rest not checked
+        again: a stack's K networks make K runs at every ``fit`` call."""
+        run = copy.copy(self)
+        object.__setattr__(run, "seed", checks.seed("seed", seed))
+        object.__setattr__(run, "optimizer", optimizer)
+        return run
 
     def to_dict(self) -> dict:
         """The groups as nested dicts (what a weights file records)."""
