@@ -18,7 +18,8 @@ timing: each tree's case runs under ``valgrind --tool=callgrind`` twice, trainin
 after the same warm-up, and the difference of the two counts over the rows of two epochs is the
 instructions per sample the training loop executes -- the same count on every run of the same code
 (one BLAS and one OpenMP thread, so that the count does not depend on which thread ran what or on
-threads spinning while they wait). What a ``fit`` call costs besides its rows (building the run's
+threads spinning while they wait; one hash seed, ``PYTHONHASHSEED=0``, so that sets and dicts of strings
+iterate alike: with random seeds, counts of the same code were seen 2 % apart). What a ``fit`` call costs besides its rows (building the run's
 specification, moving data, the epoch's checks) is spread over the counted rows: ``--count-rows`` (default
 an eighth of the timed rows, at least 256) says how many, and a difference that shrinks as they grow is
 one of those per-call costs, not of the steps.
@@ -117,7 +118,8 @@ def instructions(case: str, src: str, rows: int | None = None) -> float:
     for epochs in (1, 3):
         proc = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
                                __file__, "--count", case, str(epochs), str(rows)], capture_output=True, text=True,
-                              env={**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+                              env={**os.environ, "PYTHONPATH": src, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+                                   "PYTHONHASHSEED": "0"},
                               check=True)
         counts.append(int(re.search(r"Collected : (\d+)", proc.stderr).group(1)))
     models = CASES[case][2]
