@@ -19,10 +19,10 @@ after the same warm-up, and the difference of the two counts over the rows of tw
 instructions per sample the training loop executes -- the same count on every run of the same code
 (one BLAS and one OpenMP thread, so that the count does not depend on which thread ran what or on
 threads spinning while they wait; one hash seed, ``PYTHONHASHSEED=0``, so that sets and dicts of strings
-iterate alike: with random seeds, counts of the same code were seen 2 % apart). What a ``fit`` call costs besides its rows (building the run's
-specification, moving data, the epoch's checks) is spread over the counted rows: ``--count-rows`` (default
-an eighth of the timed rows, at least 256) says how many, and a difference that shrinks as they grow is
-one of those per-call costs, not of the steps.
+iterate alike: with random seeds, counts of the same code were seen 2 % apart). What a ``fit`` call costs
+besides its rows (building the run's specification, moving data, the epoch's checks) is spread over the
+counted rows: ``--count-rows`` (default an eighth of the timed rows, at least 256) says how many, and a
+difference that shrinks as they grow is one of those per-call costs, not of the steps.
 """
 
 from __future__ import annotations

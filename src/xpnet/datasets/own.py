@@ -233,37 +233,39 @@ def _read_csv(path):
     if row is None:
         raise DataError(f"--data {path}: a header and no rows")
     text = [i for i, c in enumerate(row) if not _number(c)]
-    label, note = next((names.index(n) for n in LABEL_COLUMNS if n in names), None), None
+    label = next((names.index(n) for n in LABEL_COLUMNS if n in names), None)
     if label is None and len(text) == 1:
         label = text[0]
-    elif label is None:
-        label = _label_column(path, int(header), len(row))
+    if len(row) < 2:
+        raise DataError(f"--data {path}: one column; expected a label and features")
+    if label is None:  # every column a number: read once, the labels are the first or the last column
+        table = _loadtxt(path, header, None, np.float64)
+        label = _label_column(table)
         note = (f"{path.name}: the labels are its {'first' if label == 0 else 'last'} column (a header naming a "
                 f"column {', '.join(LABEL_COLUMNS[:4])} or class chooses another)")
-    features = [i for i in range(len(row)) if i != label]
-    if not features:
-        raise DataError(f"--data {path}: one column; expected a label and features")
+        return np.delete(table, label, axis=1), table[:, label], None, None, None, note
+    X = _loadtxt(path, header, [i for i in range(len(row)) if i != label], np.float64)
+    raw = np.char.strip(_loadtxt(path, header, [label], str)[:, 0])
+    if all(map(_number, raw)):
+        return X, raw.astype(np.float64), None, None, None, None
+    classes, y = np.unique(raw, return_inverse=True)
+    return X, y, None, None, [str(c) for c in classes], None
+
+
+def _loadtxt(path, header: bool, columns, dtype) -> np.ndarray:
+    """The CSV's rows (after the header line, if any): ``columns`` of them (``None``: all) as ``dtype``."""
     try:
-        X = np.loadtxt(path, delimiter=",", skiprows=int(header), usecols=features, ndmin=2, dtype=np.float64)
-        raw = np.loadtxt(path, delimiter=",", skiprows=int(header), usecols=[label], ndmin=1, dtype=str)
+        return np.loadtxt(path, delimiter=",", skiprows=int(header), usecols=columns, ndmin=2, dtype=dtype)
     except (ValueError, IndexError) as exc:
         raise DataError(f"--data {path}: {str(exc).splitlines()[0]}") from None
-    raw = np.char.strip(raw)
-    if all(map(_number, raw)):
-        return X, raw.astype(np.float64), None, None, None, note
-    classes, y = np.unique(raw, return_inverse=True)
-    return X, y, None, None, [str(c) for c in classes], note
 
 
-def _label_column(path, skip: int, count: int) -> int:
-    """Of a CSV whose header (if any) names no label column and whose columns are all numbers: the first or
-    the last column, whichever holds labels -- whole numbers 0, 1, ..., k-1, each present, k >= 2 (a
-    corner pixel or a measurement does not); the first when both or neither do."""
-    for column in dict.fromkeys((0, count - 1)):
-        try:
-            values = np.unique(np.loadtxt(path, delimiter=",", skiprows=skip, usecols=[column], ndmin=1))
-        except (ValueError, IndexError):
-            return 0  # the read of the whole file says what is wrong with it
+def _label_column(table: np.ndarray) -> int:
+    """Of a table of numbers whose header (if any) names no label column: the first or the last column,
+    whichever holds labels -- whole numbers 0, 1, ..., k-1, each present, k >= 2 (a corner pixel or a
+    measurement does not); the first when both or neither do."""
+    for column in (0, table.shape[1] - 1):
+        values = np.unique(table[:, column])
         if len(values) >= 2 and np.array_equal(values, np.arange(len(values))):
             return column
     return 0
